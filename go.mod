@@ -1,0 +1,3 @@
+module github.com/clickstreamkit/clickstream
+
+go 1.26
