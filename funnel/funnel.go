@@ -1,0 +1,359 @@
+package funnel
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"maps"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/clickstreamkit/clickstream"
+	"github.com/clickstreamkit/clickstream/internal/snap"
+	"github.com/clickstreamkit/clickstream/session"
+)
+
+// Scope says what an entity of the funnel is.
+type Scope uint8
+
+// The scopes.
+const (
+	// ScopeSession: each session is an entity; feed AddSession.
+	ScopeSession Scope = iota
+	// ScopeUser: a user's events within the conversion window of a first
+	// step are an entity; feed AddEvent.
+	ScopeUser
+)
+
+// DefaultSteps are SEMANTICS §7's steps.
+var DefaultSteps = []string{clickstream.TypePageView, clickstream.TypeAddToCart, clickstream.TypePurchase}
+
+// Record is one start minute's funnel (SEMANTICS §7).
+type Record struct {
+	Minute      int64
+	Entered     int64
+	Steps       []int64
+	StepRates   []float64 // StepRates[0] is 1 when Entered > 0
+	OverallRate float64
+	// MedianTimeToConvertMs is the lower median, over entities reaching the
+	// last step, of its greedy event's ts minus the first step's; valid when
+	// HasMedian.
+	MedianTimeToConvertMs int64
+	HasMedian             bool
+	// TimesMs are the conversion times the median is taken over, sorted, so
+	// that records of several partitions merge exactly.
+	TimesMs []int64
+}
+
+// Funnel counts entities through ordered steps. Create it with New.
+type Funnel struct {
+	steps  []string
+	tags   []uint8  // tag of each step
+	types  []string // distinct step types; a tag indexes it
+	scope  Scope
+	window int64 // conversion window, user scope
+	acc    map[int64]*minuteAcc
+	users  map[string][]session.Mark
+	used   []bool
+	sweep  int64 // user scope: last watermark minute swept
+}
+
+type minuteAcc struct {
+	steps []int64
+	times []int64
+}
+
+// Option configures a Funnel.
+type Option func(*Funnel)
+
+// WithSteps sets the ordered steps (event types). Default DefaultSteps.
+func WithSteps(types ...string) Option {
+	return func(f *Funnel) { f.steps = slices.Clone(types) }
+}
+
+// WithUserScope counts users' events within window of their first step
+// instead of sessions.
+func WithUserScope(window time.Duration) Option {
+	return func(f *Funnel) { f.scope, f.window = ScopeUser, window.Milliseconds() }
+}
+
+// ErrBadConfig is returned for an empty or too long list of steps, or a
+// non-positive conversion window.
+var ErrBadConfig = errors.New("funnel: need 1..255 steps and, in user scope, a positive conversion window")
+
+// New returns an empty funnel.
+func New(opts ...Option) (*Funnel, error) {
+	f := &Funnel{steps: DefaultSteps, acc: map[int64]*minuteAcc{}, users: map[string][]session.Mark{}}
+	for _, o := range opts {
+		o(f)
+	}
+	if len(f.steps) == 0 || len(f.steps) > 255 || (f.scope == ScopeUser && f.window <= 0) {
+		return nil, ErrBadConfig
+	}
+	for _, s := range f.steps {
+		i := slices.Index(f.types, s)
+		if i < 0 {
+			i = len(f.types)
+			f.types = append(f.types, s)
+		}
+		f.tags = append(f.tags, uint8(i))
+	}
+	return f, nil
+}
+
+// Scope returns the funnel's scope.
+func (f *Funnel) Scope() Scope { return f.scope }
+
+// Mark is a session.Marker keeping the events of step types.
+func (f *Funnel) Mark(e *clickstream.Event) (uint8, bool) {
+	for i, t := range f.types {
+		if t == e.EventType {
+			return uint8(i), true
+		}
+	}
+	return 0, false
+}
+
+func minuteOf(ts int64) int64 {
+	q := ts / 60_000
+	if ts%60_000 != 0 && ts < 0 {
+		q--
+	}
+	return q * 60_000
+}
+
+// AddSession counts a final session (session scope); marks are its tagged
+// events by time, as session.Record carries them.
+func (f *Funnel) AddSession(start int64, marks []session.Mark) {
+	f.count(minuteOf(start), marks)
+}
+
+// count matches marks greedily and adds the entity to minute m.
+func (f *Funnel) count(m int64, marks []session.Mark) {
+	a := f.acc[m]
+	if a == nil {
+		a = &minuteAcc{steps: make([]int64, len(f.steps))}
+		f.acc[m] = a
+	}
+	f.used = slices.Grow(f.used[:0], len(marks))[:len(marks)]
+	clear(f.used)
+	var t1 int64
+	prev := int64(math.MinInt64)
+	for j, tag := range f.tags {
+		k := slices.IndexFunc(marks, func(mk session.Mark) bool { return mk.TS >= prev })
+		found := false
+		for ; k >= 0 && k < len(marks); k++ {
+			if marks[k].Tag == tag && !f.used[k] {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return
+		}
+		f.used[k] = true
+		prev = marks[k].TS
+		if j == 0 {
+			t1 = prev
+		}
+		a.steps[j]++
+	}
+	a.times = append(a.times, prev-t1)
+}
+
+// AddEvent buffers a user's tagged event (user scope); tag comes from Mark.
+// Late events must not be added.
+func (f *Funnel) AddEvent(userID string, ts int64, tag uint8) {
+	ms, ok := f.users[userID]
+	if !ok {
+		userID = strings.Clone(userID)
+	}
+	f.users[userID] = append(ms, session.Mark{TS: ts, Tag: tag})
+}
+
+// Advance emits, by minute, the records of every start minute whose entities
+// are all final at wm. In session scope, openIn reports whether an open
+// session starts in a minute (session.Sessionizer.OpenInMinute); sessions
+// made final by wm must have been added first.
+func (f *Funnel) Advance(wm int64, openIn func(minute int64) bool, emit func(*Record)) {
+	if f.scope == ScopeUser {
+		f.sweepUsers(wm)
+	}
+	var ready []int64
+	for m := range f.acc {
+		if f.ready(m, wm, openIn) {
+			ready = append(ready, m)
+		}
+	}
+	slices.Sort(ready)
+	for _, m := range ready {
+		r := f.record(m, f.acc[m])
+		delete(f.acc, m)
+		emit(&r)
+	}
+}
+
+func (f *Funnel) ready(m, wm int64, openIn func(int64) bool) bool {
+	if f.scope == ScopeUser {
+		return m+60_000+f.window <= wm
+	}
+	return m+60_000 <= wm && !openIn(m)
+}
+
+// sweepUsers closes the user-scope entities made final by wm, once per
+// watermark minute.
+func (f *Funnel) sweepUsers(wm int64) {
+	m := minuteOf(wm)
+	if m == f.sweep && wm != math.MaxInt64 {
+		return
+	}
+	f.sweep = m
+	first := f.tags[0]
+	for u, ms := range f.users {
+		slices.SortStableFunc(ms, func(a, b session.Mark) int { return cmp.Compare(a.TS, b.TS) })
+		for {
+			i := slices.IndexFunc(ms, func(mk session.Mark) bool { return mk.Tag == first })
+			if i < 0 { // nothing before a future first step can count
+				ms = slices.DeleteFunc(ms, func(mk session.Mark) bool { return mk.TS < wm })
+				break
+			}
+			t1 := ms[i].TS
+			if t1+f.window > wm { // an earlier first step may still come
+				cut := slices.IndexFunc(ms[:i], func(mk session.Mark) bool { return mk.TS >= wm })
+				if cut < 0 {
+					cut = i
+				}
+				ms = ms[cut:]
+				break
+			}
+			end, _ := slices.BinarySearchFunc(ms, t1+f.window, func(mk session.Mark, t int64) int { return cmp.Compare(mk.TS, t) })
+			f.count(minuteOf(t1), ms[i:end])
+			ms = ms[end:]
+		}
+		if len(ms) == 0 {
+			delete(f.users, u)
+		} else {
+			f.users[u] = ms
+		}
+	}
+}
+
+func (f *Funnel) record(m int64, a *minuteAcc) Record {
+	r := Record{Minute: m, Steps: a.steps}
+	slices.Sort(a.times)
+	r.TimesMs = a.times
+	r.setRates()
+	return r
+}
+
+// setRates derives the rates and the median from the counts and times.
+func (r *Record) setRates() {
+	r.Entered = r.Steps[0]
+	r.StepRates = make([]float64, len(r.Steps))
+	for j := range r.Steps {
+		div := r.Steps[0]
+		if j > 0 {
+			div = r.Steps[j-1]
+		}
+		if div > 0 {
+			r.StepRates[j] = float64(r.Steps[j]) / float64(div)
+		}
+	}
+	r.OverallRate = 0
+	if c1 := r.Steps[0]; c1 > 0 {
+		r.OverallRate = float64(r.Steps[len(r.Steps)-1]) / float64(c1)
+	}
+	r.MedianTimeToConvertMs, r.HasMedian = 0, false
+	if n := len(r.TimesMs); n > 0 {
+		r.MedianTimeToConvertMs, r.HasMedian = r.TimesMs[(n-1)/2], true
+	}
+}
+
+// Merge sums records of the same minute from several partitions.
+func Merge(parts ...Record) Record {
+	if len(parts) == 0 {
+		return Record{}
+	}
+	out := Record{Minute: parts[0].Minute, Steps: make([]int64, len(parts[0].Steps))}
+	for _, p := range parts {
+		for j := range min(len(p.Steps), len(out.Steps)) {
+			out.Steps[j] += p.Steps[j]
+		}
+		out.TimesMs = append(out.TimesMs, p.TimesMs...)
+	}
+	slices.Sort(out.TimesMs)
+	out.setRates()
+	return out
+}
+
+const version = 1
+
+// AppendBinary appends the funnel's pending state (encoding.BinaryAppender).
+func (f *Funnel) AppendBinary(dst []byte) ([]byte, error) {
+	dst = snap.AppendHeader(dst, "funnel", version)
+	dst = snap.AppendString(dst, strings.Join(f.steps, ","))
+	dst = snap.AppendInt(dst, f.sweep)
+	ms := slices.Sorted(maps.Keys(f.acc))
+	dst = snap.AppendUint(dst, uint64(len(ms)))
+	for _, m := range ms {
+		a := f.acc[m]
+		dst = snap.AppendInt(dst, m)
+		for _, c := range a.steps {
+			dst = snap.AppendInt(dst, c)
+		}
+		dst = snap.AppendUint(dst, uint64(len(a.times)))
+		for _, t := range a.times {
+			dst = snap.AppendInt(dst, t)
+		}
+	}
+	us := slices.Sorted(maps.Keys(f.users))
+	dst = snap.AppendUint(dst, uint64(len(us)))
+	for _, u := range us {
+		dst = snap.AppendString(dst, u)
+		dst = snap.AppendUint(dst, uint64(len(f.users[u])))
+		for _, mk := range f.users[u] {
+			dst = snap.AppendInt(dst, mk.TS)
+			dst = snap.AppendUint(dst, uint64(mk.Tag))
+		}
+	}
+	return dst, nil
+}
+
+// UnmarshalBinary restores what AppendBinary wrote into a funnel configured
+// with the same steps.
+func (f *Funnel) UnmarshalBinary(b []byte) error {
+	r := snap.NewReader(b)
+	r.Header("funnel", version)
+	if steps := r.String(); r.Err() == nil && steps != strings.Join(f.steps, ",") {
+		return fmt.Errorf("funnel: snapshot of steps %q", steps)
+	}
+	sweep := r.Int()
+	acc := map[int64]*minuteAcc{}
+	for range r.Len() {
+		a := &minuteAcc{steps: make([]int64, len(f.steps))}
+		m := r.Int()
+		for j := range a.steps {
+			a.steps[j] = r.Int()
+		}
+		for range r.Len() {
+			a.times = append(a.times, r.Int())
+		}
+		acc[m] = a
+	}
+	users := map[string][]session.Mark{}
+	for range r.Len() {
+		u := r.String()
+		var ms []session.Mark
+		for range r.Len() {
+			ms = append(ms, session.Mark{TS: r.Int(), Tag: uint8(r.Uint())})
+		}
+		users[u] = ms
+	}
+	if err := r.Done(); err != nil {
+		return err
+	}
+	f.sweep, f.acc, f.users = sweep, acc, users
+	return nil
+}

@@ -1,0 +1,454 @@
+package session
+
+import (
+	"cmp"
+	"errors"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/clickstreamkit/clickstream"
+	"github.com/clickstreamkit/clickstream/internal/snap"
+)
+
+// DefaultGap is SEMANTICS §5's session_gap.
+const DefaultGap = 30 * time.Minute
+
+// Record is a final session (SEMANTICS §5).
+type Record struct {
+	SessionID  string // user_id + "/" + start as RFC 3339 UTC millis
+	UserID     string
+	Start, End int64 // first and last event_ts, Unix millis
+	DurationMs int64
+	Events     int64
+	PageViews  int64
+	AddToCarts int64
+	Purchases  int64
+	Revenue    float64
+	Bounced    bool
+	Converted  bool
+	// Marks are the session's events that the Marker tagged, by event time
+	// (ties in arrival order). The slice is reused after the emit callback.
+	Marks []Mark
+}
+
+// Mark is a tagged event kept for later analysis (the funnel's steps).
+type Mark struct {
+	TS  int64
+	Tag uint8
+}
+
+// Marker picks the events a session keeps as marks, and their tag.
+type Marker func(e *clickstream.Event) (tag uint8, keep bool)
+
+// Handle names a user's state inside a Sessionizer between two calls; it is
+// valid until the next Advance.
+type Handle int32
+
+// Sessionizer groups accepted events into sessions. Create it with New.
+type Sessionizer struct {
+	gap      int64
+	winSize  int64
+	money    clickstream.Currencies
+	marker   Marker
+	users    map[string]int32
+	uslab    []user
+	ufree    []int32
+	sslab    []sess
+	sfree    []int32
+	heap     []int32         // session indexes, min end first
+	byMinute map[int64]int32 // open sessions by start minute
+	rec      Record
+}
+
+type user struct {
+	id   string
+	open []int32 // open sessions, by start
+	wins []int64 // starts of open windows this user's session has counted in
+}
+
+type sess struct {
+	user                 int32
+	start, end           int64
+	events, pv, atc, pur int64
+	revenue              float64
+	marks                []Mark
+	heapAt               int32
+}
+
+// Option configures a Sessionizer.
+type Option func(*Sessionizer)
+
+// WithGap sets session_gap. Default 30m.
+func WithGap(d time.Duration) Option { return func(s *Sessionizer) { s.gap = d.Milliseconds() } }
+
+// WithCurrencies sets how purchases count in revenue. Default: EUR only.
+func WithCurrencies(c clickstream.Currencies) Option { return func(s *Sessionizer) { s.money = c } }
+
+// WithMarker keeps tagged events in each session. Default: none.
+func WithMarker(m Marker) Option { return func(s *Sessionizer) { s.marker = m } }
+
+// WithWindowSize sets the window length FirstInWindow counts in. Default 1m.
+func WithWindowSize(d time.Duration) Option {
+	return func(s *Sessionizer) { s.winSize = d.Milliseconds() }
+}
+
+// ErrBadGap is returned for a gap that is not positive.
+var ErrBadGap = errors.New("session: gap must be positive")
+
+// New returns an empty Sessionizer.
+func New(opts ...Option) (*Sessionizer, error) {
+	s := &Sessionizer{gap: DefaultGap.Milliseconds(), winSize: time.Minute.Milliseconds(),
+		users: map[string]int32{}, byMinute: map[int64]int32{}}
+	for _, o := range opts {
+		o(s)
+	}
+	if s.gap <= 0 || s.winSize <= 0 {
+		return nil, ErrBadGap
+	}
+	return s, nil
+}
+
+// Add puts an accepted event into its user's sessions and returns a handle to
+// the user. Late events must not be added.
+func (s *Sessionizer) Add(e *clickstream.Event) Handle {
+	ui, ok := s.users[e.UserID]
+	if !ok {
+		ui = s.newUser(e.UserID)
+	}
+	u := &s.uslab[ui]
+	target := int32(-1)
+	for k := 0; k < len(u.open); {
+		si := u.open[k]
+		ss := &s.sslab[si]
+		if e.TS <= ss.start-s.gap || e.TS >= ss.end+s.gap {
+			k++
+			continue
+		}
+		if target < 0 {
+			target = si
+			k++
+			continue
+		}
+		s.merge(target, si) // the event bridges two sessions
+		u.open = slices.Delete(u.open, k, k+1)
+	}
+	if target < 0 {
+		target = s.newSession(ui, e.TS)
+		i, _ := slices.BinarySearchFunc(u.open, e.TS, func(si int32, ts int64) int { return cmp.Compare(s.sslab[si].start, ts) })
+		u.open = slices.Insert(u.open, i, target)
+	}
+	ss := &s.sslab[target]
+	if e.TS < ss.start {
+		s.moveStart(ss, e.TS)
+	}
+	if e.TS > ss.end {
+		ss.end = e.TS
+		s.down(int(ss.heapAt))
+	}
+	ss.events++
+	switch e.Kind {
+	case clickstream.KindPageView:
+		ss.pv++
+	case clickstream.KindAddToCart:
+		ss.atc++
+	case clickstream.KindPurchase:
+		ss.pur++
+		if r, ok := s.money.Revenue(e); ok {
+			ss.revenue += r
+		}
+	}
+	if s.marker != nil {
+		if tag, keep := s.marker(e); keep {
+			ss.marks = append(ss.marks, Mark{TS: e.TS, Tag: tag})
+		}
+	}
+	return Handle(ui)
+}
+
+func minuteOf(ts int64) int64 {
+	const m = 60_000
+	q := ts / m
+	if ts%m != 0 && ts < 0 {
+		q--
+	}
+	return q * m
+}
+
+func (s *Sessionizer) moveStart(ss *sess, start int64) {
+	s.countMinute(ss.start, -1)
+	ss.start = start
+	s.countMinute(start, 1)
+}
+
+func (s *Sessionizer) countMinute(start int64, d int32) {
+	m := minuteOf(start)
+	if n := s.byMinute[m] + d; n == 0 {
+		delete(s.byMinute, m)
+	} else {
+		s.byMinute[m] = n
+	}
+}
+
+// OpenInMinute reports whether an open session starts in the minute
+// [m, m+1min); m is minute-aligned.
+func (s *Sessionizer) OpenInMinute(m int64) bool { return s.byMinute[m] > 0 }
+
+func (s *Sessionizer) newUser(id string) int32 {
+	var ui int32
+	if n := len(s.ufree); n > 0 {
+		ui, s.ufree = s.ufree[n-1], s.ufree[:n-1]
+	} else {
+		ui = int32(len(s.uslab))
+		s.uslab = append(s.uslab, user{})
+	}
+	id = strings.Clone(id) // the event's strings pin its whole message
+	s.uslab[ui].id = id
+	s.users[id] = ui
+	return ui
+}
+
+func (s *Sessionizer) newSession(ui int32, ts int64) int32 {
+	var si int32
+	if n := len(s.sfree); n > 0 {
+		si, s.sfree = s.sfree[n-1], s.sfree[:n-1]
+	} else {
+		si = int32(len(s.sslab))
+		s.sslab = append(s.sslab, sess{})
+	}
+	ss := &s.sslab[si]
+	*ss = sess{user: ui, start: ts, end: ts, marks: ss.marks[:0], heapAt: int32(len(s.heap))}
+	s.heap = append(s.heap, si)
+	s.up(len(s.heap) - 1)
+	s.countMinute(ts, 1)
+	return si
+}
+
+// merge folds session b into a and frees b.
+func (s *Sessionizer) merge(a, b int32) {
+	sa, sb := &s.sslab[a], &s.sslab[b]
+	if sb.start < sa.start {
+		s.moveStart(sa, sb.start)
+	}
+	if sb.end > sa.end {
+		sa.end = sb.end
+		s.down(int(sa.heapAt))
+	}
+	sa.events += sb.events
+	sa.pv += sb.pv
+	sa.atc += sb.atc
+	sa.pur += sb.pur
+	sa.revenue += sb.revenue
+	sa.marks = append(sa.marks, sb.marks...)
+	s.removeHeap(int(sb.heapAt))
+	s.countMinute(sb.start, -1)
+	s.sfree = append(s.sfree, b)
+}
+
+// FirstInWindow reports whether the user's event in the window starting at
+// start is the first of its session there, for counting distinct sessions per
+// window; wm drops windows already final.
+func (s *Sessionizer) FirstInWindow(h Handle, start, wm int64) bool {
+	u := &s.uslab[h]
+	n := 0
+	seen := false
+	for _, w := range u.wins {
+		if w+s.winSize > wm { // still open
+			u.wins[n] = w
+			n++
+			seen = seen || w == start
+		}
+	}
+	u.wins = u.wins[:n]
+	if !seen {
+		u.wins = append(u.wins, start)
+	}
+	return !seen
+}
+
+// Advance emits every session made final by wm (wm >= end + gap), earliest
+// end first. The record is reused after emit returns.
+func (s *Sessionizer) Advance(wm int64, emit func(*Record)) {
+	for len(s.heap) > 0 {
+		si := s.heap[0]
+		ss := &s.sslab[si]
+		if ss.end+s.gap > wm {
+			return
+		}
+		s.removeHeap(0)
+		s.countMinute(ss.start, -1)
+		u := &s.uslab[ss.user]
+		s.fill(&s.rec, u.id, ss)
+		emit(&s.rec)
+		u.open = slices.DeleteFunc(u.open, func(x int32) bool { return x == si })
+		if len(u.open) == 0 {
+			delete(s.users, u.id)
+			*u = user{open: u.open[:0], wins: u.wins[:0]}
+			s.ufree = append(s.ufree, ss.user)
+		}
+		s.sfree = append(s.sfree, si)
+	}
+}
+
+func (s *Sessionizer) fill(r *Record, uid string, ss *sess) {
+	marks := ss.marks
+	slices.SortStableFunc(marks, func(a, b Mark) int { return cmp.Compare(a.TS, b.TS) })
+	*r = Record{
+		SessionID:  uid + "/" + clickstream.FormatTime(ss.start),
+		UserID:     uid,
+		Start:      ss.start,
+		End:        ss.end,
+		DurationMs: ss.end - ss.start,
+		Events:     ss.events,
+		PageViews:  ss.pv,
+		AddToCarts: ss.atc,
+		Purchases:  ss.pur,
+		Revenue:    ss.revenue,
+		Bounced:    ss.events == 1,
+		Converted:  ss.pur > 0,
+		Marks:      marks,
+	}
+}
+
+// Open returns the number of open sessions.
+func (s *Sessionizer) Open() int { return len(s.heap) }
+
+// The heap orders sessions by (end, start, user id) so that the order of
+// emission follows from the state alone, also after a restore.
+func (s *Sessionizer) less(i, j int) bool {
+	a, b := &s.sslab[s.heap[i]], &s.sslab[s.heap[j]]
+	if a.end != b.end {
+		return a.end < b.end
+	}
+	if a.start != b.start {
+		return a.start < b.start
+	}
+	return s.uslab[a.user].id < s.uslab[b.user].id
+}
+
+func (s *Sessionizer) swap(i, j int) {
+	s.heap[i], s.heap[j] = s.heap[j], s.heap[i]
+	s.sslab[s.heap[i]].heapAt = int32(i)
+	s.sslab[s.heap[j]].heapAt = int32(j)
+}
+
+func (s *Sessionizer) up(j int) {
+	for j > 0 {
+		i := (j - 1) / 2
+		if !s.less(j, i) {
+			return
+		}
+		s.swap(i, j)
+		j = i
+	}
+}
+
+func (s *Sessionizer) down(i int) {
+	n := len(s.heap)
+	for {
+		l := 2*i + 1
+		if l >= n {
+			return
+		}
+		j := l
+		if r := l + 1; r < n && s.less(r, l) {
+			j = r
+		}
+		if !s.less(j, i) {
+			return
+		}
+		s.swap(i, j)
+		i = j
+	}
+}
+
+func (s *Sessionizer) removeHeap(i int) {
+	last := len(s.heap) - 1
+	if i != last {
+		s.swap(i, last)
+	}
+	s.heap = s.heap[:last]
+	if i != last {
+		s.down(i)
+		s.up(i)
+	}
+}
+
+const version = 1
+
+// AppendBinary appends the open sessions (encoding.BinaryAppender).
+func (s *Sessionizer) AppendBinary(dst []byte) ([]byte, error) {
+	dst = snap.AppendHeader(dst, "session", version)
+	dst = snap.AppendInt(dst, s.gap)
+	dst = snap.AppendUint(dst, uint64(len(s.users)))
+	for _, ui := range s.sortedUsers() {
+		u := &s.uslab[ui]
+		dst = snap.AppendString(dst, u.id)
+		dst = snap.AppendUint(dst, uint64(len(u.wins)))
+		for _, w := range u.wins {
+			dst = snap.AppendInt(dst, w)
+		}
+		dst = snap.AppendUint(dst, uint64(len(u.open)))
+		for _, si := range u.open {
+			ss := &s.sslab[si]
+			for _, v := range [...]int64{ss.start, ss.end, ss.events, ss.pv, ss.atc, ss.pur} {
+				dst = snap.AppendInt(dst, v)
+			}
+			dst = snap.AppendFloat(dst, ss.revenue)
+			dst = snap.AppendUint(dst, uint64(len(ss.marks)))
+			for _, m := range ss.marks {
+				dst = snap.AppendInt(dst, m.TS)
+				dst = snap.AppendUint(dst, uint64(m.Tag))
+			}
+		}
+	}
+	return dst, nil
+}
+
+func (s *Sessionizer) sortedUsers() []int32 {
+	ids := make([]int32, 0, len(s.users))
+	for _, ui := range s.users {
+		ids = append(ids, ui)
+	}
+	slices.SortFunc(ids, func(a, b int32) int { return strings.Compare(s.uslab[a].id, s.uslab[b].id) })
+	return ids
+}
+
+// UnmarshalBinary replaces the state with what AppendBinary wrote; the
+// options (gap, currencies, marker) stay as configured.
+func (s *Sessionizer) UnmarshalBinary(b []byte) error {
+	r := snap.NewReader(b)
+	r.Header("session", version)
+	if gap := r.Int(); r.Err() == nil && gap != s.gap {
+		return errors.New("session: snapshot taken with another gap")
+	}
+	ns := &Sessionizer{gap: s.gap, winSize: s.winSize, money: s.money, marker: s.marker,
+		users: map[string]int32{}, byMinute: map[int64]int32{}}
+	nu := r.Len()
+	for range nu {
+		ui := ns.newUser(r.String())
+		u := &ns.uslab[ui]
+		for range r.Len() {
+			u.wins = append(u.wins, r.Int())
+		}
+		for range r.Len() {
+			si := ns.newSession(ui, r.Int())
+			ss := &ns.sslab[si]
+			ss.end, ss.events, ss.pv, ss.atc, ss.pur = r.Int(), r.Int(), r.Int(), r.Int(), r.Int()
+			ss.revenue = r.Float()
+			for range r.Len() {
+				ss.marks = append(ss.marks, Mark{TS: r.Int(), Tag: uint8(r.Uint())})
+			}
+			ns.down(int(ss.heapAt))
+			u.open = append(u.open, si)
+		}
+		if r.Err() != nil {
+			break
+		}
+	}
+	if err := r.Done(); err != nil {
+		return err
+	}
+	*s = *ns
+	return nil
+}

@@ -1,0 +1,208 @@
+package sinks
+
+import (
+	"bufio"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/clickstreamkit/clickstream/funnel"
+	"github.com/clickstreamkit/clickstream/kpi"
+)
+
+var _ Sink = (*JSONL)(nil)
+
+// The files a JSONL sink writes (SEMANTICS §9).
+const (
+	FileKPIs       = "kpis_minute.jsonl"
+	FileSessions   = "sessions.jsonl"
+	FileFunnel     = "funnel.jsonl"
+	FileAnomalies  = "anomalies.jsonl"
+	FileDeadLetter = "deadletter.jsonl"
+	FileSummary    = "summary.json"
+)
+
+// JSONL writes the outputs of a finite replay as JSON-lines files in a
+// directory (SEMANTICS §9). It holds final results in memory and writes the
+// sorted files on Close, each through a temporary name and a rename; partials
+// of several partitions merge per minute, and anomalies are scored on the
+// merged final minutes. It suits finite inputs, not endless streams.
+type JSONL struct {
+	dir      string
+	detector func() (*kpi.Detector, error)
+
+	// Results are keyed by what identifies them, so a replayed batch
+	// overwrites instead of adding: the sink is idempotent.
+	mu       sync.Mutex
+	kpis     map[int64]map[part]kpi.Minute
+	sessions map[string]SessionRecord
+	funnel   map[int64]map[part]funnel.Record
+	dead     map[deadKey]DeadLetter
+	counters map[part]Counters
+	closed   bool
+}
+
+type part struct {
+	topic     string
+	partition int32
+}
+
+type deadKey struct {
+	part
+	offset int64
+}
+
+// NewJSONL returns a sink writing into dir (created if missing); newDetector
+// makes the anomaly detector of §8.
+func NewJSONL(dir string, newDetector func() (*kpi.Detector, error)) (*JSONL, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("sinks: %w", err)
+	}
+	return &JSONL{dir: dir, detector: newDetector, kpis: map[int64]map[part]kpi.Minute{},
+		sessions: map[string]SessionRecord{}, funnel: map[int64]map[part]funnel.Record{},
+		dead: map[deadKey]DeadLetter{}, counters: map[part]Counters{}}, nil
+}
+
+// Write keeps b's final results.
+func (j *JSONL) Write(_ context.Context, b *Batch) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.closed {
+		return errors.New("sinks: write to closed JSONL sink")
+	}
+	p := part{b.Topic, b.Partition}
+	for _, m := range b.KPIs {
+		if m.Final && m.Events > 0 {
+			put(j.kpis, m.Minute, p, m)
+		}
+	}
+	for i := range b.Sessions {
+		j.sessions[fmt.Sprintf("%s\x00%d\x00%s", p.topic, p.partition, b.Sessions[i].SessionID)] = NewSessionRecord(&b.Sessions[i])
+	}
+	for _, f := range b.Funnel {
+		put(j.funnel, f.Minute, p, f)
+	}
+	for _, d := range b.DeadLetters {
+		d.Raw = slices.Clone(d.Raw)
+		j.dead[deadKey{p, d.Offset}] = d
+	}
+	j.counters[p] = b.Counters
+	return nil
+}
+
+// byPart lists m's values by partition, so float sums do not depend on map
+// order.
+func byPart[V any](m map[part]V) []V {
+	keys := slices.SortedFunc(maps.Keys(m), func(a, b part) int {
+		return cmp.Or(strings.Compare(a.topic, b.topic), cmp.Compare(a.partition, b.partition))
+	})
+	out := make([]V, len(keys))
+	for i, k := range keys {
+		out[i] = m[k]
+	}
+	return out
+}
+
+func put[V any](m map[int64]map[part]V, minute int64, p part, v V) {
+	if m[minute] == nil {
+		m[minute] = map[part]V{}
+	}
+	m[minute][p] = v
+}
+
+// Close writes the files.
+func (j *JSONL) Close(context.Context) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.closed {
+		return nil
+	}
+	j.closed = true
+	det, err := j.detector()
+	if err != nil {
+		return err
+	}
+	var kpis, anomalies []any
+	for _, m := range slices.Sorted(maps.Keys(j.kpis)) {
+		merged := kpi.Merge(byPart(j.kpis[m])...)
+		kpis = append(kpis, NewKPIRecord(&merged))
+		if a, ok := det.Observe(&merged); ok {
+			anomalies = append(anomalies, NewAnomalyRecord(&a))
+		}
+	}
+	sessions := slices.SortedFunc(maps.Values(j.sessions), func(a, b SessionRecord) int {
+		return cmp.Or(strings.Compare(a.Start, b.Start), strings.Compare(a.UserID, b.UserID))
+	})
+	var funnels []any
+	for _, m := range slices.Sorted(maps.Keys(j.funnel)) {
+		merged := funnel.Merge(byPart(j.funnel[m])...)
+		funnels = append(funnels, NewFunnelRecord(&merged))
+	}
+	var dead []any
+	for _, k := range slices.SortedFunc(maps.Keys(j.dead), func(a, b deadKey) int {
+		return cmp.Or(strings.Compare(a.topic, b.topic), cmp.Compare(a.partition, b.partition), cmp.Compare(a.offset, b.offset))
+	}) {
+		d := j.dead[k]
+		dead = append(dead, NewDeadLetterRecord(&d))
+	}
+	var total Counters
+	for _, c := range j.counters {
+		total.Add(c)
+	}
+	return errors.Join(
+		j.writeLines(FileKPIs, kpis),
+		j.writeLines(FileSessions, anySlice(sessions)),
+		j.writeLines(FileFunnel, funnels),
+		j.writeLines(FileAnomalies, anomalies),
+		j.writeLines(FileDeadLetter, dead),
+		j.writeFile(FileSummary, func(w *bufio.Writer) error { return json.NewEncoder(w).Encode(total) }),
+	)
+}
+
+func anySlice[T any](xs []T) []any {
+	out := make([]any, len(xs))
+	for i := range xs {
+		out[i] = xs[i]
+	}
+	return out
+}
+
+func (j *JSONL) writeLines(name string, recs []any) error {
+	return j.writeFile(name, func(w *bufio.Writer) error {
+		enc := json.NewEncoder(w)
+		enc.SetEscapeHTML(false)
+		for _, r := range recs {
+			if err := enc.Encode(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// writeFile writes name through a temporary file, fsync and rename.
+func (j *JSONL) writeFile(name string, fill func(*bufio.Writer) error) error {
+	path := filepath.Join(j.dir, name)
+	f, err := os.CreateTemp(j.dir, "."+name+".tmp*")
+	if err != nil {
+		return fmt.Errorf("sinks: %w", err)
+	}
+	w := bufio.NewWriter(f)
+	err = errors.Join(fill(w), w.Flush(), f.Sync(), f.Close())
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("sinks: write %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,89 @@
+package sinks
+
+import (
+	"context"
+	"slices"
+	"sync"
+
+	"github.com/clickstreamkit/clickstream"
+	"github.com/clickstreamkit/clickstream/funnel"
+	"github.com/clickstreamkit/clickstream/kpi"
+	"github.com/clickstreamkit/clickstream/session"
+)
+
+var _ Sink = (*Memory)(nil)
+
+// Memory keeps copies of everything written, for tests. Final KPI windows and
+// running updates are kept apart.
+type Memory struct {
+	mu      sync.Mutex
+	out     Output
+	batches int
+	closed  bool
+}
+
+// Output is everything a Memory sink received.
+type Output struct {
+	Updates     []kpi.Minute // running updates, in arrival order
+	KPIs        []kpi.Minute // final windows, in arrival order
+	Sessions    []session.Record
+	Funnel      []funnel.Record
+	DeadLetters []DeadLetter
+	Events      []clickstream.Event
+	Counters    map[int32]Counters // latest, by partition
+}
+
+// Write copies b.
+func (m *Memory) Write(_ context.Context, b *Batch) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.batches++
+	for _, k := range b.KPIs {
+		if k.Final {
+			m.out.KPIs = append(m.out.KPIs, k)
+		} else {
+			m.out.Updates = append(m.out.Updates, k)
+		}
+	}
+	m.out.Sessions = append(m.out.Sessions, b.Sessions...)
+	m.out.Funnel = append(m.out.Funnel, b.Funnel...)
+	for _, d := range b.DeadLetters {
+		d.Raw = slices.Clone(d.Raw)
+		m.out.DeadLetters = append(m.out.DeadLetters, d)
+	}
+	m.out.Events = append(m.out.Events, b.Events...)
+	if m.out.Counters == nil {
+		m.out.Counters = map[int32]Counters{}
+	}
+	m.out.Counters[b.Partition] = b.Counters
+	return nil
+}
+
+// Output returns a copy of what was written so far.
+func (m *Memory) Output() Output {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o := m.out
+	o.Updates = slices.Clone(o.Updates)
+	o.KPIs = slices.Clone(o.KPIs)
+	o.Sessions = slices.Clone(o.Sessions)
+	o.Funnel = slices.Clone(o.Funnel)
+	o.DeadLetters = slices.Clone(o.DeadLetters)
+	o.Events = slices.Clone(o.Events)
+	return o
+}
+
+// Batches returns how many batches were written.
+func (m *Memory) Batches() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.batches
+}
+
+// Close marks the sink closed.
+func (m *Memory) Close(context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.closed = true
+	return nil
+}

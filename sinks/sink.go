@@ -1,0 +1,114 @@
+package sinks
+
+import (
+	"context"
+	"errors"
+
+	"github.com/clickstreamkit/clickstream"
+	"github.com/clickstreamkit/clickstream/funnel"
+	"github.com/clickstreamkit/clickstream/kpi"
+	"github.com/clickstreamkit/clickstream/session"
+)
+
+// Batch is what one partition's pipeline produced for a run of its input:
+// the messages with offsets in [FirstOffset, NextOffset).
+type Batch struct {
+	Topic       string
+	Partition   int32
+	FirstOffset int64
+	NextOffset  int64
+	// KPIs holds running updates (Final false) and final windows.
+	KPIs        []kpi.Minute
+	Sessions    []session.Record // final sessions; Marks is nil
+	Funnel      []funnel.Record
+	DeadLetters []DeadLetter
+	// Events holds the accepted events, when the pipeline keeps them.
+	Events []clickstream.Event
+	// Counters are the partition's totals so far.
+	Counters Counters
+	// End is true in the last batch of a finite input.
+	End bool
+}
+
+// Empty reports whether b carries no result (counters and offsets aside).
+func (b *Batch) Empty() bool {
+	return len(b.KPIs) == 0 && len(b.Sessions) == 0 && len(b.Funnel) == 0 &&
+		len(b.DeadLetters) == 0 && len(b.Events) == 0
+}
+
+// Counters are a partition's message counts (SEMANTICS §9 summary).
+type Counters struct {
+	Read       int64 `json:"read"`
+	Accepted   int64 `json:"accepted"`
+	Invalid    int64 `json:"invalid"`
+	Late       int64 `json:"late"`
+	Duplicates int64 `json:"duplicates"`
+}
+
+// Add adds o to c.
+func (c *Counters) Add(o Counters) {
+	c.Read += o.Read
+	c.Accepted += o.Accepted
+	c.Invalid += o.Invalid
+	c.Late += o.Late
+	c.Duplicates += o.Duplicates
+}
+
+// DeadLetter is an invalid or late message with why (SEMANTICS §1, §3).
+type DeadLetter struct {
+	Reason    clickstream.Reason
+	Field     string
+	Detail    string
+	Topic     string
+	Partition int32
+	Offset    int64
+	Raw       []byte // the original bytes
+}
+
+// Sink receives batches.
+//
+// Write returns nil only once everything in b is durable: the pipeline then
+// commits the input offsets b covers. Writes must be idempotent: after a crash
+// the pipeline replays from its last checkpoint and writes batches covering
+// the same offsets again, and they must not count twice. Write may keep no
+// reference to b or its slices after it returns. Write is called from one
+// goroutine at a time.
+//
+// Close flushes and releases the sink; a sink that writes files at the end
+// of a finite input does it here. Close may be called more than once.
+type Sink interface {
+	Write(ctx context.Context, b *Batch) error
+	Close(ctx context.Context) error
+}
+
+// SinkFunc adapts a function to a Sink whose Close does nothing.
+type SinkFunc func(ctx context.Context, b *Batch) error
+
+// Write calls f.
+func (f SinkFunc) Write(ctx context.Context, b *Batch) error { return f(ctx, b) }
+
+// Close does nothing.
+func (SinkFunc) Close(context.Context) error { return nil }
+
+// Tee writes every batch to each sink in turn, stopping at the first error
+// (the batch is then retried whole, which idempotent sinks allow).
+func Tee(sinks ...Sink) Sink { return tee(sinks) }
+
+type tee []Sink
+
+func (t tee) Write(ctx context.Context, b *Batch) error {
+	for _, s := range t {
+		if err := s.Write(ctx, b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t tee) Close(ctx context.Context) error {
+	var errs []error
+	for _, s := range t {
+		errs = append(errs, s.Close(ctx))
+	}
+	return errors.Join(errs...)
+}

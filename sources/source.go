@@ -1,0 +1,51 @@
+package sources
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrEndOfInput is returned by Read once a finite source has delivered every
+// message. Like io.EOF it is not a failure: the pipeline closes every window
+// and session (SEMANTICS §3) and stops.
+var ErrEndOfInput = errors.New("end of input")
+
+// ErrClosed is returned by a source used after Close.
+var ErrClosed = errors.New("source closed")
+
+// Message is one input record.
+type Message struct {
+	Topic     string
+	Partition int32
+	Offset    int64 // position in the partition; a file's 0-based line number
+	Value     []byte
+	Timestamp time.Time // the record's own timestamp (Kafka); zero when none
+}
+
+// Batch is a run of consecutive messages of one partition.
+type Batch struct {
+	Topic     string
+	Partition int32
+	Messages  []Message
+}
+
+// Source delivers messages, partition by partition, in offset order.
+//
+// Read blocks until it has a non-empty batch, the context ends (it returns
+// ctx.Err()), or a finite input is exhausted (ErrEndOfInput). The returned
+// batch and the bytes it holds belong to the caller. Read is not safe for
+// concurrent use.
+//
+// Commit records that every message of the partition with an offset below
+// next has been processed and its effects are durable; a restarted source
+// resumes there. A source never commits on its own. Committing an offset below
+// an earlier commit is a no-op.
+//
+// Close releases the source; later calls return ErrClosed. Close may be
+// called more than once.
+type Source interface {
+	Read(ctx context.Context) (Batch, error)
+	Commit(ctx context.Context, topic string, partition int32, next int64) error
+	Close(ctx context.Context) error
+}
