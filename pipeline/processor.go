@@ -130,7 +130,7 @@ func (p *Processor) process(m *sources.Message, now int64) {
 	}
 	p.win.Add(e.TS, kpi.Obs{Event: e, FirstOfSession: p.ss.FirstInWindow(h, p.win.Start(e.TS), wm), LatencyMs: float64(now - applied)})
 	if p.cfg.KeepEvents {
-		p.out.Events = append(p.out.Events, *e)
+		p.out.Events = append(p.out.Events, sinks.Accepted{Offset: m.Offset, Event: *e})
 	}
 	if p.wm.Observe(e.TS) {
 		p.advance()

@@ -129,6 +129,12 @@ func (r *Runner) Run(ctx context.Context) error {
 			case rr.err != nil:
 				return fmt.Errorf("pipeline: read: %w", rr.err)
 			}
+			if rr.b.Revoked {
+				if err := r.revoke(ctx, rr.b); err != nil {
+					return err
+				}
+				continue
+			}
 			p, err := r.processor(ctx, rr.b.Topic, rr.b.Partition)
 			if err != nil {
 				return err
@@ -183,6 +189,25 @@ func (r *Runner) processor(ctx context.Context, topic string, partition int32) (
 	r.stats.Partitions = len(r.procs)
 	r.mu.Unlock()
 	return p, nil
+}
+
+// revoke makes a partition's results durable and forgets it.
+func (r *Runner) revoke(ctx context.Context, b sources.Batch) error {
+	k := partKey{b.Topic, b.Partition}
+	if p, ok := r.procs[k]; ok {
+		if err := r.flush(ctx, p); err != nil {
+			return err
+		}
+		delete(r.procs, k)
+		r.mu.Lock()
+		r.stats.Partitions = len(r.procs)
+		r.mu.Unlock()
+		r.log.Info("partition revoked", "topic", b.Topic, "partition", b.Partition, "next", p.Next())
+	}
+	if b.Release != nil {
+		b.Release()
+	}
+	return nil
 }
 
 func (r *Runner) flushAll(ctx context.Context, updates bool) error {

@@ -5,7 +5,6 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/clickstreamkit/clickstream"
 	"github.com/clickstreamkit/clickstream/funnel"
 	"github.com/clickstreamkit/clickstream/kpi"
 	"github.com/clickstreamkit/clickstream/session"
@@ -29,7 +28,7 @@ type Output struct {
 	Sessions    []session.Record
 	Funnel      []funnel.Record
 	DeadLetters []DeadLetter
-	Events      []clickstream.Event
+	Events      []Accepted
 	Counters    map[int32]Counters // latest, by partition
 }
 

@@ -22,8 +22,9 @@ type Batch struct {
 	Sessions    []session.Record // final sessions; Marks is nil
 	Funnel      []funnel.Record
 	DeadLetters []DeadLetter
-	// Events holds the accepted events, when the pipeline keeps them.
-	Events []clickstream.Event
+	// Events holds the accepted events with their offsets, when the
+	// pipeline keeps them.
+	Events []Accepted
 	// Counters are the partition's totals so far.
 	Counters Counters
 	// End is true in the last batch of a finite input.
@@ -34,6 +35,12 @@ type Batch struct {
 func (b *Batch) Empty() bool {
 	return len(b.KPIs) == 0 && len(b.Sessions) == 0 && len(b.Funnel) == 0 &&
 		len(b.DeadLetters) == 0 && len(b.Events) == 0
+}
+
+// Accepted is an accepted event and the offset of its message.
+type Accepted struct {
+	Offset int64
+	Event  clickstream.Event
 }
 
 // Counters are a partition's message counts (SEMANTICS §9 summary).

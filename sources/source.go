@@ -23,11 +23,19 @@ type Message struct {
 	Timestamp time.Time // the record's own timestamp (Kafka); zero when none
 }
 
-// Batch is a run of consecutive messages of one partition.
+// Batch is a run of consecutive messages of one partition, or a notice that
+// the partition is being taken away.
 type Batch struct {
 	Topic     string
 	Partition int32
 	Messages  []Message
+	// Revoked marks a notice without messages: the source is about to give
+	// the partition up (a consumer-group rebalance, a shutdown). The reader
+	// makes durable everything it processed from the partition (results,
+	// checkpoint, commit), drops the partition's state, then calls Release;
+	// the source lets the partition go only after Release.
+	Revoked bool
+	Release func()
 }
 
 // Source delivers messages, partition by partition, in offset order.
