@@ -1,7 +1,9 @@
 package clickstream
 
 import (
+	"encoding/binary"
 	"math"
+	"math/bits"
 	"strconv"
 	"time"
 	"unicode/utf16"
@@ -135,6 +137,9 @@ func (sc *scan) fail(msg string) {
 }
 
 func (sc *scan) ws() {
+	if sc.i < len(sc.s) && sc.s[sc.i] > ' ' {
+		return
+	}
 	for sc.i < len(sc.s) {
 		switch sc.s[sc.i] {
 		case ' ', '\t', '\n', '\r':
@@ -429,17 +434,19 @@ func (sc *scan) number() {
 func (sc *scan) string() (string, bool) {
 	s := sc.s
 	start := sc.i + 1
+	i := start + plainPrefix(s[start:])
 	ascii := true
-	for i := start; i < len(s); i++ {
+	for ; i < len(s); i++ {
 		c := s[i]
 		switch {
 		case c == '"':
 			v := s[start:i]
-			sc.i = i + 1
 			if !ascii && !utf8.ValidString(v) {
+				sc.i = start
 				sc.fail("invalid UTF-8")
 				return "", false
 			}
+			sc.i = i + 1
 			return v, true
 		case c == '\\':
 			return sc.unescape(start, i)
@@ -454,6 +461,27 @@ func (sc *scan) string() (string, bool) {
 	sc.i = len(s)
 	sc.fail("unterminated string")
 	return "", false
+}
+
+// plainPrefix returns the length of v's prefix free of '"', '\\', control
+// characters and non-ASCII bytes, scanning eight bytes at a time.
+func plainPrefix(v string) int {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(v); i += 8 {
+		x := binary.LittleEndian.Uint64([]byte(v[i : i+8]))
+		q := x ^ (lo * '"')
+		b := x ^ (lo * '\\')
+		if m := ((q-lo)&^q | (b-lo)&^b | (x-lo*0x20)&^x | x) & hi; m != 0 {
+			return i + bits.TrailingZeros64(m)/8
+		}
+	}
+	for ; i < len(v); i++ {
+		if c := v[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+			return i
+		}
+	}
+	return i
 }
 
 // unescape decodes a string with escapes; s[start:i] holds no escape.

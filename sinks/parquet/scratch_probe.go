@@ -1,0 +1,6 @@
+package parquet
+
+import (
+	_ "github.com/xitongsys/parquet-go/reader"
+	_ "github.com/xitongsys/parquet-go/writer"
+)
