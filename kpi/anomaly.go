@@ -67,8 +67,13 @@ func (d *Detector) score(minute int64, v float64) (Anomaly, bool) {
 		return Anomaly{}, false
 	}
 	var mean float64
+	constant := true
 	for _, x := range d.base {
 		mean += x
+		constant = constant && x == d.base[0]
+	}
+	if constant { // exactly zero deviation, whatever the rounding of the mean
+		return Anomaly{}, false
 	}
 	mean /= float64(n)
 	var ss float64
@@ -76,9 +81,6 @@ func (d *Detector) score(minute int64, v float64) (Anomaly, bool) {
 		ss += (x - mean) * (x - mean)
 	}
 	std := math.Sqrt(ss / float64(n))
-	if std == 0 {
-		return Anomaly{}, false
-	}
 	z := (v - mean) / std
 	if math.Abs(z) < d.z {
 		return Anomaly{}, false

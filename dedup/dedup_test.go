@@ -1,0 +1,152 @@
+package dedup_test
+
+import (
+	"fmt"
+	"runtime"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/clickstreamkit/clickstream/dedup"
+)
+
+// SEMANTICS §4, rule by rule. Seen is asked with the watermark as it stood
+// before the event.
+func TestDeduperRetention(t *testing.T) {
+	tests := []struct {
+		name  string
+		steps []struct {
+			id     string
+			ts, wm int64
+			dup    bool
+		}
+	}{
+		{"§4 same id while its ts >= wm is a duplicate", steps(
+			"a", 100, 0, false,
+			"a", 100, 50, true,
+			"a", 100, 100, true, // wm reached ts exactly: still remembered
+		)},
+		{"§4 id forgotten once wm passes its ts", steps(
+			"a", 100, 0, false,
+			"a", 101, 101, false, // the earlier a has ts 100 < wm
+			"a", 101, 101, true, // the new one is remembered
+		)},
+		{"§4 a duplicate compares with the accepted event's ts", steps(
+			"a", 100, 0, false,
+			"a", 500, 150, false, // first a (ts 100) is below wm: accepted anew
+			"a", 200, 150, true, // second a (ts 500) is above wm
+		)},
+		{"§4 other ids are independent", steps(
+			"a", 100, 0, false,
+			"b", 100, 0, false,
+			"c", 100, 0, false,
+			"b", 100, 0, true,
+		)},
+		{"§4 state before any event (wm = -inf)", steps(
+			"a", -1 << 62, -1 << 63, false,
+			"a", 5, -1 << 63, true,
+		)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := dedup.NewSeeded(1)
+			for i, s := range tt.steps {
+				assert.Equal(t, s.dup, d.Seen(s.id, s.ts, s.wm), "step %d (%s ts %d wm %d)", i, s.id, s.ts, s.wm)
+			}
+		})
+	}
+}
+
+func steps(xs ...any) []struct {
+	id     string
+	ts, wm int64
+	dup    bool
+} {
+	var out []struct {
+		id     string
+		ts, wm int64
+		dup    bool
+	}
+	for i := 0; i < len(xs); i += 4 {
+		out = append(out, struct {
+			id     string
+			ts, wm int64
+			dup    bool
+		}{xs[i].(string), toInt(xs[i+1]), toInt(xs[i+2]), xs[i+3].(bool)})
+	}
+	return out
+}
+
+func toInt(v any) int64 {
+	switch x := v.(type) {
+	case int:
+		return int64(x)
+	case int64:
+		return x
+	}
+	panic(v)
+}
+
+// Under a moving watermark the table rebuilds many times; it must keep
+// answering exactly, and its size must follow the horizon.
+func TestDeduperRebuildsWithHorizon(t *testing.T) {
+	d := dedup.NewSeeded(42)
+	const horizon = 1000
+	for ts := int64(0); ts < 200_000; ts++ {
+		wm := ts - horizon
+		id := fmt.Sprint("e", ts)
+		require.False(t, d.Seen(id, ts, wm), "new id %s", id)
+		if ts >= 10 {
+			old := fmt.Sprint("e", ts-10)
+			require.True(t, d.Seen(old, ts-10, wm), "retry of %s", old)
+		}
+	}
+	assert.Less(t, d.Len(), 3*horizon, "state bounded by the horizon, not the stream")
+
+	b, err := d.AppendBinary(nil)
+	require.NoError(t, err)
+	back := dedup.New()
+	require.NoError(t, back.UnmarshalBinary(b))
+	assert.True(t, back.Seen("e199999", 199_999, 199_000))
+	assert.False(t, back.Seen("e-new", 199_999, 199_000))
+}
+
+var sinkBool bool
+
+// BenchmarkDeduper reports events/s and the bytes the table holds per id
+// retained within the horizon.
+func BenchmarkDeduper(b *testing.B) {
+	const horizon = 1 << 20 // ids within the watermark horizon
+	ids := make([]string, 1<<22)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("b1a9e1f0-2aee-4dfb-%04x-%012x", i>>16, i)
+	}
+	d := dedup.New()
+	for i := range horizon { // steady state
+		d.Seen(ids[i], int64(i), int64(i-horizon))
+	}
+	i := horizon
+	b.ReportAllocs()
+	for b.Loop() {
+		ts := int64(i)
+		sinkBool = d.Seen(ids[i%len(ids)], ts, ts-horizon)
+		i++
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(float64(d.Bytes())/float64(horizon), "bytes/id")
+	runtime.KeepAlive(ids)
+}
+
+func ExampleDeduper() {
+	d := dedup.New()
+	wm := int64(0)
+	fmt.Println(d.Seen("e1", 1000, wm)) // first time: accepted
+	fmt.Println(d.Seen("e1", 1000, wm)) // a retry: duplicate
+	wm = 1001                           // the watermark passed e1's time
+	fmt.Println(d.Seen("e1", 1500, wm)) // forgotten: accepted again
+	// Output:
+	// false
+	// true
+	// false
+}

@@ -1,0 +1,177 @@
+package funnel_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/clickstreamkit/clickstream"
+	"github.com/clickstreamkit/clickstream/funnel"
+	"github.com/clickstreamkit/clickstream/session"
+	"github.com/clickstreamkit/clickstream/window"
+)
+
+const (
+	PV = "page_view"
+	AC = "add_to_cart"
+	PU = "purchase"
+)
+
+type ev struct {
+	typ string
+	ts  int64
+}
+
+// marks tags events the way a Sessionizer would, sorted by time.
+func marks(t *testing.T, f *funnel.Funnel, evs ...ev) []session.Mark {
+	var ms []session.Mark
+	for _, e := range evs {
+		if tag, ok := f.Mark(&clickstream.Event{EventType: e.typ}); ok {
+			ms = append(ms, session.Mark{TS: e.ts, Tag: tag})
+		}
+	}
+	return ms
+}
+
+func records(f *funnel.Funnel, wm int64, open func(int64) bool) []funnel.Record {
+	var out []funnel.Record
+	f.Advance(wm, open, func(r *funnel.Record) { out = append(out, *r) })
+	return out
+}
+
+func never(int64) bool { return false }
+
+// SEMANTICS §7, rule by rule, one session each.
+func TestFunnelMatching(t *testing.T) {
+	tests := []struct {
+		name   string
+		steps  []string
+		events []ev
+		want   []int64 // steps reached
+		median int64   // -1: none
+	}{
+		{"§7 full funnel", nil, []ev{{PV, 0}, {AC, 10}, {PU, 30}}, []int64{1, 1, 1}, 30},
+		{"§7 equal timestamps satisfy the order", nil, []ev{{PU, 5}, {AC, 5}, {PV, 5}}, []int64{1, 1, 1}, 0},
+		{"§7 out of order does not count", nil, []ev{{PU, 0}, {AC, 10}, {PV, 20}}, []int64{1, 0, 0}, -1},
+		{"§7 other events between steps are allowed", nil, []ev{{PV, 0}, {"search", 1}, {PV, 2}, {AC, 3}, {PU, 9}}, []int64{1, 1, 1}, 9},
+		{"§7 greedy from the earliest first step", nil, []ev{{PV, 0}, {AC, 50}, {PV, 40}, {PU, 60}}, []int64{1, 1, 1}, 60},
+		{"§7 no first step: not entered", nil, []ev{{AC, 0}, {PU, 1}}, []int64{0, 0, 0}, -1},
+		{"§7 repeated step types need distinct events", []string{PV, PV, PU}, []ev{{PV, 0}, {PU, 5}}, []int64{1, 0, 0}, -1},
+		{"§7 repeated step types at one time", []string{PV, PV, PU}, []ev{{PV, 7}, {PV, 7}, {PU, 7}}, []int64{1, 1, 1}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var opts []funnel.Option
+			if tt.steps != nil {
+				opts = append(opts, funnel.WithSteps(tt.steps...))
+			}
+			f, err := funnel.New(opts...)
+			require.NoError(t, err)
+			f.AddSession(0, marks(t, f, tt.events...))
+			got := records(f, window.PosInf, never)
+			require.Len(t, got, 1)
+			assert.Equal(t, tt.want, got[0].Steps)
+			assert.Equal(t, tt.want[0], got[0].Entered)
+			assert.Equal(t, tt.median >= 0, got[0].HasMedian)
+			if tt.median >= 0 {
+				assert.Equal(t, tt.median, got[0].MedianTimeToConvertMs)
+			}
+		})
+	}
+}
+
+func TestFunnelRecordPerStartMinute(t *testing.T) {
+	f, err := funnel.New()
+	require.NoError(t, err)
+	const m = 60_000
+	f.AddSession(5, marks(t, f, ev{PV, 5}, ev{AC, 6}, ev{PU, 1005}))
+	f.AddSession(10, marks(t, f, ev{PV, 10}, ev{AC, 20}, ev{PU, 3010}))
+	f.AddSession(20, marks(t, f, ev{PV, 20}, ev{AC, 30}))
+	f.AddSession(30, marks(t, f, ev{"search", 30}))
+	f.AddSession(2*m, marks(t, f, ev{PV, 2 * m}))
+	// §7: emitted only once every session of the minute is final
+	assert.Empty(t, records(f, m-1, never), "the minute is not over")
+	assert.Empty(t, records(f, m, func(x int64) bool { return x == 0 }), "a session of minute 0 is open")
+	got := records(f, m, never)
+	require.Len(t, got, 1)
+	r := got[0]
+	assert.Equal(t, int64(0), r.Minute)
+	assert.Equal(t, int64(3), r.Entered)
+	assert.Equal(t, []int64{3, 3, 2}, r.Steps)
+	assert.Equal(t, []float64{1, 1, 2.0 / 3}, r.StepRates)
+	assert.InDelta(t, 2.0/3, r.OverallRate, 1e-12)
+	assert.Equal(t, int64(1000), r.MedianTimeToConvertMs, "§7 lower median of 1000 and 3000")
+	// minutes without sessions emit nothing; minute 2 emits later
+	got = records(f, window.PosInf, never)
+	require.Len(t, got, 1)
+	assert.Equal(t, int64(2*m), got[0].Minute)
+	assert.False(t, got[0].HasMedian)
+	assert.Equal(t, []float64{1, 0, 0}, got[0].StepRates)
+}
+
+func TestFunnelUserScope(t *testing.T) {
+	f, err := funnel.New(funnel.WithUserScope(10 * time.Minute))
+	require.NoError(t, err)
+	const m = 60_000
+	add := func(user, typ string, ts int64) {
+		tag, ok := f.Mark(&clickstream.Event{EventType: typ})
+		require.True(t, ok)
+		f.AddEvent(user, ts, tag)
+	}
+	add("u", AC, 30*m) // before any first step: ignored
+	add("u", PV, 31*m)
+	add("u", AC, 35*m)
+	add("u", PU, 41*m) // exactly conversion_window after the first step: outside
+	add("u", PV, 45*m) // a second entity, starting at 45
+	add("u", PU, 50*m)
+	add("v", PV, 31*m+1)
+	add("v", AC, 31*m+2)
+	add("v", PU, 31*m+3)
+	assert.Empty(t, records(f, 42*m-1, never), "minute 31's entities may still change")
+	got := records(f, 42*m, never)
+	require.Len(t, got, 1)
+	assert.Equal(t, int64(31*m), got[0].Minute)
+	assert.Equal(t, []int64{2, 2, 1}, got[0].Steps)
+	assert.Equal(t, int64(2), got[0].MedianTimeToConvertMs)
+	got = records(f, window.PosInf, never)
+	require.Len(t, got, 1)
+	assert.Equal(t, int64(45*m), got[0].Minute)
+	assert.Equal(t, []int64{1, 0, 0}, got[0].Steps, "the purchase needs a cart first")
+}
+
+func TestFunnelMergeAndSnapshot(t *testing.T) {
+	a := funnel.Record{Minute: 0, Steps: []int64{2, 1, 1}, TimesMs: []int64{10}}
+	b := funnel.Record{Minute: 0, Steps: []int64{3, 2, 1}, TimesMs: []int64{5}}
+	m := funnel.Merge(a, b)
+	assert.Equal(t, []int64{5, 3, 2}, m.Steps)
+	assert.Equal(t, int64(5), m.MedianTimeToConvertMs)
+	assert.InDelta(t, 0.4, m.OverallRate, 1e-12)
+
+	f, err := funnel.New()
+	require.NoError(t, err)
+	f.AddSession(0, marks(t, f, ev{PV, 0}, ev{AC, 1}, ev{PU, 2}))
+	snap, err := f.AppendBinary(nil)
+	require.NoError(t, err)
+	g, err := funnel.New()
+	require.NoError(t, err)
+	require.NoError(t, g.UnmarshalBinary(snap))
+	assert.Equal(t, records(f, window.PosInf, never), records(g, window.PosInf, never))
+	h, err := funnel.New(funnel.WithSteps(PV, PU))
+	require.NoError(t, err)
+	assert.Error(t, h.UnmarshalBinary(snap), "a snapshot of other steps is refused")
+}
+
+func ExampleFunnel() {
+	f, _ := funnel.New() // page_view -> add_to_cart -> purchase, per session
+	tag := func(typ string) uint8 { t, _ := f.Mark(&clickstream.Event{EventType: typ}); return t }
+	f.AddSession(0, []session.Mark{{TS: 0, Tag: tag("page_view")}, {TS: 4000, Tag: tag("add_to_cart")}, {TS: 9000, Tag: tag("purchase")}})
+	f.AddSession(1000, []session.Mark{{TS: 1000, Tag: tag("page_view")}})
+	f.Advance(window.PosInf, func(int64) bool { return false }, func(r *funnel.Record) {
+		fmt.Println(r.Entered, r.Steps, r.StepRates, r.OverallRate, r.MedianTimeToConvertMs)
+	})
+	// Output:
+	// 2 [2 1 1] [1 0.5 1] 0.5 9000
+}

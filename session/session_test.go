@@ -1,0 +1,138 @@
+package session_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/clickstreamkit/clickstream"
+	"github.com/clickstreamkit/clickstream/session"
+	"github.com/clickstreamkit/clickstream/window"
+)
+
+const min = int64(60_000)
+
+func pv(user string, ts int64) *clickstream.Event {
+	return &clickstream.Event{EventID: fmt.Sprint(user, ts), EventType: "page_view", Kind: clickstream.KindPageView, TS: ts, UserID: user}
+}
+
+func buy(user string, ts int64, price float64, cur string) *clickstream.Event {
+	return &clickstream.Event{EventID: fmt.Sprint(user, ts), EventType: "purchase", Kind: clickstream.KindPurchase,
+		TS: ts, UserID: user, Price: price, HasPrice: true, Currency: cur}
+}
+
+func final(s *session.Sessionizer, wm int64) []session.Record {
+	var out []session.Record
+	s.Advance(wm, func(r *session.Record) {
+		c := *r
+		c.Marks = nil
+		out = append(out, c)
+	})
+	return out
+}
+
+func spans(rs []session.Record) [][2]int64 {
+	var out [][2]int64
+	for _, r := range rs {
+		out = append(out, [2]int64{r.Start, r.End})
+	}
+	return out
+}
+
+// SEMANTICS §5, rule by rule.
+func TestSessionRules(t *testing.T) {
+	tests := []struct {
+		name   string
+		events []int64 // arrival order, one user
+		want   [][2]int64
+	}{
+		{"§5 gap of exactly 30 min starts a new session", []int64{0, 30 * min}, [][2]int64{{0, 0}, {30 * min, 30 * min}}},
+		{"§5 gap of 29:59.999 stays in the session", []int64{0, 30*min - 1}, [][2]int64{{0, 30*min - 1}}},
+		{"§5 out-of-order event extends the start", []int64{10 * min, 0}, [][2]int64{{0, 10 * min}}},
+		{"§5 a bridging event merges two open sessions", []int64{0, 40 * min, 20 * min}, [][2]int64{{0, 40 * min}}},
+		{"§5 bridging three sessions", []int64{0, 50 * min, 100 * min, 25 * min, 75 * min}, [][2]int64{{0, 100 * min}}},
+		{"§5 an event that bridges nothing", []int64{0, 70 * min, 35 * min}, [][2]int64{{0, 0}, {35 * min, 35 * min}, {70 * min, 70 * min}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := session.New()
+			require.NoError(t, err)
+			for _, ts := range tt.events {
+				s.Add(pv("u", ts))
+			}
+			assert.Equal(t, tt.want, spans(final(s, window.PosInf)))
+		})
+	}
+}
+
+func TestSessionFinality(t *testing.T) {
+	s, err := session.New()
+	require.NoError(t, err)
+	s.Add(pv("u", 0))
+	s.Add(buy("u", 5*min, 10, "EUR"))
+	s.Add(buy("u", 6*min, 10, "USD"))
+	// §5: final once wm >= last + gap, not a millisecond before
+	assert.Empty(t, final(s, 36*min-1))
+	assert.True(t, s.OpenInMinute(0))
+	got := final(s, 36*min)
+	require.Len(t, got, 1)
+	assert.Equal(t, session.Record{SessionID: "u/1970-01-01T00:00:00.000Z", UserID: "u", Start: 0, End: 6 * min,
+		DurationMs: 6 * min, Events: 3, PageViews: 1, Purchases: 2, Revenue: 10, Converted: true}, got[0],
+		"§5/§6 revenue counts the base currency only without rates")
+	assert.False(t, s.OpenInMinute(0))
+	assert.Equal(t, 0, s.Open())
+
+	// a single event is a bounce
+	s.Add(pv("v", 100*min))
+	got = final(s, window.PosInf)
+	require.Len(t, got, 1)
+	assert.True(t, got[0].Bounced)
+	assert.False(t, got[0].Converted)
+}
+
+func TestSessionSnapshot(t *testing.T) {
+	marker := func(e *clickstream.Event) (uint8, bool) { return uint8(e.Kind), true }
+	s, err := session.New(session.WithMarker(marker), session.WithCurrencies(clickstream.Currencies{Base: "EUR", Rates: map[string]float64{"USD": 0.5}}))
+	require.NoError(t, err)
+	s.Add(pv("a", 0))
+	s.Add(buy("a", min, 10, "USD"))
+	s.Add(pv("b", 3*min))
+	h := s.Add(pv("b", 4*min))
+	assert.True(t, s.FirstInWindow(h, 4*min, 0))
+	assert.False(t, s.FirstInWindow(h, 4*min, 0))
+	b, err := s.AppendBinary(nil)
+	require.NoError(t, err)
+	r, err := session.New(session.WithMarker(marker))
+	require.NoError(t, err)
+	require.NoError(t, r.UnmarshalBinary(b))
+	h = r.Add(pv("b", 4*min+1))
+	assert.False(t, r.FirstInWindow(h, 4*min, 0), "window marks survive a restore")
+	var marks [][]session.Mark
+	got := []session.Record{}
+	r.Advance(window.PosInf, func(rec *session.Record) {
+		marks = append(marks, append([]session.Mark(nil), rec.Marks...))
+		c := *rec
+		c.Marks = nil
+		got = append(got, c)
+	})
+	require.Len(t, got, 2)
+	assert.Equal(t, 5.0, got[0].Revenue)
+	assert.Equal(t, []session.Mark{{TS: 0, Tag: uint8(clickstream.KindPageView)}, {TS: min, Tag: uint8(clickstream.KindPurchase)}}, marks[0])
+	assert.Equal(t, int64(3), got[1].Events)
+}
+
+func ExampleSessionizer() {
+	s, _ := session.New(session.WithGap(30 * time.Minute))
+	min := time.Minute.Milliseconds()
+	for _, ts := range []int64{0, 40 * min, 20 * min} { // the last one bridges
+		s.Add(&clickstream.Event{EventID: fmt.Sprint(ts), EventType: "page_view", Kind: clickstream.KindPageView, TS: ts, UserID: "u1"})
+	}
+	s.Advance(window.PosInf, func(r *session.Record) {
+		fmt.Println(r.SessionID, r.Events, r.DurationMs)
+	})
+	// Output:
+	// u1/1970-01-01T00:00:00.000Z 3 2400000
+}

@@ -1,0 +1,56 @@
+// Package mongo is a [sinks.Sink] for MongoDB, with queries that read the
+// merged, global view back (SEMANTICS §6, §7, §10).
+//
+// # Documents
+//
+// Each partition writes its own partials; nothing is incremented, every
+// document is set whole with $set in an upsert keyed by what identifies it,
+// so a replayed batch rewrites the same documents (idempotence). The _id is
+// "<topic, path-escaped>/<partition>/<key>".
+//
+//   - kpis_minute, key the window start (RFC 3339 UTC millis): minute (date),
+//     topic, partition, final, events, page_views, add_to_carts, purchases,
+//     sessions, revenue, revenue_purchases, revenue_by_currency,
+//     conversion_rate, aov, top_products [{product_id, views, carts,
+//     purchases, revenue}], latency_bins [{i, n}] (the sparse latency
+//     sketch, so partials merge), latency_ms_p95 (null without latency),
+//     updated_at. A running update (final false) is filtered on
+//     {_id, final: {$ne: true}}: on a final document the upsert's insert
+//     meets the existing _id, and that duplicate key error counts as done, so
+//     a stale update never replaces a final window. Finals replace anything.
+//   - sessions, key the session_id: session_id, user_id, topic, partition,
+//     start, end (dates), duration_ms, events, page_views, add_to_carts,
+//     purchases, revenue, bounced, converted, updated_at.
+//   - funnel_minute, key the start minute: minute (date), topic, partition,
+//     entered, steps, step_rates, overall_rate, median_time_to_convert_ms
+//     (null when none), times_ms (the sorted conversion times, so that the
+//     merged median is exact), updated_at.
+//
+// Indexes: {minute: 1} on kpis_minute and funnel_minute, {start: 1} on
+// sessions, created by [Sink.EnsureIndexes] or the first Write.
+//
+// # Durability and outages
+//
+// Every write uses write concern majority: Write returns nil only once the
+// batch is durable, and the pipeline commits offsets after that. Write does
+// not retry; the pipeline's Runner retries the batch whole with back-off.
+// So that an outage surfaces as an error in seconds rather than hanging a
+// Write, give the client short timeouts, for example
+//
+//	options.Client().ApplyURI(uri).
+//		SetServerSelectionTimeout(5 * time.Second).
+//		SetConnectTimeout(5 * time.Second)
+//
+// ([options.ClientOptions.SetTimeout] also works but bounds queries too),
+// and keep [WithWriteTimeout] (default 60s) above the time the server needs
+// for the largest batch.
+//
+// # Queries
+//
+// [Sink.Minutes], [Sink.LatestMinutes], [Sink.Funnel] and [Sink.Anomalies]
+// merge the partitions' partials of each minute (kpi.Merge, funnel.Merge);
+// anomalies are scored on merged final minutes. [KPIRecords] shapes merged
+// minutes as the JSON records of SEMANTICS §9.
+//
+// A [Sink] is safe for concurrent use.
+package mongo

@@ -1,0 +1,251 @@
+package mongo
+
+import (
+	"net/url"
+	"strconv"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/clickstreamkit/clickstream"
+	"github.com/clickstreamkit/clickstream/funnel"
+	"github.com/clickstreamkit/clickstream/kpi"
+	"github.com/clickstreamkit/clickstream/session"
+	"github.com/clickstreamkit/clickstream/sinks"
+)
+
+// docID is a document's _id: the escaped topic, the partition and what
+// identifies the result within the partition, joined by "/". Escaping the
+// topic (it cannot then hold "/") makes the id unambiguous.
+func docID(topic string, partition int32, rest string) string {
+	return url.PathEscape(topic) + "/" + strconv.FormatInt(int64(partition), 10) + "/" + rest
+}
+
+// kpiDoc is a document of the KPI collection: one partition's partial of one
+// window, in the KPI record shape of SEMANTICS §6 plus what merging needs.
+type kpiDoc struct {
+	ID                string             `bson:"_id,omitempty"`
+	Minute            bson.DateTime      `bson:"minute"`
+	Topic             string             `bson:"topic"`
+	Partition         int32              `bson:"partition"`
+	Final             bool               `bson:"final"`
+	Events            int64              `bson:"events"`
+	PageViews         int64              `bson:"page_views"`
+	AddToCarts        int64              `bson:"add_to_carts"`
+	Purchases         int64              `bson:"purchases"`
+	Sessions          int64              `bson:"sessions"`
+	Revenue           float64            `bson:"revenue"`
+	RevenuePurchases  int64              `bson:"revenue_purchases"`
+	RevenueByCurrency map[string]float64 `bson:"revenue_by_currency"`
+	ConversionRate    float64            `bson:"conversion_rate"`
+	AOV               float64            `bson:"aov"`
+	TopProducts       []productDoc       `bson:"top_products"`
+	LatencyBins       []binDoc           `bson:"latency_bins"`
+	LatencyMsP95      *float64           `bson:"latency_ms_p95"`
+	UpdatedAt         bson.DateTime      `bson:"updated_at"`
+}
+
+type productDoc struct {
+	ProductID string  `bson:"product_id"`
+	Views     int64   `bson:"views"`
+	Carts     int64   `bson:"carts"`
+	Purchases int64   `bson:"purchases"`
+	Revenue   float64 `bson:"revenue"`
+}
+
+// binDoc is a latency sketch bin (kpi.Bin): index i (-1 for zero), count n.
+type binDoc struct {
+	I int32 `bson:"i"`
+	N int64 `bson:"n"`
+}
+
+func newKPIDoc(topic string, partition int32, m *kpi.Minute, now bson.DateTime) kpiDoc {
+	d := kpiDoc{
+		Minute: bson.DateTime(m.Minute), Topic: topic, Partition: partition, Final: m.Final,
+		Events: m.Events, PageViews: m.PageViews, AddToCarts: m.AddToCarts, Purchases: m.Purchases,
+		Sessions: m.Sessions, Revenue: m.Revenue, RevenuePurchases: m.RevenuePurchases,
+		RevenueByCurrency: make(map[string]float64, len(m.RevenueByCurrency)),
+		ConversionRate:    m.ConversionRate(), AOV: m.AOV(),
+		TopProducts: make([]productDoc, 0, len(m.TopProducts)),
+		UpdatedAt:   now,
+	}
+	for k, v := range m.RevenueByCurrency {
+		d.RevenueByCurrency[k] = v
+	}
+	for _, p := range m.TopProducts {
+		d.TopProducts = append(d.TopProducts, productDoc(p))
+	}
+	bins := m.Latency.Bins()
+	d.LatencyBins = make([]binDoc, 0, len(bins))
+	for _, b := range bins {
+		d.LatencyBins = append(d.LatencyBins, binDoc{I: b.Index, N: int64(b.Count)})
+	}
+	if p95, ok := m.LatencyP95(); ok {
+		d.LatencyMsP95 = &p95
+	}
+	return d
+}
+
+func (d *kpiDoc) minute() kpi.Minute {
+	m := kpi.Minute{Minute: int64(d.Minute), Final: d.Final,
+		Counts: kpi.Counts{Events: d.Events, PageViews: d.PageViews, AddToCarts: d.AddToCarts,
+			Purchases: d.Purchases, Sessions: d.Sessions, Revenue: d.Revenue, RevenuePurchases: d.RevenuePurchases},
+		RevenueByCurrency: d.RevenueByCurrency, TopProducts: make([]kpi.Product, 0, len(d.TopProducts)),
+	}
+	if m.RevenueByCurrency == nil {
+		m.RevenueByCurrency = map[string]float64{}
+	}
+	for _, p := range d.TopProducts {
+		m.TopProducts = append(m.TopProducts, kpi.Product(p))
+	}
+	bins := make([]kpi.Bin, 0, len(d.LatencyBins))
+	for _, b := range d.LatencyBins {
+		if b.N > 0 {
+			bins = append(bins, kpi.Bin{Index: b.I, Count: uint64(b.N)})
+		}
+	}
+	m.Latency = kpi.SketchOf(bins)
+	return m
+}
+
+// kpiModels returns the upserts of b's windows and which of them are running
+// updates guarded against replacing a final window. Per window the last value
+// wins, a final one over running ones.
+func kpiModels(b *sinks.Batch, now bson.DateTime) (models []mongo.WriteModel, running []bool) {
+	pick := make(map[int64]int, len(b.KPIs))
+	var order []int64
+	for i := range b.KPIs {
+		m := &b.KPIs[i]
+		j, ok := pick[m.Minute]
+		if !ok {
+			order = append(order, m.Minute)
+		}
+		if !ok || m.Final || !b.KPIs[j].Final {
+			pick[m.Minute] = i
+		}
+	}
+	for _, minute := range order {
+		m := &b.KPIs[pick[minute]]
+		id := docID(b.Topic, b.Partition, clickstream.FormatTime(m.Minute))
+		filter := bson.D{{Key: "_id", Value: id}}
+		if !m.Final {
+			filter = append(filter, bson.E{Key: "final", Value: bson.D{{Key: "$ne", Value: true}}})
+		}
+		doc := newKPIDoc(b.Topic, b.Partition, m, now)
+		models = append(models, mongo.NewUpdateOneModel().SetFilter(filter).
+			SetUpdate(bson.D{{Key: "$set", Value: doc}}).SetUpsert(true))
+		running = append(running, !m.Final)
+	}
+	return models, running
+}
+
+// sessionDoc is a document of the sessions collection: a final session (the
+// session record of SEMANTICS §5) with the partition that emitted it.
+type sessionDoc struct {
+	ID         string        `bson:"_id,omitempty"`
+	SessionID  string        `bson:"session_id"`
+	UserID     string        `bson:"user_id"`
+	Topic      string        `bson:"topic"`
+	Partition  int32         `bson:"partition"`
+	Start      bson.DateTime `bson:"start"`
+	End        bson.DateTime `bson:"end"`
+	DurationMs int64         `bson:"duration_ms"`
+	Events     int64         `bson:"events"`
+	PageViews  int64         `bson:"page_views"`
+	AddToCarts int64         `bson:"add_to_carts"`
+	Purchases  int64         `bson:"purchases"`
+	Revenue    float64       `bson:"revenue"`
+	Bounced    bool          `bson:"bounced"`
+	Converted  bool          `bson:"converted"`
+	UpdatedAt  bson.DateTime `bson:"updated_at"`
+}
+
+func (d *sessionDoc) record() session.Record {
+	return session.Record{SessionID: d.SessionID, UserID: d.UserID, Start: int64(d.Start), End: int64(d.End),
+		DurationMs: d.DurationMs, Events: d.Events, PageViews: d.PageViews, AddToCarts: d.AddToCarts,
+		Purchases: d.Purchases, Revenue: d.Revenue, Bounced: d.Bounced, Converted: d.Converted}
+}
+
+func sessionModels(b *sinks.Batch, now bson.DateTime) []mongo.WriteModel {
+	last := make(map[string]int, len(b.Sessions))
+	var order []string
+	for i := range b.Sessions {
+		id := b.Sessions[i].SessionID
+		if _, ok := last[id]; !ok {
+			order = append(order, id)
+		}
+		last[id] = i
+	}
+	models := make([]mongo.WriteModel, 0, len(order))
+	for _, id := range order {
+		s := &b.Sessions[last[id]]
+		doc := sessionDoc{SessionID: s.SessionID, UserID: s.UserID, Topic: b.Topic, Partition: b.Partition,
+			Start: bson.DateTime(s.Start), End: bson.DateTime(s.End), DurationMs: s.DurationMs,
+			Events: s.Events, PageViews: s.PageViews, AddToCarts: s.AddToCarts, Purchases: s.Purchases,
+			Revenue: s.Revenue, Bounced: s.Bounced, Converted: s.Converted, UpdatedAt: now}
+		models = append(models, mongo.NewUpdateOneModel().
+			SetFilter(bson.D{{Key: "_id", Value: docID(b.Topic, b.Partition, id)}}).
+			SetUpdate(bson.D{{Key: "$set", Value: doc}}).SetUpsert(true))
+	}
+	return models
+}
+
+// funnelDoc is a document of the funnel collection: one partition's funnel of
+// a start minute (SEMANTICS §7) with the conversion times, so that merged
+// medians are exact.
+type funnelDoc struct {
+	ID                    string        `bson:"_id,omitempty"`
+	Minute                bson.DateTime `bson:"minute"`
+	Topic                 string        `bson:"topic"`
+	Partition             int32         `bson:"partition"`
+	Entered               int64         `bson:"entered"`
+	Steps                 []int64       `bson:"steps"`
+	StepRates             []float64     `bson:"step_rates"`
+	OverallRate           float64       `bson:"overall_rate"`
+	MedianTimeToConvertMs *int64        `bson:"median_time_to_convert_ms"`
+	TimesMs               []int64       `bson:"times_ms"`
+	UpdatedAt             bson.DateTime `bson:"updated_at"`
+}
+
+func (d *funnelDoc) record() funnel.Record {
+	r := funnel.Record{Minute: int64(d.Minute), Entered: d.Entered, Steps: nonNil(d.Steps),
+		StepRates: nonNil(d.StepRates), OverallRate: d.OverallRate, TimesMs: nonNil(d.TimesMs)}
+	if d.MedianTimeToConvertMs != nil {
+		r.MedianTimeToConvertMs, r.HasMedian = *d.MedianTimeToConvertMs, true
+	}
+	return r
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+func funnelModels(b *sinks.Batch, now bson.DateTime) []mongo.WriteModel {
+	last := make(map[int64]int, len(b.Funnel))
+	var order []int64
+	for i := range b.Funnel {
+		m := b.Funnel[i].Minute
+		if _, ok := last[m]; !ok {
+			order = append(order, m)
+		}
+		last[m] = i
+	}
+	models := make([]mongo.WriteModel, 0, len(order))
+	for _, minute := range order {
+		f := &b.Funnel[last[minute]]
+		doc := funnelDoc{Minute: bson.DateTime(f.Minute), Topic: b.Topic, Partition: b.Partition,
+			Entered: f.Entered, Steps: append([]int64{}, f.Steps...), StepRates: append([]float64{}, f.StepRates...),
+			OverallRate: f.OverallRate, TimesMs: append([]int64{}, f.TimesMs...), UpdatedAt: now}
+		if f.HasMedian {
+			med := f.MedianTimeToConvertMs
+			doc.MedianTimeToConvertMs = &med
+		}
+		models = append(models, mongo.NewUpdateOneModel().
+			SetFilter(bson.D{{Key: "_id", Value: docID(b.Topic, b.Partition, clickstream.FormatTime(minute))}}).
+			SetUpdate(bson.D{{Key: "$set", Value: doc}}).SetUpsert(true))
+	}
+	return models
+}

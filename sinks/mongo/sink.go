@@ -1,0 +1,227 @@
+package mongo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
+
+	"github.com/clickstreamkit/clickstream/sinks"
+)
+
+var _ sinks.Sink = (*Sink)(nil)
+
+// The default collection names.
+const (
+	DefaultKPIs     = "kpis_minute"
+	DefaultSessions = "sessions"
+	DefaultFunnel   = "funnel_minute"
+)
+
+// DefaultWriteTimeout bounds one Write (and EnsureIndexes).
+const DefaultWriteTimeout = 60 * time.Second
+
+// ErrClosed is returned by Write after Close.
+var ErrClosed = errors.New("mongo sink: closed")
+
+// Sink writes the pipeline's results to MongoDB (SEMANTICS §6, §7, §10): one
+// document per (minute, topic, partition) in the KPI and funnel collections,
+// one per (session, topic, partition) in the sessions collection, each
+// upserted whole, so a replayed batch rewrites the same documents. A running
+// KPI update never replaces a final window. Queries merge the partitions'
+// partials into the global view.
+//
+// Write makes every result of the batch durable with write concern majority
+// in one unordered bulk write per collection, and does not retry: the
+// pipeline's Runner retries a failed batch whole with back-off.
+//
+// A Sink is safe for concurrent use.
+type Sink struct {
+	kpis, sessions, funnel *mongo.Collection
+	log                    *slog.Logger
+	timeout                time.Duration
+	now                    func() time.Time
+
+	mu      sync.Mutex
+	indexed bool
+	closed  bool
+}
+
+// Option configures a Sink.
+type Option func(*config)
+
+type config struct {
+	kpis, sessions, funnel string
+	log                    *slog.Logger
+	timeout                time.Duration
+	now                    func() time.Time
+}
+
+// WithLogger sets the logger. Default: discard.
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
+
+// WithKPICollection names the KPI collection. Default "kpis_minute".
+func WithKPICollection(name string) Option { return func(c *config) { c.kpis = name } }
+
+// WithSessionsCollection names the sessions collection. Default "sessions".
+func WithSessionsCollection(name string) Option { return func(c *config) { c.sessions = name } }
+
+// WithFunnelCollection names the funnel collection. Default "funnel_minute".
+func WithFunnelCollection(name string) Option { return func(c *config) { c.funnel = name } }
+
+// WithWriteTimeout bounds each Write and EnsureIndexes call, on top of the
+// caller's context, so that a stalled server surfaces as an error the Runner
+// retries; 0 leaves only the caller's context. Default 60s. How fast an
+// unreachable server is reported depends on the client's server selection
+// timeout (see the package documentation).
+func WithWriteTimeout(d time.Duration) Option { return func(c *config) { c.timeout = d } }
+
+// WithClock sets the clock of the updated_at fields. Default time.Now.
+func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
+
+// New returns a sink writing into database through client, which the caller
+// owns (connects, configures and disconnects). It checks its arguments and
+// starts nothing; indexes are created by EnsureIndexes or the first Write.
+func New(client *mongo.Client, database string, opts ...Option) (*Sink, error) {
+	c := config{kpis: DefaultKPIs, sessions: DefaultSessions, funnel: DefaultFunnel,
+		log: slog.New(slog.DiscardHandler), timeout: DefaultWriteTimeout, now: time.Now}
+	for _, o := range opts {
+		o(&c)
+	}
+	switch {
+	case client == nil:
+		return nil, errors.New("mongo sink: nil client")
+	case database == "":
+		return nil, errors.New("mongo sink: empty database name")
+	case c.kpis == "" || c.sessions == "" || c.funnel == "":
+		return nil, errors.New("mongo sink: empty collection name")
+	case c.kpis == c.sessions || c.kpis == c.funnel || c.sessions == c.funnel:
+		return nil, errors.New("mongo sink: collection names must differ")
+	case c.timeout < 0:
+		return nil, errors.New("mongo sink: negative write timeout")
+	case c.log == nil || c.now == nil:
+		return nil, errors.New("mongo sink: nil logger or clock")
+	}
+	wc := options.Collection().SetWriteConcern(writeconcern.Majority())
+	db := client.Database(database)
+	return &Sink{
+		kpis: db.Collection(c.kpis, wc), sessions: db.Collection(c.sessions, wc), funnel: db.Collection(c.funnel, wc),
+		log: c.log, timeout: c.timeout, now: c.now,
+	}, nil
+}
+
+func (s *Sink) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if s.timeout > 0 {
+		return context.WithTimeout(ctx, s.timeout)
+	}
+	return context.WithCancel(ctx)
+}
+
+// EnsureIndexes creates the indexes the queries use: minute on the KPI and
+// funnel collections, start on the sessions collection. It is idempotent;
+// Write calls it once before its first write.
+func (s *Sink) EnsureIndexes(ctx context.Context) error {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	return s.ensureIndexes(ctx)
+}
+
+func (s *Sink) ensureIndexes(ctx context.Context) error {
+	for _, ix := range []struct {
+		coll *mongo.Collection
+		key  string
+	}{{s.kpis, "minute"}, {s.funnel, "minute"}, {s.sessions, "start"}} {
+		m := mongo.IndexModel{Keys: bson.D{{Key: ix.key, Value: 1}}}
+		if _, err := ix.coll.Indexes().CreateOne(ctx, m); err != nil {
+			return fmt.Errorf("mongo sink: create index %s on %s: %w", ix.key, ix.coll.Name(), err)
+		}
+	}
+	s.mu.Lock()
+	s.indexed = true
+	s.mu.Unlock()
+	return nil
+}
+
+// Write upserts b's KPI windows, sessions and funnel records and returns nil
+// once they are durable (write concern majority). Dead letters, events and
+// counters are not written: other sinks keep them. Within a batch, the last
+// value of a key wins, except that a final window beats running updates; a
+// running update of a window already final in the database changes nothing.
+func (s *Sink) Write(ctx context.Context, b *sinks.Batch) error {
+	s.mu.Lock()
+	closed, indexed := s.closed, s.indexed
+	s.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	if len(b.KPIs) == 0 && len(b.Sessions) == 0 && len(b.Funnel) == 0 {
+		return nil
+	}
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	if !indexed {
+		if err := s.ensureIndexes(ctx); err != nil {
+			return err
+		}
+	}
+	now := bson.NewDateTimeFromTime(s.now())
+	where := fmt.Sprintf("%s/%d offsets [%d, %d)", b.Topic, b.Partition, b.FirstOffset, b.NextOffset)
+	if models, running := kpiModels(b, now); len(models) > 0 {
+		kept, err := bulk(ctx, s.kpis, models, running)
+		if err != nil {
+			return fmt.Errorf("mongo sink: write %s of %s: %w", s.kpis.Name(), where, err)
+		}
+		if kept > 0 {
+			s.log.Debug("running updates of final windows ignored", "topic", b.Topic, "partition", b.Partition, "n", kept)
+		}
+	}
+	if models := sessionModels(b, now); len(models) > 0 {
+		if _, err := bulk(ctx, s.sessions, models, nil); err != nil {
+			return fmt.Errorf("mongo sink: write %s of %s: %w", s.sessions.Name(), where, err)
+		}
+	}
+	if models := funnelModels(b, now); len(models) > 0 {
+		if _, err := bulk(ctx, s.funnel, models, nil); err != nil {
+			return fmt.Errorf("mongo sink: write %s of %s: %w", s.funnel.Name(), where, err)
+		}
+	}
+	s.log.Debug("batch written", "topic", b.Topic, "partition", b.Partition,
+		"kpis", len(b.KPIs), "sessions", len(b.Sessions), "funnel", len(b.Funnel))
+	return nil
+}
+
+// bulk runs models as one unordered bulk write. A duplicate key error of a
+// model marked in guarded means its filter found the document final: the
+// upsert then tried to insert an existing _id. Such errors are counted in
+// kept, not returned.
+func bulk(ctx context.Context, coll *mongo.Collection, models []mongo.WriteModel, guarded []bool) (kept int, err error) {
+	_, err = coll.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
+	var bwe mongo.BulkWriteException
+	if err == nil || !errors.As(err, &bwe) || bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0 {
+		return 0, err
+	}
+	for _, we := range bwe.WriteErrors {
+		dup := we.Code == 11000 || we.Code == 11001
+		if !dup || we.Index < 0 || we.Index >= len(guarded) || !guarded[we.Index] {
+			return 0, err
+		}
+		kept++
+	}
+	return kept, nil
+}
+
+// Close marks the sink closed; later Writes fail. It leaves the client alone
+// and may be called more than once.
+func (s *Sink) Close(context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	return nil
+}
