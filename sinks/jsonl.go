@@ -196,7 +196,7 @@ func (j *JSONL) writeFile(name string, fill func(*bufio.Writer) error) error {
 		return fmt.Errorf("sinks: %w", err)
 	}
 	w := bufio.NewWriter(f)
-	err = errors.Join(fill(w), w.Flush(), f.Sync(), f.Close())
+	err = errors.Join(fill(w), w.Flush(), f.Chmod(0o644), f.Sync(), f.Close())
 	if err == nil {
 		err = os.Rename(f.Name(), path)
 	}

@@ -1,0 +1,220 @@
+package pipeline_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/clickstreamkit/clickstream"
+	"github.com/clickstreamkit/clickstream/checkpoint"
+	"github.com/clickstreamkit/clickstream/pipeline"
+	"github.com/clickstreamkit/clickstream/pipeline/pipelinetest"
+	"github.com/clickstreamkit/clickstream/sinks"
+	"github.com/clickstreamkit/clickstream/sources"
+)
+
+func at(d time.Duration) int64 { return pipelinetest.Start.Add(d).UnixMilli() }
+
+func view(id, user string, ts int64) clickstream.Event {
+	return clickstream.Event{EventID: id, EventType: "page_view", TS: ts, UserID: user}
+}
+
+func reasons(o sinks.Output) []string {
+	var out []string
+	for _, d := range o.DeadLetters {
+		out = append(out, fmt.Sprintf("%d:%s", d.Offset, d.Reason))
+	}
+	return out
+}
+
+// SEMANTICS §3: the late boundary, and that only accepted events move wm.
+func TestLateBoundary(t *testing.T) {
+	h := pipelinetest.New(t, pipeline.DefaultConfig())
+	h.FeedEvents(
+		view("a", "u", at(-time.Minute)),      // wm = start - 11m
+		view("b", "u", at(-11*time.Minute)),   // == wm: accepted
+		view("c", "u", at(-11*time.Minute)-1), // < wm: late
+		view("d", "u", at(30*time.Minute)),    // future: invalid, moves nothing
+		view("e", "u", at(-11*time.Minute)),   // still == wm: accepted
+		view("a", "u", at(-time.Minute)),      // duplicate of a
+	)
+	o := h.Output()
+	assert.Equal(t, []string{"2:late", "3:future_timestamp"}, reasons(o))
+	assert.Equal(t, sinks.Counters{Read: 6, Accepted: 3, Invalid: 1, Late: 1, Duplicates: 1}, o.Counters[0])
+}
+
+// SEMANTICS §6: running values every update_interval, marked not final; the
+// final value when wm reaches the end.
+func TestRunningUpdatesThenFinal(t *testing.T) {
+	cfg := pipeline.DefaultConfig()
+	cfg.WatermarkDelay = time.Minute
+	h := pipelinetest.New(t, cfg)
+	h.FeedEvents(view("a", "u", at(-10*time.Minute)))
+	h.Advance(999 * time.Millisecond)
+	assert.Empty(t, h.Output().Updates, "no update before update_interval")
+	h.Advance(time.Millisecond)
+	require.Len(t, h.Output().Updates, 1)
+	assert.False(t, h.Output().Updates[0].Final)
+	assert.Equal(t, int64(1), h.Output().Updates[0].Events)
+	h.Advance(time.Second)
+	assert.Len(t, h.Output().Updates, 1, "no update without a change")
+	h.FeedEvents(view("b", "v", at(-10*time.Minute)+1))
+	h.Advance(time.Second)
+	require.Len(t, h.Output().Updates, 2)
+	assert.Equal(t, int64(2), h.Output().Updates[1].Events)
+	assert.Empty(t, h.Output().KPIs)
+	// wm = ts - 1m reaches the window's end [-10m, -9m) at ts = -8m
+	h.FeedEvents(view("c", "v", at(-8*time.Minute)-1))
+	assert.Empty(t, h.Output().KPIs)
+	h.FeedEvents(view("d", "v", at(-8*time.Minute)))
+	require.Len(t, h.Output().KPIs, 1)
+	f := h.Output().KPIs[0]
+	assert.True(t, f.Final)
+	assert.Equal(t, at(-10*time.Minute), f.Minute)
+	assert.Equal(t, int64(2), f.Events)
+	assert.Equal(t, int64(2), f.Sessions)
+	h.Finish()
+	assert.Len(t, h.Output().KPIs, 3, "§3 the end of input closes every window")
+	assert.Len(t, h.Output().Sessions, 2)
+}
+
+func TestConfigValidation(t *testing.T) {
+	for name, mutate := range map[string]func(*pipeline.Config){
+		"gap below window":   func(c *pipeline.Config) { c.SessionGap = 30 * time.Second },
+		"zero window":        func(c *pipeline.Config) { c.WindowSize = 0 },
+		"no funnel steps":    func(c *pipeline.Config) { c.FunnelSteps = nil },
+		"negative delay":     func(c *pipeline.Config) { c.WatermarkDelay = -time.Second },
+		"zero anomaly z":     func(c *pipeline.Config) { c.AnomalyZ = 0 },
+		"zero update period": func(c *pipeline.Config) { c.UpdateInterval = 0 },
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg := pipeline.DefaultConfig()
+			mutate(&cfg)
+			_, err := pipeline.NewProcessor(cfg, "t", 0)
+			assert.ErrorIs(t, err, pipeline.ErrConfig)
+		})
+	}
+}
+
+func lines(events ...clickstream.Event) [][]byte {
+	var out [][]byte
+	for i := range events {
+		out = append(out, clickstream.AppendJSON(nil, &events[i]))
+	}
+	return out
+}
+
+// The Runner writes, then checkpoints, then commits; a second run restores
+// the checkpoint and skips what it covers.
+func TestRunnerCommitsAfterWriteAndRestores(t *testing.T) {
+	cfg := pipeline.DefaultConfig()
+	values := lines(view("a", "u", 0), view("b", "u", 1000), view("c", "v", 2000), view("d", "v", 120_000))
+	values = append(values, []byte("garbage"))
+	store := &checkpoint.Memory{}
+
+	src := sources.NewMemory(2, values[:3]...)
+	endless := endless{src}
+	var sink sinks.Memory
+	committedBeforeWrite := false
+	spy := sinks.SinkFunc(func(ctx context.Context, b *sinks.Batch) error {
+		committedBeforeWrite = committedBeforeWrite || src.Committed() >= b.NextOffset && b.NextOffset > 0 && !b.Empty()
+		return sink.Write(ctx, b)
+	})
+	r, err := pipeline.NewRunner(endless, spy, cfg, pipeline.WithCheckpoints(store))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- r.Run(ctx) }()
+	require.Eventually(t, func() bool { return src.Committed() == 3 }, 10*time.Second, 10*time.Millisecond)
+	cancel()
+	require.ErrorIs(t, <-done, context.Canceled)
+	assert.False(t, committedBeforeWrite)
+	cp, err := store.Load(context.Background(), "memory", 0)
+	require.NoError(t, err)
+	assert.Equal(t, int64(3), cp.Next)
+
+	// restart over the whole input: offsets 0..2 are covered by the checkpoint
+	src2 := sources.NewMemory(3, values...)
+	var sink2 sinks.Memory
+	r2, err := pipeline.NewRunner(src2, &sink2, cfg, pipeline.WithCheckpoints(store))
+	require.NoError(t, err)
+	require.NoError(t, r2.Run(context.Background()))
+	o := sink2.Output()
+	assert.Equal(t, sinks.Counters{Read: 5, Accepted: 4, Invalid: 1}, o.Counters[0])
+	assert.Len(t, o.Sessions, 2)
+	var events int64
+	for _, k := range o.KPIs {
+		events += k.Events
+	}
+	assert.Equal(t, int64(4), events, "each message counted once across the restart")
+	assert.Equal(t, int64(5), src2.Committed())
+}
+
+// endless is a source that waits for more instead of ending.
+type endless struct{ *sources.Memory }
+
+func (e endless) Read(ctx context.Context) (sources.Batch, error) {
+	b, err := e.Memory.Read(ctx)
+	if errors.Is(err, sources.ErrEndOfInput) {
+		<-ctx.Done()
+		return b, ctx.Err()
+	}
+	return b, err
+}
+
+// A failing sink is retried with back-off; nothing is committed meanwhile.
+func TestRunnerRetriesSink(t *testing.T) {
+	src := sources.NewMemory(10, lines(view("a", "u", 0))...)
+	fails := 2
+	var sink sinks.Memory
+	flaky := sinks.SinkFunc(func(ctx context.Context, b *sinks.Batch) error {
+		if fails > 0 {
+			fails--
+			assert.Equal(t, int64(0), src.Committed())
+			return fmt.Errorf("outage")
+		}
+		return sink.Write(ctx, b)
+	})
+	r, err := pipeline.NewRunner(src, flaky, pipeline.DefaultConfig())
+	require.NoError(t, err)
+	require.NoError(t, r.Run(context.Background()))
+	assert.Equal(t, 0, fails)
+	assert.Equal(t, int64(1), src.Committed())
+	assert.Equal(t, int64(1), r.Stats().Counters.Accepted)
+}
+
+func ExampleRunner() {
+	events := []string{
+		`{"event_id":"1","event_type":"page_view","event_ts":"2025-03-14T12:00:04Z","user_id":"u1","product_id":"sku_1"}`,
+		`{"event_id":"2","event_type":"add_to_cart","event_ts":"2025-03-14T12:00:09Z","user_id":"u1","product_id":"sku_1"}`,
+		`{"event_id":"3","event_type":"purchase","event_ts":"2025-03-14T12:00:30Z","user_id":"u1","product_id":"sku_1","price":29.9,"currency":"EUR"}`,
+		`{"event_id":"3","event_type":"purchase","event_ts":"2025-03-14T12:00:30Z","user_id":"u1","product_id":"sku_1","price":29.9,"currency":"EUR"}`,
+		`{"event_id":"4","event_type":"page_view","event_ts":"2025-03-14T12:00:31Z","user_id":"u2"}`,
+		`{"oops"`,
+	}
+	var values [][]byte
+	for _, e := range events {
+		values = append(values, []byte(e))
+	}
+	var sink sinks.Memory
+	r, _ := pipeline.NewRunner(sources.NewMemory(100, values...), &sink, pipeline.DefaultConfig())
+	if err := r.Run(context.Background()); err != nil {
+		fmt.Println(err)
+	}
+	o := sink.Output()
+	for _, m := range o.KPIs {
+		fmt.Printf("%s events=%d sessions=%d purchases=%d revenue=%.2f conversion=%.2f\n",
+			clickstream.FormatTime(m.Minute), m.Events, m.Sessions, m.Purchases, m.Revenue, m.ConversionRate())
+	}
+	fmt.Printf("funnel steps=%v\n", o.Funnel[0].Steps)
+	fmt.Printf("%+v\n", o.Counters[0])
+	// Output:
+	// 2025-03-14T12:00:00.000Z events=4 sessions=2 purchases=1 revenue=29.90 conversion=0.50
+	// funnel steps=[2 1 1]
+	// {Read:6 Accepted:4 Invalid:1 Late:0 Duplicates:1}
+}
