@@ -99,6 +99,12 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// NewDecoder returns the event decoder the settings describe.
+func (c *Config) NewDecoder() *clickstream.Decoder {
+	return clickstream.NewDecoder(clickstream.WithMaxEventBytes(c.MaxEventBytes),
+		clickstream.WithMaxFutureSkew(c.MaxFutureSkew), clickstream.WithClock(c.Clock))
+}
+
 // NewDetector returns the anomaly detector the settings describe.
 func (c *Config) NewDetector() (*kpi.Detector, error) { return c.newDetector() }
 

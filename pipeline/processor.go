@@ -47,8 +47,7 @@ func NewProcessor(cfg Config, topic string, partition int32) (*Processor, error)
 	}
 	p := &Processor{cfg: &cfg, next: -1, funMin: window.NegInf}
 	p.out.Topic, p.out.Partition, p.out.FirstOffset = topic, partition, -1
-	p.dec = clickstream.NewDecoder(clickstream.WithMaxEventBytes(cfg.MaxEventBytes),
-		clickstream.WithMaxFutureSkew(cfg.MaxFutureSkew), clickstream.WithClock(cfg.Clock))
+	p.dec = p.cfg.NewDecoder()
 	p.wm = window.NewWatermark(cfg.WatermarkDelay)
 	p.dd = dedup.New()
 	var err error
@@ -87,18 +86,45 @@ func NewProcessor(cfg Config, topic string, partition int32) (*Processor, error)
 func (p *Processor) Process(msgs []sources.Message, now time.Time) {
 	nowMs := now.UnixMilli()
 	for i := range msgs {
-		p.process(&msgs[i], nowMs)
+		err := p.dec.DecodeAt(msgs[i].Value, &p.ev, nowMs)
+		p.take(&msgs[i], &p.ev, err, nowMs)
 	}
 }
 
-func (p *Processor) process(m *sources.Message, now int64) {
+// Decoded is a message decoded ahead of processing: a valid Event, or Err
+// (a *clickstream.ValidationError) saying why the message is invalid.
+type Decoded struct {
+	Event clickstream.Event
+	Err   error
+}
+
+// ProcessDecoded is Process for messages already decoded, at the same
+// processing time, by a decoder of the same settings (see Config.NewDecoder),
+// so that decoding can run on another goroutine.
+func (p *Processor) ProcessDecoded(msgs []sources.Message, decoded []Decoded, now time.Time) {
+	nowMs := now.UnixMilli()
+	for i := range msgs {
+		p.take(&msgs[i], &decoded[i].Event, decoded[i].Err, nowMs)
+	}
+}
+
+// ProcessEvent runs an event the caller decoded and validated itself through
+// the late check, dedup, sessions, windows and funnel, as if it came in
+// message m (whose Value may be nil).
+func (p *Processor) ProcessEvent(e *clickstream.Event, m *sources.Message, now time.Time) {
+	p.ev = *e
+	p.ev.Kind = clickstream.KindOf(e.EventType)
+	p.take(m, &p.ev, nil, now.UnixMilli())
+}
+
+// take counts message m and runs its event e, or dead-letters it for err.
+func (p *Processor) take(m *sources.Message, e *clickstream.Event, err error, now int64) {
 	if p.out.FirstOffset < 0 {
 		p.out.FirstOffset = m.Offset
 	}
 	p.next = m.Offset + 1
 	p.counters.Read++
-	e := &p.ev
-	if err := p.dec.DecodeAt(m.Value, e, now); err != nil {
+	if err != nil {
 		p.counters.Invalid++
 		var ve *clickstream.ValidationError
 		if !errors.As(err, &ve) {
@@ -110,7 +136,7 @@ func (p *Processor) process(m *sources.Message, now int64) {
 	wm := p.wm.Current()
 	if e.TS < wm {
 		p.counters.Late++
-		p.dead(m, clickstream.ReasonLate, "event_ts", "before the watermark "+clickstream.FormatTime(wm))
+		p.dead(m, clickstream.ReasonLate, "event_ts", "before the watermark")
 		return
 	}
 	if p.dd.Seen(e.EventID, e.TS, wm) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -78,9 +79,12 @@ func (r *Runner) Stats() Stats {
 	return r.stats
 }
 
+// readResult is a batch read and decoded ahead, on the reader goroutine.
 type readResult struct {
-	b   sources.Batch
-	err error
+	b       sources.Batch
+	decoded []Decoded
+	now     time.Time
+	err     error
 }
 
 // Run processes until the source ends (it returns nil after the last write)
@@ -90,12 +94,27 @@ func (r *Runner) Run(ctx context.Context) error {
 	readCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	batches := make(chan readResult, 2)
+	free := make(chan []Decoded, 4) // decoded slices handed back for reuse
+	dec := r.cfg.NewDecoder()
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for {
 			b, err := r.src.Read(readCtx)
+			rr := readResult{b: b, err: err, now: r.cfg.Clock()}
+			if err == nil && !b.Revoked {
+				select {
+				case rr.decoded = <-free:
+				default:
+				}
+				rr.decoded = slices.Grow(rr.decoded[:0], len(b.Messages))[:len(b.Messages)]
+				nowMs := rr.now.UnixMilli()
+				for i := range b.Messages {
+					d := &rr.decoded[i]
+					d.Err = dec.DecodeAt(b.Messages[i].Value, &d.Event, nowMs)
+				}
+			}
 			select {
-			case batches <- readResult{b, err}:
+			case batches <- rr:
 			case <-readCtx.Done():
 				return
 			}
@@ -139,11 +158,15 @@ func (r *Runner) Run(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			msgs := rr.b.Messages
+			msgs, decoded := rr.b.Messages, rr.decoded
 			for len(msgs) > 0 && msgs[0].Offset < p.Next() { // covered by the checkpoint
-				msgs = msgs[1:]
+				msgs, decoded = msgs[1:], decoded[1:]
 			}
-			p.Process(msgs, r.cfg.Clock())
+			p.ProcessDecoded(msgs, decoded, rr.now)
+			select {
+			case free <- rr.decoded:
+			default:
+			}
 			if p.Pending() >= r.cfg.MaxPending {
 				if err := r.flush(ctx, p); err != nil {
 					return err

@@ -59,6 +59,7 @@ type Sessionizer struct {
 	heap     []int32         // session indexes, min end first
 	byMinute map[int64]int32 // open sessions by start minute
 	rec      Record
+	idBuf    []byte
 }
 
 type user struct {
@@ -290,11 +291,18 @@ func (s *Sessionizer) Advance(wm int64, emit func(*Record)) {
 	}
 }
 
+// sessionID builds user_id + "/" + start with one allocation.
+func (s *Sessionizer) sessionID(uid string, start int64) string {
+	s.idBuf = append(append(s.idBuf[:0], uid...), '/')
+	s.idBuf = clickstream.AppendTime(s.idBuf, start)
+	return string(s.idBuf)
+}
+
 func (s *Sessionizer) fill(r *Record, uid string, ss *sess) {
 	marks := ss.marks
 	slices.SortStableFunc(marks, func(a, b Mark) int { return cmp.Compare(a.TS, b.TS) })
 	*r = Record{
-		SessionID:  uid + "/" + clickstream.FormatTime(ss.start),
+		SessionID:  s.sessionID(uid, ss.start),
 		UserID:     uid,
 		Start:      ss.start,
 		End:        ss.end,

@@ -25,7 +25,8 @@ type File struct {
 	batch     int
 	maxLine   int
 	committed int64
-	done      bool
+	done      bool // no message left
+	eof       bool // the file ended with a line end
 }
 
 // OpenFile opens path. Lines longer than maxLine bytes are delivered cut to
@@ -55,19 +56,19 @@ func (s *File) Read(ctx context.Context) (Batch, error) {
 	b := Batch{Topic: s.path, Messages: make([]Message, 0, s.batch)}
 	buf := make([]byte, 0, 512*s.batch)
 	for len(b.Messages) < s.batch {
-		line, err := s.readLine()
-		if errors.Is(err, io.EOF) && line == nil {
+		if len(buf)+s.maxLine+1 > cap(buf) { // a new buffer: earlier values stay intact
+			buf = make([]byte, 0, max(s.maxLine+1, 512*s.batch))
+		}
+		start := len(buf)
+		var err error
+		buf, err = s.appendLine(buf)
+		if errors.Is(err, io.EOF) && len(buf) == start && s.eof {
 			s.done = true
 			break
 		}
 		if err != nil && !errors.Is(err, io.EOF) {
 			return Batch{}, fmt.Errorf("sources: read %s: %w", s.path, err)
 		}
-		if cap(buf)-len(buf) < len(line) { // keep earlier values intact
-			buf = make([]byte, 0, max(len(line), 512*s.batch))
-		}
-		start := len(buf)
-		buf = append(buf, line...)
 		b.Messages = append(b.Messages, Message{Topic: s.path, Offset: s.line, Value: buf[start:len(buf):len(buf)]})
 		s.line++
 		if errors.Is(err, io.EOF) {
@@ -81,10 +82,11 @@ func (s *File) Read(ctx context.Context) (Batch, error) {
 	return b, nil
 }
 
-// readLine returns the next line without its end, cut at maxLine+1 bytes; a
-// nil line with io.EOF means the file has ended.
-func (s *File) readLine() ([]byte, error) {
-	line := []byte{}
+// appendLine appends the next line without its end to dst, cut at maxLine+1
+// bytes. At the end of the file it returns io.EOF, with s.eof set when no
+// byte of a line was left.
+func (s *File) appendLine(dst []byte) ([]byte, error) {
+	start := len(dst)
 	full := 0 // bytes of the line, cut or not
 	for {
 		frag, err := s.r.ReadSlice('\n')
@@ -92,22 +94,23 @@ func (s *File) readLine() ([]byte, error) {
 		if err == nil {
 			body = frag[:len(frag)-1]
 		}
-		if room := s.maxLine + 1 - len(line); room > 0 {
-			line = append(line, body[:min(len(body), room)]...)
+		if room := s.maxLine + 1 - (len(dst) - start); room > 0 {
+			dst = append(dst, body[:min(len(body), room)]...)
 		}
 		full += len(body)
 		switch {
 		case errors.Is(err, bufio.ErrBufferFull):
 			continue
 		case err != nil && !errors.Is(err, io.EOF):
-			return nil, err
+			return dst, err
 		case errors.Is(err, io.EOF) && full == 0:
-			return nil, io.EOF
+			s.eof = true
+			return dst, io.EOF
 		}
-		if full == len(line) && len(line) > 0 && line[len(line)-1] == '\r' {
-			line = line[:len(line)-1]
+		if n := len(dst); full == n-start && n > start && dst[n-1] == '\r' {
+			dst = dst[:n-1]
 		}
-		return line, err
+		return dst, err
 	}
 }
 

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The project's test command: formatting and vet, then every unit test, the
+# integration tests against a real Kafka broker and a MongoDB-wire server
+# (started here and stopped at the end), and a short fuzzing run of the
+# decoder. Set KAFKA_BROKERS / MONGODB_URI beforehand to use services of your
+# own instead (a real MongoDB, say); then none are started.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+FUZZTIME="${FUZZTIME:-15s}"
+
+unformatted="$(gofmt -l $(git ls-files '*.go') 2>/dev/null || true)"
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change:" >&2
+  echo "$unformatted" >&2
+  echo "FAIL"
+  exit 1
+fi
+go vet ./... ./examples/...
+
+started=""
+if [ -z "${KAFKA_BROKERS:-}" ] || [ -z "${MONGODB_URI:-}" ]; then
+  started=yes
+  trap 'bash scripts/services.sh down >/dev/null 2>&1 || true' EXIT
+  env_lines="$(bash scripts/services.sh up | grep -E '^(KAFKA_BROKERS|MONGODB_URI)=')"
+  while IFS= read -r line; do
+    name="${line%%=*}"
+    if [ -z "${!name:-}" ]; then export "$line"; fi
+  done <<<"$env_lines"
+fi
+echo "test.sh: KAFKA_BROKERS=$KAFKA_BROKERS MONGODB_URI=$MONGODB_URI${started:+ (started here)}"
+
+go test -count=1 -timeout 20m ./... ./examples/...
+go test -run '^$' -fuzz '^FuzzDecode$' -fuzztime "$FUZZTIME" .
