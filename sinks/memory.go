@@ -2,6 +2,7 @@ package sinks
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"sync"
 
@@ -38,14 +39,22 @@ func (m *Memory) Write(_ context.Context, b *Batch) error {
 	defer m.mu.Unlock()
 	m.batches++
 	for _, k := range b.KPIs {
+		k.RevenueByCurrency = maps.Clone(k.RevenueByCurrency)
+		k.TopProducts = slices.Clone(k.TopProducts)
 		if k.Final {
 			m.out.KPIs = append(m.out.KPIs, k)
 		} else {
 			m.out.Updates = append(m.out.Updates, k)
 		}
 	}
-	m.out.Sessions = append(m.out.Sessions, b.Sessions...)
-	m.out.Funnel = append(m.out.Funnel, b.Funnel...)
+	for _, s := range b.Sessions {
+		s.Marks = slices.Clone(s.Marks)
+		m.out.Sessions = append(m.out.Sessions, s)
+	}
+	for _, f := range b.Funnel {
+		f.Steps, f.StepRates, f.TimesMs = slices.Clone(f.Steps), slices.Clone(f.StepRates), slices.Clone(f.TimesMs)
+		m.out.Funnel = append(m.out.Funnel, f)
+	}
 	for _, d := range b.DeadLetters {
 		d.Raw = slices.Clone(d.Raw)
 		m.out.DeadLetters = append(m.out.DeadLetters, d)

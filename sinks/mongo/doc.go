@@ -14,10 +14,14 @@
 //     conversion_rate, aov, top_products [{product_id, views, carts,
 //     purchases, revenue}], latency_bins [{i, n}] (the sparse latency
 //     sketch, so partials merge), latency_ms_p95 (null without latency),
-//     updated_at. A running update (final false) is filtered on
-//     {_id, final: {$ne: true}}: on a final document the upsert's insert
-//     meets the existing _id, and that duplicate key error counts as done, so
-//     a stale update never replaces a final window. Finals replace anything.
+//     updated_at. Final windows replace anything. A running update (final
+//     false) never replaces a final window: Write leaves out the updates of
+//     windows it finds final, and filters the others on
+//     {_id, final: {$ne: true}}, so that should a final land in between, the
+//     upsert's insert meets the existing _id; that duplicate key error counts
+//     as done when the server reports everything else applied (MongoDB),
+//     else Write fails and the retried batch leaves the update out (FerretDB
+//     stops an unordered bulk write at the first error).
 //   - sessions, key the session_id: session_id, user_id, topic, partition,
 //     start, end (dates), duration_ms, events, page_views, add_to_carts,
 //     purchases, revenue, bounced, converted, updated_at.

@@ -108,10 +108,17 @@ func (d *kpiDoc) minute() kpi.Minute {
 	return m
 }
 
-// kpiModels returns the upserts of b's windows and which of them are running
-// updates guarded against replacing a final window. Per window the last value
-// wins, a final one over running ones.
-func kpiModels(b *sinks.Batch, now bson.DateTime) (models []mongo.WriteModel, running []bool) {
+// kpiUpsert is the upsert of one window.
+type kpiUpsert struct {
+	id    string
+	model mongo.WriteModel
+	final bool
+}
+
+// kpiUpserts returns the upserts of b's windows. Per window the last value
+// wins, a final one over running ones. A running update is guarded: its
+// filter does not match a final document.
+func kpiUpserts(b *sinks.Batch, now bson.DateTime) []kpiUpsert {
 	pick := make(map[int64]int, len(b.KPIs))
 	var order []int64
 	for i := range b.KPIs {
@@ -124,6 +131,7 @@ func kpiModels(b *sinks.Batch, now bson.DateTime) (models []mongo.WriteModel, ru
 			pick[m.Minute] = i
 		}
 	}
+	ups := make([]kpiUpsert, 0, len(order))
 	for _, minute := range order {
 		m := &b.KPIs[pick[minute]]
 		id := docID(b.Topic, b.Partition, clickstream.FormatTime(m.Minute))
@@ -132,11 +140,10 @@ func kpiModels(b *sinks.Batch, now bson.DateTime) (models []mongo.WriteModel, ru
 			filter = append(filter, bson.E{Key: "final", Value: bson.D{{Key: "$ne", Value: true}}})
 		}
 		doc := newKPIDoc(b.Topic, b.Partition, m, now)
-		models = append(models, mongo.NewUpdateOneModel().SetFilter(filter).
-			SetUpdate(bson.D{{Key: "$set", Value: doc}}).SetUpsert(true))
-		running = append(running, !m.Final)
+		ups = append(ups, kpiUpsert{id: id, final: m.Final, model: mongo.NewUpdateOneModel().SetFilter(filter).
+			SetUpdate(bson.D{{Key: "$set", Value: doc}}).SetUpsert(true)})
 	}
-	return models, running
+	return ups
 }
 
 // sessionDoc is a document of the sessions collection: a final session (the

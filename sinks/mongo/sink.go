@@ -173,13 +173,13 @@ func (s *Sink) Write(ctx context.Context, b *sinks.Batch) error {
 	}
 	now := bson.NewDateTimeFromTime(s.now())
 	where := fmt.Sprintf("%s/%d offsets [%d, %d)", b.Topic, b.Partition, b.FirstOffset, b.NextOffset)
-	if models, running := kpiModels(b, now); len(models) > 0 {
-		kept, err := bulk(ctx, s.kpis, models, running)
+	if ups := kpiUpserts(b, now); len(ups) > 0 {
+		skipped, err := s.writeKPIs(ctx, ups)
 		if err != nil {
 			return fmt.Errorf("mongo sink: write %s of %s: %w", s.kpis.Name(), where, err)
 		}
-		if kept > 0 {
-			s.log.Debug("running updates of final windows ignored", "topic", b.Topic, "partition", b.Partition, "n", kept)
+		if skipped > 0 {
+			s.log.Debug("running updates of final windows skipped", "topic", b.Topic, "partition", b.Partition, "n", skipped)
 		}
 	}
 	if models := sessionModels(b, now); len(models) > 0 {
@@ -197,14 +197,61 @@ func (s *Sink) Write(ctx context.Context, b *sinks.Batch) error {
 	return nil
 }
 
+// writeKPIs upserts the windows, leaving out the running updates of windows
+// already final: they would change nothing (their filter matches no final
+// document), and some servers (FerretDB) stop an unordered bulk write at the
+// duplicate key error such an upsert meets. It returns how many it left out.
+func (s *Sink) writeKPIs(ctx context.Context, ups []kpiUpsert) (skipped int, err error) {
+	var running []string
+	for _, u := range ups {
+		if !u.final {
+			running = append(running, u.id)
+		}
+	}
+	final := map[string]bool{}
+	if len(running) > 0 {
+		cur, err := s.kpis.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: running}}}, {Key: "final", Value: true}},
+			options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
+		if err != nil {
+			return 0, fmt.Errorf("find final windows: %w", err)
+		}
+		var ids []struct {
+			ID string `bson:"_id"`
+		}
+		if err := cur.All(ctx, &ids); err != nil {
+			return 0, fmt.Errorf("find final windows: %w", err)
+		}
+		for _, d := range ids {
+			final[d.ID] = true
+		}
+	}
+	models := make([]mongo.WriteModel, 0, len(ups))
+	var guarded []bool
+	for _, u := range ups {
+		if final[u.id] {
+			skipped++
+			continue
+		}
+		models = append(models, u.model)
+		guarded = append(guarded, !u.final)
+	}
+	if len(models) == 0 {
+		return skipped, nil
+	}
+	n, err := bulk(ctx, s.kpis, models, guarded)
+	return skipped + n, err
+}
+
 // bulk runs models as one unordered bulk write. A duplicate key error of a
-// model marked in guarded means its filter found the document final: the
-// upsert then tried to insert an existing _id. Such errors are counted in
-// kept, not returned.
+// model marked in guarded means its filter found the document final (a final
+// written since writeKPIs looked): the upsert then tried to insert an existing
+// _id. Such errors count as done, in kept, provided the server reports every
+// other model as applied; otherwise the error is returned and the batch is
+// retried whole.
 func bulk(ctx context.Context, coll *mongo.Collection, models []mongo.WriteModel, guarded []bool) (kept int, err error) {
-	_, err = coll.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
+	res, err := coll.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
 	var bwe mongo.BulkWriteException
-	if err == nil || !errors.As(err, &bwe) || bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0 {
+	if err == nil || !errors.As(err, &bwe) || bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0 || res == nil {
 		return 0, err
 	}
 	for _, we := range bwe.WriteErrors {
@@ -213,6 +260,9 @@ func bulk(ctx context.Context, coll *mongo.Collection, models []mongo.WriteModel
 			return 0, err
 		}
 		kept++
+	}
+	if int(res.MatchedCount+res.UpsertedCount)+kept != len(models) {
+		return 0, err
 	}
 	return kept, nil
 }

@@ -1,0 +1,45 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/clickstreamkit/clickstream/funnel"
+	"github.com/clickstreamkit/clickstream/pipeline"
+)
+
+func TestProjectYAMLHoldsTheDefaults(t *testing.T) {
+	cfg, err := loadConfig("../../project.yaml")
+	require.NoError(t, err)
+	def := pipeline.DefaultConfig()
+	require.NoError(t, def.Validate())
+	cfg.Clock, def.Clock, cfg.Logger, def.Logger = nil, nil, nil, nil
+	cfg.Currencies.Rates = nil
+	assert.Equal(t, def, cfg)
+}
+
+func TestConfigOverridesAndErrors(t *testing.T) {
+	dir := t.TempDir()
+	write := func(s string) string {
+		p := filepath.Join(dir, "p.yaml")
+		require.NoError(t, os.WriteFile(p, []byte(s), 0o644))
+		return p
+	}
+	cfg, err := loadConfig(write("watermark_delay: 2m\nfunnel_scope: user\ncurrency_rates: {USD: 0.9}\n"))
+	require.NoError(t, err)
+	assert.Equal(t, 2*time.Minute, cfg.WatermarkDelay)
+	assert.Equal(t, funnel.ScopeUser, cfg.FunnelScope)
+	assert.Equal(t, 0.9, cfg.Currencies.Rates["USD"])
+
+	_, err = loadConfig(write("watermark_dely: 2m\n"))
+	assert.ErrorContains(t, err, "watermark_dely", "a typo is an error")
+	_, err = loadConfig(write("session_gap: 10s\n"))
+	assert.ErrorIs(t, err, pipeline.ErrConfig)
+	_, err = loadConfig(write("funnel_scope: visit\n"))
+	assert.Error(t, err)
+}
