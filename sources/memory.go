@@ -1,6 +1,7 @@
 package sources
 
 import (
+	"bytes"
 	"context"
 	"sync"
 )
@@ -39,8 +40,8 @@ func (m *Memory) Read(ctx context.Context) (Batch, error) {
 	}
 	end := min(m.next+m.batch, len(m.values))
 	b := Batch{Topic: "memory", Messages: make([]Message, 0, end-m.next)}
-	for i := m.next; i < end; i++ {
-		b.Messages = append(b.Messages, Message{Topic: "memory", Offset: int64(i), Value: m.values[i]})
+	for i := m.next; i < end; i++ { // copies: the batch belongs to the caller
+		b.Messages = append(b.Messages, Message{Topic: "memory", Offset: int64(i), Value: bytes.Clone(m.values[i])})
 	}
 	m.next = end
 	return b, nil

@@ -48,7 +48,9 @@ type Batch struct {
 // Commit records that every message of the partition with an offset below
 // next has been processed and its effects are durable; a restarted source
 // resumes there. A source never commits on its own. Committing an offset below
-// an earlier commit is a no-op.
+// an earlier commit is a no-op. A source whose partitions move between readers
+// (a consumer group) returns nil from Commit for a partition it no longer
+// holds: the new holder resumes at the last committed offset.
 //
 // Close releases the source; later calls return ErrClosed. Close may be
 // called more than once.
@@ -56,4 +58,10 @@ type Source interface {
 	Read(ctx context.Context) (Batch, error)
 	Commit(ctx context.Context, topic string, partition int32, next int64) error
 	Close(ctx context.Context) error
+}
+
+// Lagger is a source that knows how far behind its reader is: per partition,
+// the messages not yet read.
+type Lagger interface {
+	Lag() map[int32]int64
 }
