@@ -141,6 +141,13 @@ func (r *Runner) Run(ctx context.Context) error {
 		case rr := <-batches:
 			switch {
 			case errors.Is(rr.err, sources.ErrEndOfInput):
+				if en, ok := r.src.(sources.Enumerator); ok {
+					for _, part := range en.Partitions() { // restore what had nothing left to read
+						if _, err := r.processor(ctx, part.Topic, part.Partition); err != nil {
+							return err
+						}
+					}
+				}
 				for _, p := range r.procs {
 					p.Finish()
 				}

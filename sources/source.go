@@ -65,3 +65,18 @@ type Source interface {
 type Lagger interface {
 	Lag() map[int32]int64
 }
+
+// Partition names one partition of a topic.
+type Partition struct {
+	Topic     string
+	Partition int32
+}
+
+// Enumerator is a finite source that lists every partition it covers once
+// Read has returned ErrEndOfInput, including those it had nothing left to
+// deliver from, so that a reader restarting after a crash can restore and
+// close their state too (SEMANTICS §3: at the end of input every window and
+// session closes).
+type Enumerator interface {
+	Partitions() []Partition
+}

@@ -1,10 +1,14 @@
-// Command fullpipeline runs the clickstream pipeline end to end: a source of
-// JSON events, the operators of SEMANTICS, and the sinks.
+// Command fullpipeline runs the clickstream pipeline end to end: events from
+// Kafka (or a file), the operators of SEMANTICS.md, and the results in
+// MongoDB, Parquet and JSON-lines files, with a read API and a live dashboard.
+//
+// With no flags it is a self-contained demo: an in-process Kafka-protocol
+// broker fed by a replay producer at 500 events/s, an embedded MongoDB-wire
+// server, Parquet under ./data and the dashboard on http://127.0.0.1:8080.
 //
 //	go run ./examples/fullpipeline -source file:PATH -jsonl DIR -mongo off -parquet off -http off
 //
-// reads a JSON-lines file as a finite replay and writes SEMANTICS §9's files
-// into DIR.
+// is a finite replay writing SEMANTICS §9's files into DIR.
 package main
 
 import (
@@ -15,18 +19,17 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/clickstreamkit/clickstream/pipeline"
-	"github.com/clickstreamkit/clickstream/sinks"
-	"github.com/clickstreamkit/clickstream/sources"
 )
 
 func main() {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	if err := run(context.Background(), os.Args[1:], log); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], log); err != nil {
 		log.Error("fullpipeline failed", "err", err)
 		os.Exit(1)
 	}
@@ -34,26 +37,35 @@ func main() {
 
 type options struct {
 	source, jsonl, mongo, parquet, http string
+	config, checkpoints, data, token    string
+	database                            string
+	rate                                float64
+	progress                            time.Duration
 }
 
 func parseFlags(args []string) (options, error) {
 	fs := flag.NewFlagSet("fullpipeline", flag.ContinueOnError)
 	var o options
-	fs.StringVar(&o.source, "source", "", "file:PATH (a JSON-lines replay)")
-	fs.StringVar(&o.jsonl, "jsonl", "off", "DIR for SEMANTICS §9's JSON-lines outputs, or off")
-	fs.StringVar(&o.mongo, "mongo", "off", "off")
-	fs.StringVar(&o.parquet, "parquet", "off", "off")
-	fs.StringVar(&o.http, "http", "off", "off")
+	fs.StringVar(&o.source, "source", "embedded", "embedded | file:PATH | kafka://HOST:PORT[,HOST:PORT]/TOPIC?group=NAME[&bounded=true]")
+	fs.StringVar(&o.mongo, "mongo", "embedded", "embedded | mongodb://... | off")
+	fs.StringVar(&o.parquet, "parquet", "data/parquet", "DIR for the Parquet archive | off")
+	fs.StringVar(&o.jsonl, "jsonl", "off", "DIR for SEMANTICS §9's JSON-lines files | off")
+	fs.StringVar(&o.http, "http", "127.0.0.1:8080", "ADDR of the read API and dashboard | off")
+	fs.Float64Var(&o.rate, "rate", 500, "events/s of the embedded replay producer")
+	fs.StringVar(&o.config, "config", "", "project.yaml with SEMANTICS settings (defaults when empty)")
+	fs.StringVar(&o.checkpoints, "checkpoints", "data/checkpoints", "DIR of per-partition checkpoints (Kafka sources) | mongo")
+	fs.StringVar(&o.data, "data", "data", "DIR for the embedded services' data")
+	fs.StringVar(&o.database, "database", "clickstream", "MongoDB database")
+	fs.StringVar(&o.token, "token", os.Getenv("CLICKSTREAM_TOKEN"), "bearer token the read API requires (default $CLICKSTREAM_TOKEN; empty: none)")
+	fs.DurationVar(&o.progress, "progress", 5*time.Second, "interval of the progress line")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	for name, v := range map[string]string{"-mongo": o.mongo, "-parquet": o.parquet, "-http": o.http} {
-		if v != "off" {
-			return o, fmt.Errorf("%s %s: only off is available in this build", name, v)
-		}
+	if o.http != "off" && o.mongo == "off" {
+		return o, errors.New("the read API serves MongoDB's contents: -http needs -mongo, or use -http off")
 	}
 	return o, nil
 }
@@ -63,40 +75,70 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	cfg := pipeline.DefaultConfig()
-	cfg.Logger = log
-	if err := cfg.Validate(); err != nil {
-		return err
-	}
-	path, ok := strings.CutPrefix(o.source, "file:")
-	if !ok {
-		return fmt.Errorf("-source %q: want file:PATH", o.source)
-	}
-	src, err := sources.OpenFile(path, cfg.MaxEventBytes)
+	cfg, err := loadConfig(o.config)
 	if err != nil {
 		return err
 	}
-	defer src.Close(ctx)
-	var sink sinks.Sink = sinks.SinkFunc(func(context.Context, *sinks.Batch) error { return nil })
-	if o.jsonl != "off" {
-		if sink, err = sinks.NewJSONL(o.jsonl, cfg.NewDetector); err != nil {
+	cfg.Logger = log
+	cfg.KeepEvents = o.parquet != "off"
+
+	var closers closers
+	defer func() {
+		if err := closers.close(); err != nil {
+			log.Warn("shutdown", "err", err)
+		}
+	}()
+	in, err := openSource(ctx, o, &cfg, log, &closers)
+	if err != nil {
+		return err
+	}
+	out, err := openSinks(ctx, o, &cfg, in, log, &closers)
+	if err != nil {
+		return err
+	}
+	lt := newLatencyTracker()
+	in.src, out.sink = lt.source(in.src), lt.sink(out.sink)
+	var ropts []pipeline.RunnerOption
+	if out.checkpoints != nil {
+		ropts = append(ropts, pipeline.WithCheckpoints(out.checkpoints))
+	}
+	runner, err := pipeline.NewRunner(in.src, out.sink, cfg, ropts...)
+	if err != nil {
+		return err
+	}
+	prog := newProgress(runner, in.lag, out.dead, lt, log)
+	if o.http != "off" {
+		srv, err := startServer(ctx, o, cfg, out.mongo, prog, log)
+		if err != nil {
 			return err
 		}
+		closers.add(srv.Close)
 	}
-	runner, err := pipeline.NewRunner(src, sink, cfg)
-	if err != nil {
-		return err
-	}
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	progCtx, stopProgress := context.WithCancel(ctx)
+	go prog.run(progCtx, o.progress)
 	start := time.Now()
 	runErr := runner.Run(ctx)
-	closeErr := sink.Close(context.WithoutCancel(ctx))
+	stopProgress()
+	closeErr := out.sink.Close(context.WithoutCancel(ctx))
 	st := runner.Stats()
 	log.Info("done", "read", st.Counters.Read, "accepted", st.Counters.Accepted, "invalid", st.Counters.Invalid,
 		"late", st.Counters.Late, "duplicates", st.Counters.Duplicates, "elapsed", time.Since(start).Round(time.Millisecond))
 	if errors.Is(runErr, context.Canceled) {
-		runErr = nil
+		runErr = nil // Ctrl-C: the runner flushed and checkpointed
 	}
 	return errors.Join(runErr, closeErr)
+}
+
+// closers runs cleanups in reverse order.
+type closers []func() error
+
+func (c *closers) add(f func() error) { *c = append(*c, f) }
+
+func (c *closers) close() error {
+	var errs []error
+	for i := len(*c) - 1; i >= 0; i-- {
+		errs = append(errs, (*c)[i]())
+	}
+	*c = nil
+	return errors.Join(errs...)
 }

@@ -1,10 +1,12 @@
 package kafka
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -14,8 +16,9 @@ import (
 )
 
 var (
-	_ sources.Source = (*Source)(nil)
-	_ sources.Lagger = (*Source)(nil)
+	_ sources.Source     = (*Source)(nil)
+	_ sources.Lagger     = (*Source)(nil)
+	_ sources.Enumerator = (*Source)(nil)
 )
 
 // StartAt says where a partition without a committed offset is read from.
@@ -358,6 +361,19 @@ func committed(admin sarama.ClusterAdmin, group, topic string, partition int32) 
 		return 0, b.Err
 	}
 	return b.Offset, nil
+}
+
+// Partitions lists the topic's partitions a bounded source covers (empty
+// before it connects, and for an unbounded source).
+func (s *Source) Partitions() []sources.Partition {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]sources.Partition, 0, len(s.ends))
+	for p := range s.ends {
+		out = append(out, sources.Partition{Topic: s.topic, Partition: p})
+	}
+	slices.SortFunc(out, func(a, b sources.Partition) int { return cmp.Compare(a.Partition, b.Partition) })
+	return out
 }
 
 // Lag returns, for each partition this member holds, how many messages the

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	mongoopts "go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/clickstreamkit/clickstream/checkpoint"
+	cpmongo "github.com/clickstreamkit/clickstream/checkpoint/mongo"
+	"github.com/clickstreamkit/clickstream/examples/internal/embedmongo"
+	"github.com/clickstreamkit/clickstream/pipeline"
+	"github.com/clickstreamkit/clickstream/sinks"
+	"github.com/clickstreamkit/clickstream/sinks/kafkadl"
+	mongosink "github.com/clickstreamkit/clickstream/sinks/mongo"
+	"github.com/clickstreamkit/clickstream/sinks/parquet"
+)
+
+// output is the assembled sink and what the API and progress read from it.
+type output struct {
+	sink        sinks.Sink
+	mongo       *mongosink.Sink // nil with -mongo off
+	checkpoints checkpoint.Store
+	dead        *deadLetters
+}
+
+func openSinks(ctx context.Context, o options, cfg *pipeline.Config, in input, log *slog.Logger, c *closers) (output, error) {
+	var out output
+	var all []sinks.Sink
+	if o.mongo != "off" {
+		client, err := connectMongo(ctx, o, log, c)
+		if err != nil {
+			return out, err
+		}
+		if out.mongo, err = mongosink.New(client, o.database, mongosink.WithLogger(log)); err != nil {
+			return out, err
+		}
+		all = append(all, out.mongo)
+		if o.checkpoints == "mongo" && in.brokers != nil {
+			if out.checkpoints, err = cpmongo.New(client, o.database); err != nil {
+				return out, err
+			}
+		}
+	}
+	if o.parquet != "off" {
+		pq, err := parquet.New(o.parquet, parquet.WithLogger(log))
+		if err != nil {
+			return out, err
+		}
+		all = append(all, pq)
+	}
+	if o.jsonl != "off" {
+		j, err := sinks.NewJSONL(o.jsonl, cfg.NewDetector)
+		if err != nil {
+			return out, err
+		}
+		all = append(all, j)
+	}
+	if in.brokers != nil {
+		dl, err := kafkadl.New(in.brokers, kafkadl.WithTopic(cfg.DeadletterTopic), kafkadl.WithLogger(log))
+		if err != nil {
+			return out, err
+		}
+		all = append(all, dl)
+		if out.checkpoints == nil {
+			if o.checkpoints == "mongo" {
+				return out, fmt.Errorf("-checkpoints mongo needs -mongo")
+			}
+			dir, err := checkpoint.NewDir(o.checkpoints)
+			if err != nil {
+				return out, err
+			}
+			out.checkpoints = dir
+		}
+	}
+	out.dead = &deadLetters{byReason: map[string]int64{}}
+	out.sink = out.dead.wrap(sinks.Tee(all...))
+	return out, nil
+}
+
+func connectMongo(ctx context.Context, o options, log *slog.Logger, c *closers) (*mongo.Client, error) {
+	uri := o.mongo
+	if uri == "embedded" {
+		srv, err := embedmongo.Start(ctx, "127.0.0.1:0", filepath.Join(o.data, "mongo"), log)
+		if err != nil {
+			return nil, err
+		}
+		c.add(srv.Close)
+		uri = srv.URI()
+		log.Info("embedded MongoDB-wire server", "uri", uri)
+	} else if !strings.HasPrefix(uri, "mongodb://") && !strings.HasPrefix(uri, "mongodb+srv://") {
+		return nil, fmt.Errorf("-mongo %q: want embedded, mongodb://... or off", uri)
+	}
+	// Short selection and connect timeouts make an outage show as an error
+	// the pipeline retries, instead of a write that hangs.
+	client, err := mongo.Connect(mongoopts.Client().ApplyURI(uri).
+		SetServerSelectionTimeout(5 * time.Second).SetConnectTimeout(5 * time.Second))
+	if err != nil {
+		return nil, fmt.Errorf("mongo: %w", err)
+	}
+	c.add(func() error { return client.Disconnect(context.Background()) })
+	return client, nil
+}
+
+// deadLetters counts dead letters by reason as batches become durable.
+type deadLetters struct {
+	mu       sync.Mutex
+	byReason map[string]int64
+	total    int64
+}
+
+func (d *deadLetters) wrap(next sinks.Sink) sinks.Sink {
+	return &countingSink{Sink: next, d: d}
+}
+
+type countingSink struct {
+	sinks.Sink
+	d *deadLetters
+}
+
+func (s *countingSink) Write(ctx context.Context, b *sinks.Batch) error {
+	if err := s.Sink.Write(ctx, b); err != nil {
+		return err
+	}
+	s.d.mu.Lock()
+	defer s.d.mu.Unlock()
+	for _, dl := range b.DeadLetters {
+		s.d.byReason[string(dl.Reason)]++
+		s.d.total++
+	}
+	return nil
+}
+
+// snapshot returns the counts so far.
+func (d *deadLetters) snapshot() (map[string]int64, int64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	m := make(map[string]int64, len(d.byReason))
+	for k, v := range d.byReason {
+		m[k] = v
+	}
+	return m, d.total
+}

@@ -1,0 +1,385 @@
+package main
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/clickstreamkit/clickstream/examples/internal/dashboard"
+	"github.com/clickstreamkit/clickstream/funnel"
+	"github.com/clickstreamkit/clickstream/kpi"
+	"github.com/clickstreamkit/clickstream/pipeline"
+	"github.com/clickstreamkit/clickstream/session"
+	"github.com/clickstreamkit/clickstream/sinks"
+)
+
+// store is what the API reads: the merged views of sinks/mongo.
+type store interface {
+	LatestMinutes(ctx context.Context, n int) ([]kpi.Minute, error)
+	Funnel(ctx context.Context, from, to time.Time) ([]funnel.Record, error)
+	Sessions(ctx context.Context, from, to time.Time) ([]session.Record, error)
+	Anomalies(ctx context.Context, from, to time.Time, d *kpi.Detector) ([]kpi.Anomaly, error)
+}
+
+// api serves docs/API.md.
+type api struct {
+	store  store
+	cfg    pipeline.Config
+	stats  func() stats
+	token  string
+	log    *slog.Logger
+	reg    *prometheus.Registry
+	tick   time.Duration // server-sent events period
+}
+
+type server struct {
+	srv *http.Server
+	ln  net.Listener
+}
+
+func (s *server) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return s.srv.Shutdown(ctx)
+}
+
+func startServer(ctx context.Context, o options, cfg pipeline.Config, st store, p *progress, log *slog.Logger) (*server, error) {
+	a := &api{store: st, cfg: cfg, stats: p.stats, token: o.token, log: log, reg: newRegistry(p), tick: time.Second}
+	ln, err := net.Listen("tcp", o.http)
+	if err != nil {
+		return nil, fmt.Errorf("http: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           a.handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      0, // server-sent events stream; other handlers bound their work by context
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server", "err", err)
+		}
+	}()
+	log.Info("dashboard and read API", "url", "http://"+ln.Addr().String()+"/")
+	return &server{srv: srv, ln: ln}, nil
+}
+
+func (a *api) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/health", a.health)
+	mux.HandleFunc("/kpis/latest", a.kpisLatest)
+	mux.HandleFunc("/kpis", a.kpis)
+	mux.HandleFunc("/funnel", a.funnel)
+	mux.HandleFunc("/top-products", a.topProducts)
+	mux.HandleFunc("/anomalies", a.anomalies)
+	mux.HandleFunc("/sessions/summary", a.sessionsSummary)
+	mux.HandleFunc("/stats", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, a.stats()) })
+	mux.Handle("/metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/events", a.events)
+	mux.Handle("/", dashboard.Handler())
+	return a.guard(mux)
+}
+
+// guard allows GET and HEAD only and checks the bearer token.
+func (a *api) guard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			writeJSON(w, http.StatusMethodNotAllowed, errBody("method not allowed"))
+			return
+		}
+		if a.token != "" && r.URL.Path != "/health" && !a.authorized(r) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="clickstream"`)
+			writeJSON(w, http.StatusUnauthorized, errBody("missing or wrong bearer token"))
+			return
+		}
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (a *api) authorized(r *http.Request) bool {
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		got = r.URL.Query().Get("token") // EventSource cannot send headers
+	}
+	return subtle.ConstantTimeCompare([]byte(got), []byte(a.token)) == 1
+}
+
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+func errBody(msg string) errorBody { return errorBody{Error: msg} }
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
+// minutesBack reads minutes_back: an integer in 1..1440, def when absent.
+func minutesBack(r *http.Request, def int) (int, error) {
+	s := r.URL.Query().Get("minutes_back")
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > 1440 {
+		return 0, fmt.Errorf("minutes_back must be an integer in 1..1440, got %q", s)
+	}
+	return n, nil
+}
+
+// fail answers a store error.
+func (a *api) fail(w http.ResponseWriter, err error) {
+	a.log.Warn("read API", "err", err)
+	writeJSON(w, http.StatusServiceUnavailable, errBody("store unavailable: "+err.Error()))
+}
+
+func (a *api) health(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	if _, err := a.store.LatestMinutes(ctx, 1); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "degraded", "error": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (a *api) kpisLatest(w http.ResponseWriter, r *http.Request) {
+	ms, err := a.store.LatestMinutes(r.Context(), 1)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	if len(ms) == 0 {
+		writeJSON(w, http.StatusNotFound, errBody("no data yet"))
+		return
+	}
+	writeJSON(w, http.StatusOK, sinks.NewKPIRecord(&ms[0]))
+}
+
+func (a *api) kpis(w http.ResponseWriter, r *http.Request) {
+	n, err := minutesBack(r, 30)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, errBody(err.Error()))
+		return
+	}
+	ms, err := a.store.LatestMinutes(r.Context(), n)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	recs := make([]sinks.KPIRecord, len(ms))
+	for i := range ms {
+		recs[i] = sinks.NewKPIRecord(&ms[i])
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"minutes_back": n, "kpis": recs})
+}
+
+// span returns [from, to) covering the n newest minutes with data, and
+// false when there is no data yet.
+func (a *api) span(ctx context.Context, n int) (time.Time, time.Time, bool, error) {
+	ms, err := a.store.LatestMinutes(ctx, 1)
+	if err != nil || len(ms) == 0 {
+		return time.Time{}, time.Time{}, false, err
+	}
+	to := time.UnixMilli(ms[0].Minute).Add(time.Minute).UTC()
+	return to.Add(-time.Duration(n) * time.Minute), to, true, nil
+}
+
+// ranged answers an endpoint over the last minutes_back minutes.
+func (a *api) ranged(def int, answer func(ctx context.Context, n int, from, to time.Time) (any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		n, err := minutesBack(r, def)
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, errBody(err.Error()))
+			return
+		}
+		from, to, ok, err := a.span(r.Context(), n)
+		if err != nil {
+			a.fail(w, err)
+			return
+		}
+		if !ok {
+			writeJSON(w, http.StatusNotFound, errBody("no data yet"))
+			return
+		}
+		v, err := answer(r.Context(), n, from, to)
+		if err != nil {
+			a.fail(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, v)
+	}
+}
+
+func (a *api) funnel(w http.ResponseWriter, r *http.Request) {
+	a.ranged(5, func(ctx context.Context, n int, from, to time.Time) (any, error) {
+		recs, err := a.store.Funnel(ctx, from, to)
+		if err != nil {
+			return nil, err
+		}
+		total := funnel.Record{Steps: make([]int64, len(a.cfg.FunnelSteps))}
+		minutes := make([]sinks.FunnelRecord, len(recs))
+		for i := range recs {
+			minutes[i] = sinks.NewFunnelRecord(&recs[i])
+		}
+		if len(recs) > 0 {
+			total = funnel.Merge(recs...)
+		}
+		sum := sinks.NewFunnelRecord(&total)
+		return map[string]any{"minutes_back": n, "steps": a.cfg.FunnelSteps, "entered": sum.Entered,
+			"counts": sum.Steps, "step_rates": sum.StepRates, "overall_rate": sum.OverallRate,
+			"median_time_to_convert_ms": sum.MedianTimeToConvertMs, "minutes": minutes}, nil
+	})(w, r)
+}
+
+func (a *api) topProducts(w http.ResponseWriter, r *http.Request) {
+	n, err := minutesBack(r, 5)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, errBody(err.Error()))
+		return
+	}
+	ms, err := a.store.LatestMinutes(r.Context(), n)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	top := []kpi.Product{}
+	if len(ms) > 0 {
+		top = kpi.Merge(ms...).TopProducts
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"minutes_back": n, "top_products": top})
+}
+
+func (a *api) anomalies(w http.ResponseWriter, r *http.Request) {
+	a.ranged(60, func(ctx context.Context, n int, from, to time.Time) (any, error) {
+		// the baseline needs the anomaly_window minutes before the range
+		det, err := a.cfg.NewDetector()
+		if err != nil {
+			return nil, err
+		}
+		all, err := a.store.Anomalies(ctx, from.Add(-time.Duration(a.cfg.AnomalyWindow)*time.Minute), to, det)
+		if err != nil {
+			return nil, err
+		}
+		out := []sinks.AnomalyRecord{}
+		for i := range all {
+			if all[i].Minute >= from.UnixMilli() {
+				out = append(out, sinks.NewAnomalyRecord(&all[i]))
+			}
+		}
+		return map[string]any{"minutes_back": n, "anomalies": out}, nil
+	})(w, r)
+}
+
+func (a *api) sessionsSummary(w http.ResponseWriter, r *http.Request) {
+	a.ranged(30, func(ctx context.Context, n int, from, to time.Time) (any, error) {
+		ss, err := a.store.Sessions(ctx, from, to)
+		if err != nil {
+			return nil, err
+		}
+		var bounced, converted, dur int64
+		var revenue float64
+		for _, s := range ss {
+			if s.Bounced {
+				bounced++
+			}
+			if s.Converted {
+				converted++
+			}
+			dur += s.DurationMs
+			revenue += s.Revenue
+		}
+		sum := map[string]any{"minutes_back": n, "sessions": len(ss), "bounced": bounced, "converted": converted,
+			"bounce_rate": 0.0, "avg_duration_ms": 0.0, "revenue": revenue}
+		if len(ss) > 0 {
+			sum["bounce_rate"] = float64(bounced) / float64(len(ss))
+			sum["avg_duration_ms"] = float64(dur) / float64(len(ss))
+		}
+		return sum, nil
+	})(w, r)
+}
+
+// events pushes the latest KPIs and the stats about once a tick.
+func (a *api) events(w http.ResponseWriter, r *http.Request) {
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		writeJSON(w, http.StatusInternalServerError, errBody("streaming unsupported"))
+		return
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	t := time.NewTicker(a.tick)
+	defer t.Stop()
+	for {
+		if ms, err := a.store.LatestMinutes(r.Context(), 1); err == nil && len(ms) > 0 {
+			writeEvent(w, "kpis", sinks.NewKPIRecord(&ms[0]))
+		}
+		writeEvent(w, "stats", a.stats())
+		flusher.Flush()
+		select {
+		case <-r.Context().Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func writeEvent(w http.ResponseWriter, name string, v any) {
+	b, _ := json.Marshal(v)
+	fmt.Fprintf(w, "event: %s\ndata: %s\n\n", name, b)
+}
+
+// newRegistry exposes the pipeline's counters to Prometheus.
+func newRegistry(p *progress) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	counter := func(name, help string, f func(stats) int64) {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
+			func() float64 { return float64(f(p.stats())) }))
+	}
+	counter("clickstream_events_read_total", "Messages read.", func(s stats) int64 { return s.Read })
+	counter("clickstream_events_accepted_total", "Events accepted.", func(s stats) int64 { return s.Accepted })
+	counter("clickstream_events_invalid_total", "Invalid messages.", func(s stats) int64 { return s.Invalid })
+	counter("clickstream_events_late_total", "Late events.", func(s stats) int64 { return s.Late })
+	counter("clickstream_events_duplicate_total", "Duplicate events dropped.", func(s stats) int64 { return s.Duplicates })
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "clickstream_consumer_lag", Help: "Messages behind the partitions' ends."},
+		func() float64 { return float64(p.lag()) }))
+	reg.MustRegister(deadCollector{p.dead})
+	reg.MustRegister(p.latency.hist)
+	return reg
+}
+
+// deadCollector reports dead letters by reason.
+type deadCollector struct{ d *deadLetters }
+
+var deadDesc = prometheus.NewDesc("clickstream_dead_letters_total", "Dead letters written, by reason.", []string{"reason"}, nil)
+
+func (c deadCollector) Describe(ch chan<- *prometheus.Desc) { ch <- deadDesc }
+
+func (c deadCollector) Collect(ch chan<- prometheus.Metric) {
+	byReason, _ := c.d.snapshot()
+	for reason, n := range byReason {
+		ch <- prometheus.MustNewConstMetric(deadDesc, prometheus.CounterValue, float64(n), reason)
+	}
+}
