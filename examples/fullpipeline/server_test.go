@@ -1,0 +1,189 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/clickstreamkit/clickstream/funnel"
+	"github.com/clickstreamkit/clickstream/kpi"
+	"github.com/clickstreamkit/clickstream/pipeline"
+	"github.com/clickstreamkit/clickstream/session"
+)
+
+// fakeStore serves fixed merged views.
+type fakeStore struct {
+	minutes  []kpi.Minute // oldest first
+	funnel   []funnel.Record
+	sessions []session.Record
+	from, to time.Time
+}
+
+func (f *fakeStore) LatestMinutes(_ context.Context, n int) ([]kpi.Minute, error) {
+	return f.minutes[max(0, len(f.minutes)-n):], nil
+}
+
+func (f *fakeStore) Funnel(_ context.Context, from, to time.Time) ([]funnel.Record, error) {
+	f.from, f.to = from, to
+	return f.funnel, nil
+}
+
+func (f *fakeStore) Sessions(context.Context, time.Time, time.Time) ([]session.Record, error) {
+	return f.sessions, nil
+}
+
+func (f *fakeStore) Anomalies(_ context.Context, from, to time.Time, d *kpi.Detector) ([]kpi.Anomaly, error) {
+	var out []kpi.Anomaly
+	for i := range f.minutes {
+		if a, ok := d.Observe(&f.minutes[i]); ok {
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+const t0 = int64(1_741_953_600_000) // 2025-03-14T12:00:00Z
+
+func newTestAPI(t *testing.T, st store, token string) *httptest.Server {
+	cfg := pipeline.DefaultConfig()
+	require.NoError(t, cfg.Validate())
+	a := &api{store: st, cfg: cfg, stats: func() stats { return stats{Read: 7} }, token: token,
+		log: slog.New(slog.DiscardHandler), reg: prometheus.NewRegistry(), tick: 10 * time.Millisecond}
+	srv := httptest.NewServer(a.handler())
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func get(t *testing.T, srv *httptest.Server, method, path, token string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(method, srv.URL+path, nil)
+	require.NoError(t, err)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := srv.Client().Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	var m map[string]any
+	if len(body) > 0 && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		require.NoError(t, json.Unmarshal(body, &m), "%s", body)
+	}
+	return resp.StatusCode, m
+}
+
+func TestAPIRejects(t *testing.T) {
+	srv := newTestAPI(t, &fakeStore{}, "")
+	for _, m := range []string{http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch} {
+		code, body := get(t, srv, m, "/kpis/latest", "")
+		assert.Equal(t, http.StatusMethodNotAllowed, code, m)
+		assert.Equal(t, "method not allowed", body["error"])
+	}
+	code, _ := get(t, srv, http.MethodHead, "/health", "")
+	assert.Equal(t, http.StatusOK, code)
+	for _, q := range []string{"0", "1441", "-1", "abc", "2.5", "1e3"} {
+		code, body := get(t, srv, http.MethodGet, "/kpis?minutes_back="+q, "")
+		assert.Equal(t, http.StatusBadRequest, code, q)
+		assert.Contains(t, body["error"], "minutes_back", q)
+	}
+	code, body := get(t, srv, http.MethodGet, "/kpis/latest", "")
+	assert.Equal(t, http.StatusNotFound, code)
+	assert.Equal(t, "no data yet", body["error"])
+	resp, err := srv.Client().Get(srv.URL + "/kpis")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Empty(t, resp.Header.Get("Access-Control-Allow-Origin"), "no CORS by default")
+}
+
+func TestAPIToken(t *testing.T) {
+	srv := newTestAPI(t, &fakeStore{}, "s3cret")
+	code, _ := get(t, srv, http.MethodGet, "/kpis", "")
+	assert.Equal(t, http.StatusUnauthorized, code)
+	code, _ = get(t, srv, http.MethodGet, "/kpis", "wrong")
+	assert.Equal(t, http.StatusUnauthorized, code)
+	code, _ = get(t, srv, http.MethodGet, "/kpis", "s3cret")
+	assert.Equal(t, http.StatusOK, code)
+	code, _ = get(t, srv, http.MethodGet, "/health", "")
+	assert.Equal(t, http.StatusOK, code, "health needs no token")
+}
+
+func TestAPIAnswers(t *testing.T) {
+	st := &fakeStore{}
+	for i := range 12 {
+		st.minutes = append(st.minutes, kpi.Minute{Minute: t0 + int64(i)*60_000, Final: i < 11,
+			Counts: kpi.Counts{Events: 100, Sessions: 100, Purchases: int64(10 + i%2), Revenue: 50, RevenuePurchases: 2},
+			TopProducts: []kpi.Product{{ProductID: "p", Views: 3}}})
+	}
+	st.minutes[10].Purchases = 90 // a spike
+	st.funnel = []funnel.Record{
+		{Minute: t0, Steps: []int64{10, 5, 2}, TimesMs: []int64{100, 300}},
+		{Minute: t0 + 60_000, Steps: []int64{10, 5, 3}, TimesMs: []int64{200}},
+	}
+	st.sessions = []session.Record{{DurationMs: 1000, Bounced: true, Revenue: 1}, {DurationMs: 3000, Converted: true, Revenue: 2}}
+	srv := newTestAPI(t, st, "")
+
+	code, latest := get(t, srv, http.MethodGet, "/kpis/latest", "")
+	require.Equal(t, http.StatusOK, code)
+	assert.Equal(t, "2025-03-14T12:11:00.000Z", latest["minute"])
+	assert.Equal(t, false, latest["final"])
+	assert.Equal(t, 0.11, latest["conversion_rate"])
+	assert.Equal(t, 25.0, latest["aov"])
+
+	_, kpis := get(t, srv, http.MethodGet, "/kpis?minutes_back=3", "")
+	assert.Len(t, kpis["kpis"], 3)
+	assert.Equal(t, 3.0, kpis["minutes_back"])
+
+	_, f := get(t, srv, http.MethodGet, "/funnel?minutes_back=5", "")
+	assert.Equal(t, []any{20.0, 10.0, 5.0}, f["counts"])
+	assert.Equal(t, 20.0, f["entered"])
+	assert.Equal(t, 0.25, f["overall_rate"])
+	assert.Equal(t, 200.0, f["median_time_to_convert_ms"])
+	assert.Equal(t, time.UnixMilli(t0+12*60_000).UTC(), st.to, "the range ends after the newest minute")
+	assert.Equal(t, st.to.Add(-5*time.Minute), st.from)
+
+	_, a := get(t, srv, http.MethodGet, "/anomalies?minutes_back=60", "")
+	require.Len(t, a["anomalies"], 1)
+	assert.Equal(t, "spike", a["anomalies"].([]any)[0].(map[string]any)["direction"])
+
+	_, s := get(t, srv, http.MethodGet, "/sessions/summary", "")
+	assert.Equal(t, 2.0, s["sessions"])
+	assert.Equal(t, 0.5, s["bounce_rate"])
+	assert.Equal(t, 2000.0, s["avg_duration_ms"])
+
+	_, tp := get(t, srv, http.MethodGet, "/top-products?minutes_back=2", "")
+	assert.Equal(t, 6.0, tp["top_products"].([]any)[0].(map[string]any)["views"])
+
+	_, stt := get(t, srv, http.MethodGet, "/stats", "")
+	assert.Equal(t, 7.0, stt["read"])
+}
+
+func TestAPIServerSentEvents(t *testing.T) {
+	st := &fakeStore{minutes: []kpi.Minute{{Minute: t0, Counts: kpi.Counts{Events: 5}}}}
+	srv := newTestAPI(t, st, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/events", nil)
+	resp, err := srv.Client().Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	assert.Equal(t, "text/event-stream", resp.Header.Get("Content-Type"))
+	buf := make([]byte, 4096)
+	var got string
+	for !strings.Contains(got, "event: stats") {
+		n, err := resp.Body.Read(buf)
+		require.NoError(t, err)
+		got += string(buf[:n])
+	}
+	assert.Contains(t, got, "event: kpis\ndata: {\"minute\":\"2025-03-14T12:00:00.000Z\"")
+}
