@@ -177,10 +177,10 @@ func compare(t *testing.T, want refOut, got sinks.Output) {
 	// §5: the same sessions
 	require.Len(t, got.Sessions, len(want.sessions), "sessions")
 	for _, s := range got.Sessions {
-		w, ok := want.sessions[s.SessionID]
-		require.True(t, ok, "unexpected session %s", s.SessionID)
+		w, ok := want.sessions[s.SessionID()]
+		require.True(t, ok, "unexpected session %s", s.SessionID())
 		assert.Equal(t, []int64{w.start, w.end, w.events, w.pv, w.atc, w.pur},
-			[]int64{s.Start, s.End, s.Events, s.PageViews, s.AddToCarts, s.Purchases}, s.SessionID)
+			[]int64{s.Start, s.End, s.Events, s.PageViews, s.AddToCarts, s.Purchases}, s.SessionID())
 		assert.Equal(t, w.end-w.start, s.DurationMs)
 		assert.InDelta(t, w.revenue, s.Revenue, 1e-6)
 		assert.Equal(t, w.events == 1, s.Bounced)

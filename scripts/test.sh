@@ -18,6 +18,13 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./... ./examples/...
 
+# The dashboard's browser test drives Debian's Chromium, headless.
+if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  echo "test.sh: installing chromium for the browser test"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+    || echo "test.sh: could not install chromium; the browser test will skip"
+fi
+
 started=""
 if [ -z "${KAFKA_BROKERS:-}" ] || [ -z "${MONGODB_URI:-}" ]; then
   started=yes

@@ -9,6 +9,7 @@ import (
 
 	"github.com/clickstreamkit/clickstream"
 	"github.com/clickstreamkit/clickstream/internal/snap"
+	"github.com/clickstreamkit/clickstream/window"
 )
 
 // DefaultGap is SEMANTICS §5's session_gap.
@@ -16,7 +17,6 @@ const DefaultGap = 30 * time.Minute
 
 // Record is a final session (SEMANTICS §5).
 type Record struct {
-	SessionID  string // user_id + "/" + start as RFC 3339 UTC millis
 	UserID     string
 	Start, End int64 // first and last event_ts, Unix millis
 	DurationMs int64
@@ -30,6 +30,12 @@ type Record struct {
 	// Marks are the session's events that the Marker tagged, by event time
 	// (ties in arrival order). The slice is reused after the emit callback.
 	Marks []Mark
+}
+
+// SessionID returns user_id + "/" + start as RFC 3339 UTC millis. It is
+// built on demand so that closing a session allocates nothing.
+func (r *Record) SessionID() string {
+	return string(clickstream.AppendTime(append([]byte(r.UserID), '/'), r.Start))
 }
 
 // Mark is a tagged event kept for later analysis (the funnel's steps).
@@ -58,14 +64,20 @@ type Sessionizer struct {
 	sfree    []int32
 	heap     []int32         // session indexes, min end first
 	byMinute map[int64]int32 // open sessions by start minute
+	idle     []idleUser      // users without open sessions, by idleSince
 	rec      Record
-	idBuf    []byte
 }
 
 type user struct {
-	id   string
-	open []int32 // open sessions, by start
-	wins []int64 // starts of open windows this user's session has counted in
+	id        string
+	open      []int32 // open sessions, by start
+	wins      []int64 // starts of open windows this user's session has counted in
+	idleSince int64   // when the last session closed, while open is empty
+}
+
+type idleUser struct {
+	user  int32
+	since int64
 }
 
 type sess struct {
@@ -274,7 +286,7 @@ func (s *Sessionizer) Advance(wm int64, emit func(*Record)) {
 		si := s.heap[0]
 		ss := &s.sslab[si]
 		if ss.end+s.gap > wm {
-			return
+			break
 		}
 		s.removeHeap(0)
 		s.countMinute(ss.start, -1)
@@ -282,27 +294,39 @@ func (s *Sessionizer) Advance(wm int64, emit func(*Record)) {
 		s.fill(&s.rec, u.id, ss)
 		emit(&s.rec)
 		u.open = slices.DeleteFunc(u.open, func(x int32) bool { return x == si })
-		if len(u.open) == 0 {
-			delete(s.users, u.id)
-			*u = user{open: u.open[:0], wins: u.wins[:0]}
-			s.ufree = append(s.ufree, ss.user)
+		if len(u.open) == 0 { // kept a while: a returning user costs nothing
+			u.idleSince = ss.end + s.gap
+			s.idle = append(s.idle, idleUser{ss.user, u.idleSince})
 		}
 		s.sfree = append(s.sfree, si)
 	}
+	s.forget(wm)
 }
 
-// sessionID builds user_id + "/" + start with one allocation.
-func (s *Sessionizer) sessionID(uid string, start int64) string {
-	s.idBuf = append(append(s.idBuf[:0], uid...), '/')
-	s.idBuf = clickstream.AppendTime(s.idBuf, start)
-	return string(s.idBuf)
+// forget drops the users idle since before wm - gap, oldest first, so that
+// state follows the watermark horizon.
+func (s *Sessionizer) forget(wm int64) {
+	n := 0
+	for ; n < len(s.idle); n++ {
+		it := s.idle[n]
+		if wm != window.PosInf && it.since+s.gap > wm {
+			break
+		}
+		u := &s.uslab[it.user]
+		if len(u.open) > 0 || u.idleSince != it.since {
+			continue // back in the meantime
+		}
+		delete(s.users, u.id)
+		*u = user{open: u.open[:0], wins: u.wins[:0]}
+		s.ufree = append(s.ufree, it.user)
+	}
+	s.idle = s.idle[:copy(s.idle, s.idle[n:])]
 }
 
 func (s *Sessionizer) fill(r *Record, uid string, ss *sess) {
 	marks := ss.marks
 	slices.SortStableFunc(marks, func(a, b Mark) int { return cmp.Compare(a.TS, b.TS) })
 	*r = Record{
-		SessionID:  s.sessionID(uid, ss.start),
 		UserID:     uid,
 		Start:      ss.start,
 		End:        ss.end,
@@ -388,8 +412,9 @@ const version = 1
 func (s *Sessionizer) AppendBinary(dst []byte) ([]byte, error) {
 	dst = snap.AppendHeader(dst, "session", version)
 	dst = snap.AppendInt(dst, s.gap)
-	dst = snap.AppendUint(dst, uint64(len(s.users)))
-	for _, ui := range s.sortedUsers() {
+	users := s.sortedUsers()
+	dst = snap.AppendUint(dst, uint64(len(users)))
+	for _, ui := range users {
 		u := &s.uslab[ui]
 		dst = snap.AppendString(dst, u.id)
 		dst = snap.AppendUint(dst, uint64(len(u.wins)))
@@ -416,7 +441,9 @@ func (s *Sessionizer) AppendBinary(dst []byte) ([]byte, error) {
 func (s *Sessionizer) sortedUsers() []int32 {
 	ids := make([]int32, 0, len(s.users))
 	for _, ui := range s.users {
-		ids = append(ids, ui)
+		if len(s.uslab[ui].open) > 0 {
+			ids = append(ids, ui)
+		}
 	}
 	slices.SortFunc(ids, func(a, b int32) int { return strings.Compare(s.uslab[a].id, s.uslab[b].id) })
 	return ids

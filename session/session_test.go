@@ -79,7 +79,7 @@ func TestSessionFinality(t *testing.T) {
 	assert.True(t, s.OpenInMinute(0))
 	got := final(s, 36*min)
 	require.Len(t, got, 1)
-	assert.Equal(t, session.Record{SessionID: "u/1970-01-01T00:00:00.000Z", UserID: "u", Start: 0, End: 6 * min,
+	assert.Equal(t, session.Record{UserID: "u", Start: 0, End: 6 * min,
 		DurationMs: 6 * min, Events: 3, PageViews: 1, Purchases: 2, Revenue: 10, Converted: true}, got[0],
 		"§5/§6 revenue counts the base currency only without rates")
 	assert.False(t, s.OpenInMinute(0))
@@ -131,7 +131,7 @@ func ExampleSessionizer() {
 		s.Add(&clickstream.Event{EventID: fmt.Sprint(ts), EventType: "page_view", Kind: clickstream.KindPageView, TS: ts, UserID: "u1"})
 	}
 	s.Advance(window.PosInf, func(r *session.Record) {
-		fmt.Println(r.SessionID, r.Events, r.DurationMs)
+		fmt.Println(r.SessionID(), r.Events, r.DurationMs)
 	})
 	// Output:
 	// u1/1970-01-01T00:00:00.000Z 3 2400000

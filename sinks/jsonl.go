@@ -85,7 +85,7 @@ func (j *JSONL) Write(_ context.Context, b *Batch) error {
 		}
 	}
 	for i := range b.Sessions {
-		j.sessions[fmt.Sprintf("%s\x00%d\x00%s", p.topic, p.partition, b.Sessions[i].SessionID)] = NewSessionRecord(&b.Sessions[i])
+		j.sessions[fmt.Sprintf("%s\x00%d\x00%s", p.topic, p.partition, b.Sessions[i].SessionID())] = NewSessionRecord(&b.Sessions[i])
 	}
 	for _, f := range b.Funnel {
 		put(j.funnel, f.Minute, p, f)

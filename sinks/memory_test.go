@@ -29,7 +29,7 @@ func readMemory(m *sinks.Memory) func(context.Context) (sinktest.Snapshot, error
 		}
 		sess := map[string]session.Record{}
 		for _, s := range out.Sessions {
-			sess[s.SessionID] = s
+			sess[s.SessionID()] = s
 		}
 		fun := map[int64]funnel.Record{}
 		for _, f := range out.Funnel {

@@ -62,7 +62,7 @@ type SessionRecord struct {
 // NewSessionRecord shapes s.
 func NewSessionRecord(s *session.Record) SessionRecord {
 	return SessionRecord{
-		SessionID: s.SessionID, UserID: s.UserID,
+		SessionID: s.SessionID(), UserID: s.UserID,
 		Start: clickstream.FormatTime(s.Start), End: clickstream.FormatTime(s.End), DurationMs: s.DurationMs,
 		Events: s.Events, PageViews: s.PageViews, AddToCarts: s.AddToCarts, Purchases: s.Purchases,
 		Revenue: s.Revenue, Bounced: s.Bounced, Converted: s.Converted,

@@ -34,13 +34,13 @@ type store interface {
 
 // api serves docs/API.md.
 type api struct {
-	store  store
-	cfg    pipeline.Config
-	stats  func() stats
-	token  string
-	log    *slog.Logger
-	reg    *prometheus.Registry
-	tick   time.Duration // server-sent events period
+	store store
+	cfg   pipeline.Config
+	stats func() stats
+	token string
+	log   *slog.Logger
+	reg   *prometheus.Registry
+	tick  time.Duration // server-sent events period
 }
 
 type server struct {
@@ -102,7 +102,7 @@ func (a *api) guard(next http.Handler) http.Handler {
 			writeJSON(w, http.StatusMethodNotAllowed, errBody("method not allowed"))
 			return
 		}
-		if a.token != "" && r.URL.Path != "/health" && !a.authorized(r) {
+		if a.token != "" && !public(r.URL.Path) && !a.authorized(r) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="clickstream"`)
 			writeJSON(w, http.StatusUnauthorized, errBody("missing or wrong bearer token"))
 			return
@@ -110,6 +110,12 @@ func (a *api) guard(next http.Handler) http.Handler {
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		next.ServeHTTP(w, r)
 	})
+}
+
+// public paths need no token: the health check, and the page itself, which
+// reads its token from the URL fragment.
+func public(path string) bool {
+	return path == "/health" || path == "/" || strings.HasPrefix(path, "/static/")
 }
 
 func (a *api) authorized(r *http.Request) bool {

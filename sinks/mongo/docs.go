@@ -168,7 +168,7 @@ type sessionDoc struct {
 }
 
 func (d *sessionDoc) record() session.Record {
-	return session.Record{SessionID: d.SessionID, UserID: d.UserID, Start: int64(d.Start), End: int64(d.End),
+	return session.Record{UserID: d.UserID, Start: int64(d.Start), End: int64(d.End),
 		DurationMs: d.DurationMs, Events: d.Events, PageViews: d.PageViews, AddToCarts: d.AddToCarts,
 		Purchases: d.Purchases, Revenue: d.Revenue, Bounced: d.Bounced, Converted: d.Converted}
 }
@@ -177,7 +177,7 @@ func sessionModels(b *sinks.Batch, now bson.DateTime) []mongo.WriteModel {
 	last := make(map[string]int, len(b.Sessions))
 	var order []string
 	for i := range b.Sessions {
-		id := b.Sessions[i].SessionID
+		id := b.Sessions[i].SessionID()
 		if _, ok := last[id]; !ok {
 			order = append(order, id)
 		}
@@ -186,7 +186,7 @@ func sessionModels(b *sinks.Batch, now bson.DateTime) []mongo.WriteModel {
 	models := make([]mongo.WriteModel, 0, len(order))
 	for _, id := range order {
 		s := &b.Sessions[last[id]]
-		doc := sessionDoc{SessionID: s.SessionID, UserID: s.UserID, Topic: b.Topic, Partition: b.Partition,
+		doc := sessionDoc{SessionID: s.SessionID(), UserID: s.UserID, Topic: b.Topic, Partition: b.Partition,
 			Start: bson.DateTime(s.Start), End: bson.DateTime(s.End), DurationMs: s.DurationMs,
 			Events: s.Events, PageViews: s.PageViews, AddToCarts: s.AddToCarts, Purchases: s.Purchases,
 			Revenue: s.Revenue, Bounced: s.Bounced, Converted: s.Converted, UpdatedAt: now}

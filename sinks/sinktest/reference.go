@@ -92,7 +92,7 @@ func (r *Reference) Write(_ context.Context, b *sinks.Batch) error {
 	for i := range b.Sessions {
 		s := b.Sessions[i]
 		s.Marks = nil
-		r.sessions[sessionKey{p, s.SessionID}] = Session{b.Topic, b.Partition, s}
+		r.sessions[sessionKey{p, s.SessionID()}] = Session{b.Topic, b.Partition, s}
 	}
 	for i := range b.Funnel {
 		f := cloneFunnel(&b.Funnel[i])
@@ -185,7 +185,7 @@ func (s Snapshot) normalize(perPartition bool) Snapshot {
 		return cmp.Or(byPart(a.Topic, a.Partition, b.Topic, b.Partition), cmp.Compare(a.Minute.Minute, b.Minute.Minute))
 	})
 	slices.SortFunc(out.Sessions, func(a, b Session) int {
-		return cmp.Or(byPart(a.Topic, a.Partition, b.Topic, b.Partition), strings.Compare(a.SessionID, b.SessionID))
+		return cmp.Or(byPart(a.Topic, a.Partition, b.Topic, b.Partition), strings.Compare(a.SessionID(), b.SessionID()))
 	})
 	slices.SortFunc(out.Funnel, func(a, b Funnel) int {
 		return cmp.Or(byPart(a.Topic, a.Partition, b.Topic, b.Partition), cmp.Compare(a.Minute, b.Minute))

@@ -141,7 +141,7 @@ func SessionRecord(u, seed int) session.Record {
 	end := start + int64(seed)*1_000
 	ev := 1 + int64(seed%5)
 	pur := int64(seed % 2)
-	return session.Record{SessionID: fmt.Sprintf("user-%d/%s", u, clickstream.FormatTime(start)),
+	return session.Record{
 		UserID: fmt.Sprintf("user-%d", u), Start: start, End: end, DurationMs: end - start,
 		Events: ev, PageViews: ev - pur, Purchases: pur, Revenue: 19.75 * float64(pur),
 		Bounced: ev == 1, Converted: pur > 0}

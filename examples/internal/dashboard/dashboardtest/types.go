@@ -1,0 +1,100 @@
+package dashboardtest
+
+import "time"
+
+// The JSON shapes of docs/API.md.
+
+// KPI is a KPI record: one minute's values, merged over partitions.
+type KPI struct {
+	Minute            string             `json:"minute"`
+	Final             bool               `json:"final"`
+	Events            int64              `json:"events"`
+	PageViews         int64              `json:"page_views"`
+	AddToCarts        int64              `json:"add_to_carts"`
+	Purchases         int64              `json:"purchases"`
+	Sessions          int64              `json:"sessions"`
+	Revenue           float64            `json:"revenue"`
+	RevenuePurchases  int64              `json:"revenue_purchases"`
+	RevenueByCurrency map[string]float64 `json:"revenue_by_currency"`
+	ConversionRate    float64            `json:"conversion_rate"`
+	AOV               float64            `json:"aov"`
+	TopProducts       []TopProduct       `json:"top_products"`
+	LatencyMsP95      float64            `json:"latency_ms_p95"`
+}
+
+// TopProduct is one entry of a top_products list.
+type TopProduct struct {
+	ProductID string  `json:"product_id"`
+	Views     int64   `json:"views"`
+	Carts     int64   `json:"carts"`
+	Purchases int64   `json:"purchases"`
+	Revenue   float64 `json:"revenue"`
+}
+
+// FunnelRecord is the funnel of the sessions that started in one minute
+// (SEMANTICS §7, §9).
+type FunnelRecord struct {
+	Minute                string    `json:"minute"`
+	Entered               int64     `json:"entered"`
+	Steps                 []int64   `json:"steps"`
+	StepRates             []float64 `json:"step_rates"`
+	OverallRate           float64   `json:"overall_rate"`
+	MedianTimeToConvertMs *int64    `json:"median_time_to_convert_ms"`
+}
+
+// Funnel is the answer of /funnel.
+type Funnel struct {
+	MinutesBack           int            `json:"minutes_back"`
+	Steps                 []string       `json:"steps"`
+	Entered               int64          `json:"entered"`
+	Counts                []int64        `json:"counts"`
+	StepRates             []float64      `json:"step_rates"`
+	OverallRate           float64        `json:"overall_rate"`
+	MedianTimeToConvertMs *int64         `json:"median_time_to_convert_ms"`
+	Minutes               []FunnelRecord `json:"minutes"`
+}
+
+// Anomaly is an anomaly record (SEMANTICS §8).
+type Anomaly struct {
+	Minute    string  `json:"minute"`
+	Metric    string  `json:"metric"`
+	Value     float64 `json:"value"`
+	Mean      float64 `json:"mean"`
+	Std       float64 `json:"std"`
+	Z         float64 `json:"z"`
+	Direction string  `json:"direction"`
+}
+
+// SessionsSummary is the answer of /sessions/summary.
+type SessionsSummary struct {
+	MinutesBack   int     `json:"minutes_back"`
+	Sessions      int64   `json:"sessions"`
+	Bounced       int64   `json:"bounced"`
+	Converted     int64   `json:"converted"`
+	BounceRate    float64 `json:"bounce_rate"`
+	AvgDurationMs float64 `json:"avg_duration_ms"`
+	Revenue       float64 `json:"revenue"`
+}
+
+// Stats is the answer of /stats: pipeline health.
+type Stats struct {
+	EventsPerSec    float64 `json:"events_per_sec"`
+	Read            int64   `json:"read"`
+	Accepted        int64   `json:"accepted"`
+	Invalid         int64   `json:"invalid"`
+	Late            int64   `json:"late"`
+	Duplicates      int64   `json:"duplicates"`
+	DeadLetters     int64   `json:"dead_letters"`
+	Lag             int64   `json:"lag"`
+	E2ELatencyMsP95 float64 `json:"e2e_latency_ms_p95"`
+	LastFinalMinute *string `json:"last_final_minute"`
+	UptimeS         float64 `json:"uptime_s"`
+}
+
+// FunnelSteps are the funnel's steps, in order.
+var FunnelSteps = []string{"page_view", "add_to_cart", "purchase"}
+
+// TimeLayout is the API's time format: RFC 3339 UTC with milliseconds.
+const TimeLayout = "2006-01-02T15:04:05.000Z"
+
+func formatTime(t time.Time) string { return t.UTC().Format(TimeLayout) }
