@@ -44,8 +44,8 @@ func TestDeduperRetention(t *testing.T) {
 			"b", 100, 0, true,
 		)},
 		{"§4 state before any event (wm = -inf)", steps(
-			"a", -1 << 62, -1 << 63, false,
-			"a", 5, -1 << 63, true,
+			"a", -1<<62, -1<<63, false,
+			"a", 5, -1<<63, true,
 		)},
 	}
 	for _, tt := range tests {

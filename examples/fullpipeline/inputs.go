@@ -14,7 +14,7 @@ import (
 // input is the opened source and what the rest needs to know of it.
 type input struct {
 	src     sources.Source
-	brokers []string      // Kafka sources: where dead letters go; nil for files
+	brokers []string     // Kafka sources: where dead letters go; nil for files
 	lag     func() int64 // messages not yet read, summed over partitions
 }
 

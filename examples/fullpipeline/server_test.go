@@ -122,7 +122,7 @@ func TestAPIAnswers(t *testing.T) {
 	st := &fakeStore{}
 	for i := range 12 {
 		st.minutes = append(st.minutes, kpi.Minute{Minute: t0 + int64(i)*60_000, Final: i < 11,
-			Counts: kpi.Counts{Events: 100, Sessions: 100, Purchases: int64(10 + i%2), Revenue: 50, RevenuePurchases: 2},
+			Counts:      kpi.Counts{Events: 100, Sessions: 100, Purchases: int64(10 + i%2), Revenue: 50, RevenuePurchases: 2},
 			TopProducts: []kpi.Product{{ProductID: "p", Views: 3}}})
 	}
 	st.minutes[10].Purchases = 90 // a spike
