@@ -157,6 +157,10 @@ func New(brokers []string, topic, group string, opts ...Option) (*Source, error)
 		}
 	}
 	cfg := sarama.NewConfig()
+	// sarama holds a broker connection for a whole fetch long-poll, and a
+	// synchronous commit to the coordinator on that connection waits for it:
+	// a short poll keeps commits (one per partition per flush) quick.
+	cfg.Consumer.MaxWaitTime = 100 * time.Millisecond
 	if o.cfg != nil {
 		c := *o.cfg
 		cfg = &c
