@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"time"
 
 	"github.com/clickstreamkit/clickstream/examples/internal/embedkafka"
 	"github.com/clickstreamkit/clickstream/examples/internal/replay"
@@ -13,11 +14,10 @@ import (
 
 // The embedded demo's topics.
 const (
-	rawTopic        = "events_raw"
-	rawPartitions   = 4
-	demoEvents      = 200_000 // the generated data set the producer loops over
-	demoGroup       = "fullpipeline"
-	demoSeed uint64 = 1
+	rawTopic      = "events_raw"
+	rawPartitions = 4
+	demoEvents    = 200_000 // the generated data set the producer loops over
+	demoGroup     = "fullpipeline"
 )
 
 // openEmbedded starts an in-process Kafka-protocol broker, a replay producer
@@ -31,7 +31,9 @@ func openEmbedded(ctx context.Context, o options, deadTopic string, log *slog.Lo
 	c.add(func() error { broker.Close(); return nil })
 	log.Info("embedded Kafka-protocol broker", "addr", broker.Addrs()[0], "topic", rawTopic, "partitions", rawPartitions)
 
-	msgs := gen.Generate(gen.Default(demoEvents, demoSeed))
+	// a new seed each start: a restart resumes from checkpoints, whose dedup
+	// state would take replayed ids for retries
+	msgs := gen.Generate(gen.Default(demoEvents, uint64(time.Now().UnixNano())))
 	lines := make([][]byte, len(msgs))
 	for i, m := range msgs {
 		lines[i] = m.Value

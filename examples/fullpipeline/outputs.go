@@ -68,7 +68,12 @@ func openSinks(ctx context.Context, o options, cfg *pipeline.Config, in input, l
 			return out, err
 		}
 		all = append(all, dl)
-		if out.checkpoints == nil {
+		switch {
+		case o.source == "embedded":
+			// the in-process broker forgets its topics at exit: so do its checkpoints
+			out.checkpoints = &checkpoint.Memory{}
+		case out.checkpoints != nil:
+		default:
 			if o.checkpoints == "mongo" {
 				return out, fmt.Errorf("-checkpoints mongo needs -mongo")
 			}
