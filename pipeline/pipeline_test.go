@@ -167,6 +167,52 @@ func (e endless) Read(ctx context.Context) (sources.Batch, error) {
 	return b, err
 }
 
+// fed is a source the test feeds one message at a time.
+type fed struct {
+	*sources.Memory
+	ch chan []byte
+	n  int64
+}
+
+func (f *fed) Read(ctx context.Context) (sources.Batch, error) {
+	select {
+	case v := <-f.ch:
+		f.n++
+		return sources.Batch{Topic: "memory", Messages: []sources.Message{{Topic: "memory", Offset: f.n - 1, Value: v}}}, nil
+	case <-ctx.Done():
+		return sources.Batch{}, ctx.Err()
+	}
+}
+
+// Checkpoints and commits follow the interval, and a shutdown forces one
+// that covers everything written.
+func TestRunnerCheckpointInterval(t *testing.T) {
+	values := lines(view("a", "u", 0), view("b", "u", 1000), view("c", "v", 2000))
+	src := &fed{Memory: sources.NewMemory(1), ch: make(chan []byte)}
+	store := &checkpoint.Memory{}
+	var sink sinks.Memory
+	cfg := pipeline.DefaultConfig()
+	cfg.UpdateInterval = 10 * time.Millisecond
+	r, err := pipeline.NewRunner(src, &sink, cfg, pipeline.WithCheckpoints(store), pipeline.WithCheckpointInterval(time.Hour))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- r.Run(ctx) }()
+	src.ch <- values[0]
+	require.Eventually(t, func() bool { return src.Committed() == 1 }, 10*time.Second, 5*time.Millisecond,
+		"the first write is checkpointed at once")
+	src.ch <- values[1]
+	src.ch <- values[2]
+	require.Eventually(t, func() bool { st := r.Stats(); return st.Counters.Read == 3 && st.Batches >= 2 }, 10*time.Second, 5*time.Millisecond)
+	assert.Equal(t, int64(1), src.Committed(), "within the interval, written but not committed")
+	cancel()
+	require.ErrorIs(t, <-done, context.Canceled)
+	assert.Equal(t, int64(3), src.Committed(), "the shutdown checkpoint covers all that was written")
+	cp, err := store.Load(context.Background(), "memory", 0)
+	require.NoError(t, err)
+	assert.Equal(t, int64(3), cp.Next)
+}
+
 // A failing sink is retried with back-off; nothing is committed meanwhile.
 func TestRunnerRetriesSink(t *testing.T) {
 	src := sources.NewMemory(10, lines(view("a", "u", 0))...)

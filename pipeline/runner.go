@@ -21,12 +21,15 @@ import (
 // restores the checkpoints and skips messages they already cover, so that
 // with an idempotent sink each message takes effect exactly once.
 type Runner struct {
-	src   sources.Source
-	sink  sinks.Sink
-	store checkpoint.Store
-	cfg   Config
-	log   *slog.Logger
-	procs map[partKey]*Processor
+	src      sources.Source
+	sink     sinks.Sink
+	store    checkpoint.Store
+	interval time.Duration
+	ckptAt   map[partKey]time.Time // last checkpoint, by partition
+	ckptNext map[partKey]int64     // offset the last checkpoint covers
+	cfg      Config
+	log      *slog.Logger
+	procs    map[partKey]*Processor
 
 	mu    sync.Mutex
 	stats Stats
@@ -50,11 +53,20 @@ type Stats struct {
 // RunnerOption configures a Runner.
 type RunnerOption func(*Runner)
 
-// WithCheckpoints saves each partition's state in store after every write,
-// and restores it when the partition is first seen. Default: none, so a
-// restart begins from empty state at the source's committed offsets.
+// WithCheckpoints saves each partition's state in store, and restores it
+// when the partition is first seen; offsets are committed only with a
+// checkpoint. Default: none, so that offsets are committed after every write
+// and a restart begins from empty state at the committed offsets.
 func WithCheckpoints(store checkpoint.Store) RunnerOption {
 	return func(r *Runner) { r.store = store }
+}
+
+// WithCheckpointInterval sets how often, at most, each partition is
+// checkpointed and committed; results are written every update_interval
+// regardless. A checkpoint is also taken when a partition is revoked, at the
+// end of the input and at shutdown. Default 5s.
+func WithCheckpointInterval(d time.Duration) RunnerOption {
+	return func(r *Runner) { r.interval = d }
 }
 
 // NewRunner checks cfg and returns a runner; it starts nothing.
@@ -65,7 +77,8 @@ func NewRunner(src sources.Source, sink sinks.Sink, cfg Config, opts ...RunnerOp
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	r := &Runner{src: src, sink: sink, cfg: cfg, log: cfg.Logger, procs: map[partKey]*Processor{}}
+	r := &Runner{src: src, sink: sink, cfg: cfg, log: cfg.Logger, procs: map[partKey]*Processor{},
+		interval: 5 * time.Second, ckptAt: map[partKey]time.Time{}, ckptNext: map[partKey]int64{}}
 	for _, o := range opts {
 		o(r)
 	}
@@ -131,11 +144,11 @@ func (r *Runner) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			r.log.Info("stopping: writing what was processed")
 			flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-			err := r.flushAll(flushCtx, false)
+			err := r.flushAll(flushCtx, false, true)
 			cancel()
 			return errors.Join(ctx.Err(), err)
 		case <-tick.C:
-			if err := r.flushAll(ctx, true); err != nil {
+			if err := r.flushAll(ctx, true, false); err != nil {
 				return err
 			}
 		case rr := <-batches:
@@ -151,7 +164,7 @@ func (r *Runner) Run(ctx context.Context) error {
 				for _, p := range r.procs {
 					p.Finish()
 				}
-				return r.flushAll(ctx, false)
+				return r.flushAll(ctx, false, true)
 			case rr.err != nil:
 				return fmt.Errorf("pipeline: read: %w", rr.err)
 			}
@@ -175,7 +188,7 @@ func (r *Runner) Run(ctx context.Context) error {
 			default:
 			}
 			if p.Pending() >= r.cfg.MaxPending {
-				if err := r.flush(ctx, p); err != nil {
+				if err := r.flush(ctx, p, false); err != nil {
 					return err
 				}
 			}
@@ -225,7 +238,7 @@ func (r *Runner) processor(ctx context.Context, topic string, partition int32) (
 func (r *Runner) revoke(ctx context.Context, b sources.Batch) error {
 	k := partKey{b.Topic, b.Partition}
 	if p, ok := r.procs[k]; ok {
-		if err := r.flush(ctx, p); err != nil {
+		if err := r.flush(ctx, p, true); err != nil {
 			return err
 		}
 		delete(r.procs, k)
@@ -240,12 +253,12 @@ func (r *Runner) revoke(ctx context.Context, b sources.Batch) error {
 	return nil
 }
 
-func (r *Runner) flushAll(ctx context.Context, updates bool) error {
+func (r *Runner) flushAll(ctx context.Context, updates, force bool) error {
 	for _, p := range r.procs {
 		if updates {
 			p.Updates()
 		}
-		if err := r.flush(ctx, p); err != nil {
+		if err := r.flush(ctx, p, force); err != nil {
 			return err
 		}
 	}
@@ -259,12 +272,18 @@ func (r *Runner) flushAll(ctx context.Context, updates bool) error {
 	return nil
 }
 
-// flush makes one partition's results durable, then its checkpoint, then
-// commits its input offset.
-func (r *Runner) flush(ctx context.Context, p *Processor) error {
+// flush makes one partition's results durable; then, every checkpoint
+// interval or when forced (a revocation, the end, a shutdown), saves its
+// checkpoint and commits its input offset.
+func (r *Runner) flush(ctx context.Context, p *Processor, force bool) error {
 	b := p.Batch()
+	k := partKey{b.Topic, b.Partition}
 	if b.NextOffset < 0 || (b.Empty() && b.FirstOffset == b.NextOffset && !b.End) {
-		return nil // nothing new since the last flush
+		// nothing new since the last write; maybe since the last checkpoint
+		if force && r.store != nil && b.NextOffset >= 0 && r.ckptNext[k] != b.NextOffset {
+			return r.checkpoint(ctx, p)
+		}
+		return nil
 	}
 	if err := retry(ctx, r.log, "write", func() error { return r.sink.Write(ctx, b) }); err != nil {
 		return err
@@ -275,26 +294,45 @@ func (r *Runner) flush(ctx context.Context, p *Processor) error {
 			last = max(last, k.Minute)
 		}
 	}
+	end := b.End
 	p.Reset()
-	if r.store != nil {
-		state, err := p.Snapshot()
-		if err != nil {
-			return err
-		}
-		cp := checkpoint.Checkpoint{Topic: b.Topic, Partition: b.Partition, Next: p.Next(), State: state}
-		if err := retry(ctx, r.log, "save checkpoint", func() error { return r.store.Save(ctx, cp) }); err != nil {
-			return err
-		}
-	}
-	topic, part, next := b.Topic, b.Partition, p.Next()
-	if err := retry(ctx, r.log, "commit", func() error { return r.src.Commit(ctx, topic, part, next) }); err != nil {
-		return err
-	}
 	r.mu.Lock()
 	r.stats.Batches++
 	r.stats.LastFinalMinute = max(r.stats.LastFinalMinute, last)
 	r.mu.Unlock()
-	return nil
+	if r.store == nil {
+		return r.commit(ctx, p)
+	}
+	// Checkpoint and commit less often than writing: after a crash the
+	// replay from the last checkpoint writes the same results again, which
+	// idempotent sinks absorb.
+	if !force && !end && time.Since(r.ckptAt[k]) < r.interval {
+		return nil
+	}
+	return r.checkpoint(ctx, p)
+}
+
+// checkpoint saves the partition's state, whose results are durable, then
+// commits the offset it covers.
+func (r *Runner) checkpoint(ctx context.Context, p *Processor) error {
+	b := p.Batch()
+	state, err := p.Snapshot()
+	if err != nil {
+		return err
+	}
+	cp := checkpoint.Checkpoint{Topic: b.Topic, Partition: b.Partition, Next: p.Next(), State: state}
+	if err := retry(ctx, r.log, "save checkpoint", func() error { return r.store.Save(ctx, cp) }); err != nil {
+		return err
+	}
+	k := partKey{b.Topic, b.Partition}
+	r.ckptAt[k], r.ckptNext[k] = time.Now(), cp.Next
+	return r.commit(ctx, p)
+}
+
+func (r *Runner) commit(ctx context.Context, p *Processor) error {
+	b := p.Batch()
+	topic, part, next := b.Topic, b.Partition, p.Next()
+	return retry(ctx, r.log, "commit", func() error { return r.src.Commit(ctx, topic, part, next) })
 }
 
 // retry calls f until it succeeds or ctx ends, backing off from 100ms to 10s.
