@@ -1,16 +1,27 @@
 // Command producer makes clickstream data: `generate` writes a synthetic data
-// set as JSON lines.
+// set as JSON lines, `replay` sends such a file to Kafka at a given rate, and
+// `wikimedia` turns Wikimedia's live recent-changes stream into events.
 //
 //	go run ./examples/producer generate -n 100000 -seed 1 -o events.jsonl
+//	go run ./examples/producer replay -file events.jsonl -brokers 127.0.0.1:19092 -rate 500
+//	go run ./examples/producer replay -file events.jsonl -loop   # forever, event_ts shifted to now
+//	go run ./examples/producer wikimedia -brokers 127.0.0.1:19092
+//
+// replay and wikimedia key each message by its user_id and produce through an
+// idempotent sarama producer (acks=all); they stop on SIGINT or SIGTERM after
+// flushing what they sent.
 package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/clickstreamkit/clickstream/internal/gen"
@@ -26,11 +37,18 @@ func main() {
 
 func run(args []string, log *slog.Logger) error {
 	if len(args) == 0 {
-		return errors.New("usage: producer generate [flags]")
+		return errors.New("usage: producer generate|replay|wikimedia [flags]")
 	}
 	switch args[0] {
 	case "generate":
 		return generate(args[1:], log)
+	case "replay", "wikimedia":
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		if args[0] == "replay" {
+			return replayCmd(ctx, args[1:], log)
+		}
+		return wikimediaCmd(ctx, args[1:], log)
 	}
 	return fmt.Errorf("unknown command %q", args[0])
 }
