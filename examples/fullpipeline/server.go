@@ -55,7 +55,7 @@ func (s *server) Close() error {
 }
 
 func startServer(ctx context.Context, o options, cfg pipeline.Config, st store, p *progress, log *slog.Logger) (*server, error) {
-	a := &api{store: st, cfg: cfg, stats: p.stats, token: o.token, log: log, reg: newRegistry(p), tick: time.Second}
+	a := &api{store: newCachedStore(st, 250*time.Millisecond), cfg: cfg, stats: p.stats, token: o.token, log: log, reg: newRegistry(p), tick: time.Second}
 	ln, err := net.Listen("tcp", o.http)
 	if err != nil {
 		return nil, fmt.Errorf("http: %w", err)
