@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -38,6 +39,7 @@ func main() {
 type options struct {
 	source, jsonl, mongo, parquet, http string
 	config, checkpoints, data, token    string
+	cpuprofile                          string
 	database                            string
 	rate                                float64
 	progress                            time.Duration
@@ -58,6 +60,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.database, "database", "clickstream", "MongoDB database")
 	fs.StringVar(&o.token, "token", os.Getenv("CLICKSTREAM_TOKEN"), "bearer token the read API requires (default $CLICKSTREAM_TOKEN; empty: none)")
 	fs.DurationVar(&o.progress, "progress", 5*time.Second, "interval of the progress line")
+	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the run to FILE")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -81,6 +84,16 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 	}
 	cfg.Logger = log
 	cfg.KeepEvents = o.parquet != "off"
+	if o.cpuprofile != "" {
+		f, err := os.Create(o.cpuprofile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 
 	var closers closers
 	defer func() {
