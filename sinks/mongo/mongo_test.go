@@ -9,10 +9,12 @@ import (
 	"os"
 	"reflect"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
@@ -505,5 +507,57 @@ func TestGuardedUpsertMeetsFinal(t *testing.T) {
 	}
 	if kept != 1 || len(got) != 3 || got[1].Events != sinktest.Window(0, 8, false).Events || !got[2].Final {
 		t.Fatalf("bulk or its retry returned nil (kept %d) but not everything else was applied: %d windows", kept, len(got))
+	}
+}
+
+// FerretDB v1 (SQLite) deadlocks, for good, on an update command of more
+// than 100 statements that match existing documents: a replay rewriting a
+// large batch. Write must send small commands. The rewrite happens only once
+// the first write was seen split, so that a regression cannot wedge the
+// shared test server.
+func TestRewriteInSmallCommands(t *testing.T) {
+	uri := os.Getenv("MONGODB_URI")
+	if uri == "" {
+		t.Skip("MONGODB_URI not set: skipping MongoDB integration test (run `bash scripts/services.sh up` and set MONGODB_URI=mongodb://127.0.0.1:27018/)")
+	}
+	var mu sync.Mutex
+	largest := 0
+	monitor := &event.CommandMonitor{Started: func(_ context.Context, e *event.CommandStartedEvent) {
+		if e.CommandName != "update" {
+			return
+		}
+		// The statements go in a document sequence, not in the body.
+		n := 0
+		if seq, ok := e.Command.Lookup("updates").ArrayOK(); ok {
+			vals, _ := seq.Values()
+			n = len(vals)
+		}
+		mu.Lock()
+		largest = max(largest, n)
+		mu.Unlock()
+	}}
+	c, err := mongo.Connect(options.Client().ApplyURI(uri).SetServerSelectionTimeout(10 * time.Second).
+		SetTimeout(30 * time.Second).SetMonitor(monitor))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Disconnect(context.Background()) })
+	s := newTestSink(t, c)
+	b := &sinks.Batch{Topic: "clicks", FirstOffset: 0, NextOffset: 1000}
+	for u := range 150 {
+		b.Sessions = append(b.Sessions, sinktest.SessionRecord(u, u))
+	}
+	write(t, s, b)
+	mu.Lock()
+	got := largest
+	mu.Unlock()
+	if got == 0 || got > maxBulk {
+		t.Fatalf("largest update command: %d statements, want 1..%d", got, maxBulk)
+	}
+	t.Logf("largest update command: %d statements", got)
+	write(t, s, b) // the replay: every statement matches a document
+	n, err := s.sessions.CountDocuments(t.Context(), bson.D{})
+	if err != nil || n != 150 {
+		t.Fatalf("after the rewrite: %d sessions, %v", n, err)
 	}
 }

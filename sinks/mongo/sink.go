@@ -242,13 +242,41 @@ func (s *Sink) writeKPIs(ctx context.Context, ups []kpiUpsert) (skipped int, err
 	return skipped + n, err
 }
 
-// bulk runs models as one unordered bulk write. A duplicate key error of a
-// model marked in guarded means its filter found the document final (a final
-// written since writeKPIs looked): the upsert then tried to insert an existing
-// _id. Such errors count as done, in kept, provided the server reports every
-// other model as applied; otherwise the error is returned and the batch is
-// retried whole.
+// maxBulk is the most models sent in one bulk write command. FerretDB v1
+// with its SQLite backend keeps, within one update command, one pooled SQLite
+// connection per statement that matched a document until the command ends;
+// past 100 (its pool) the command waits for a connection forever while
+// holding locks every other write needs, and the server stops accepting
+// writes for good. The replay of a batch after a crash, an outage or a
+// rebalance matches every document it rewrites, so it must be sent in small
+// commands; concurrent writers (a consumer group's members, a crashed
+// process's last command still running) share the pool, hence well below 100.
+const maxBulk = 32
+
+// bulk runs models as unordered bulk writes of at most maxBulk models. A
+// duplicate key error of a model marked in guarded means its filter found the
+// document final (a final written since writeKPIs looked): the upsert then
+// tried to insert an existing _id. Such errors count as done, in kept,
+// provided the server reports every other model of the command as applied;
+// otherwise the error is returned and the batch is retried whole.
 func bulk(ctx context.Context, coll *mongo.Collection, models []mongo.WriteModel, guarded []bool) (kept int, err error) {
+	for start := 0; start < len(models); start += maxBulk {
+		end := min(start+maxBulk, len(models))
+		var g []bool
+		if start < len(guarded) {
+			g = guarded[start:min(end, len(guarded))]
+		}
+		n, err := bulkOnce(ctx, coll, models[start:end], g)
+		if err != nil {
+			return 0, err
+		}
+		kept += n
+	}
+	return kept, nil
+}
+
+// bulkOnce is one command of bulk.
+func bulkOnce(ctx context.Context, coll *mongo.Collection, models []mongo.WriteModel, guarded []bool) (kept int, err error) {
 	res, err := coll.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
 	var bwe mongo.BulkWriteException
 	if err == nil || !errors.As(err, &bwe) || bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0 || res == nil {
