@@ -144,4 +144,3 @@ func tilesMatch(got []tileState, k dashboardtest.KPI) bool {
 	}
 	return true
 }
-
