@@ -16,6 +16,7 @@ import (
 
 	"github.com/clickstreamkit/clickstream/funnel"
 	"github.com/clickstreamkit/clickstream/kpi"
+	"github.com/clickstreamkit/clickstream/session"
 )
 
 var _ Sink = (*JSONL)(nil)
@@ -43,7 +44,7 @@ type JSONL struct {
 	// overwrites instead of adding: the sink is idempotent.
 	mu       sync.Mutex
 	kpis     map[int64]map[part]kpi.Minute
-	sessions map[string]SessionRecord
+	sessions map[sessionKey]session.Record
 	funnel   map[int64]map[part]funnel.Record
 	dead     map[deadKey]DeadLetter
 	counters map[part]Counters
@@ -53,6 +54,12 @@ type JSONL struct {
 type part struct {
 	topic     string
 	partition int32
+}
+
+type sessionKey struct {
+	part
+	user  string
+	start int64
 }
 
 type deadKey struct {
@@ -67,7 +74,7 @@ func NewJSONL(dir string, newDetector func() (*kpi.Detector, error)) (*JSONL, er
 		return nil, fmt.Errorf("sinks: %w", err)
 	}
 	return &JSONL{dir: dir, detector: newDetector, kpis: map[int64]map[part]kpi.Minute{},
-		sessions: map[string]SessionRecord{}, funnel: map[int64]map[part]funnel.Record{},
+		sessions: map[sessionKey]session.Record{}, funnel: map[int64]map[part]funnel.Record{},
 		dead: map[deadKey]DeadLetter{}, counters: map[part]Counters{}}, nil
 }
 
@@ -84,8 +91,9 @@ func (j *JSONL) Write(_ context.Context, b *Batch) error {
 			put(j.kpis, m.Minute, p, m)
 		}
 	}
-	for i := range b.Sessions {
-		j.sessions[fmt.Sprintf("%s\x00%d\x00%s", p.topic, p.partition, b.Sessions[i].SessionID())] = NewSessionRecord(&b.Sessions[i])
+	for _, s := range b.Sessions {
+		s.Marks = nil
+		j.sessions[sessionKey{p, s.UserID, s.Start}] = s
 	}
 	for _, f := range b.Funnel {
 		put(j.funnel, f.Minute, p, f)
@@ -138,8 +146,8 @@ func (j *JSONL) Close(context.Context) error {
 			anomalies = append(anomalies, NewAnomalyRecord(&a))
 		}
 	}
-	sessions := slices.SortedFunc(maps.Values(j.sessions), func(a, b SessionRecord) int {
-		return cmp.Or(strings.Compare(a.Start, b.Start), strings.Compare(a.UserID, b.UserID))
+	sessions := slices.SortedFunc(maps.Values(j.sessions), func(a, b session.Record) int {
+		return cmp.Or(cmp.Compare(a.Start, b.Start), strings.Compare(a.UserID, b.UserID))
 	})
 	var funnels []any
 	for _, m := range slices.Sorted(maps.Keys(j.funnel)) {
@@ -159,20 +167,21 @@ func (j *JSONL) Close(context.Context) error {
 	}
 	return errors.Join(
 		j.writeLines(FileKPIs, kpis),
-		j.writeLines(FileSessions, anySlice(sessions)),
+		j.writeFile(FileSessions, func(w *bufio.Writer) error {
+			var line []byte
+			for i := range sessions {
+				line = append(AppendSessionJSON(line[:0], &sessions[i]), '\n')
+				if _, err := w.Write(line); err != nil {
+					return err
+				}
+			}
+			return nil
+		}),
 		j.writeLines(FileFunnel, funnels),
 		j.writeLines(FileAnomalies, anomalies),
 		j.writeLines(FileDeadLetter, dead),
 		j.writeFile(FileSummary, func(w *bufio.Writer) error { return json.NewEncoder(w).Encode(total) }),
 	)
-}
-
-func anySlice[T any](xs []T) []any {
-	out := make([]any, len(xs))
-	for i := range xs {
-		out[i] = xs[i]
-	}
-	return out
 }
 
 func (j *JSONL) writeLines(name string, recs []any) error {

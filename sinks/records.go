@@ -1,6 +1,8 @@
 package sinks
 
 import (
+	"math"
+	"strconv"
 	"unicode/utf8"
 
 	"github.com/clickstreamkit/clickstream"
@@ -125,4 +127,49 @@ func NewDeadLetterRecord(d *DeadLetter) DeadLetterRecord {
 		r.RawBase64 = d.Raw
 	}
 	return r
+}
+
+// AppendSessionJSON appends s as SessionRecord's JSON, byte for byte what
+// encoding/json writes for NewSessionRecord(s) without HTML escaping, at a
+// fraction of the cost: a replay writes one line per session.
+func AppendSessionJSON(dst []byte, s *session.Record) []byte {
+	dst = append(dst, `{"session_id":`...)
+	dst = clickstream.AppendString(dst, s.SessionID())
+	dst = append(dst, `,"user_id":`...)
+	dst = clickstream.AppendString(dst, s.UserID)
+	dst = append(dst, `,"start":"`...)
+	dst = clickstream.AppendTime(dst, s.Start)
+	dst = append(dst, `","end":"`...)
+	dst = clickstream.AppendTime(dst, s.End)
+	dst = append(dst, `","duration_ms":`...)
+	dst = strconv.AppendInt(dst, s.DurationMs, 10)
+	dst = append(dst, `,"events":`...)
+	dst = strconv.AppendInt(dst, s.Events, 10)
+	dst = append(dst, `,"page_views":`...)
+	dst = strconv.AppendInt(dst, s.PageViews, 10)
+	dst = append(dst, `,"add_to_carts":`...)
+	dst = strconv.AppendInt(dst, s.AddToCarts, 10)
+	dst = append(dst, `,"purchases":`...)
+	dst = strconv.AppendInt(dst, s.Purchases, 10)
+	dst = append(dst, `,"revenue":`...)
+	dst = appendJSONFloat(dst, s.Revenue)
+	dst = append(dst, `,"bounced":`...)
+	dst = strconv.AppendBool(dst, s.Bounced)
+	dst = append(dst, `,"converted":`...)
+	dst = strconv.AppendBool(dst, s.Converted)
+	return append(dst, '}')
+}
+
+// appendJSONFloat formats f as encoding/json does (ES6 number formatting).
+func appendJSONFloat(dst []byte, f float64) []byte {
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	dst = strconv.AppendFloat(dst, f, format, -1, 64)
+	if n := len(dst); format == 'e' && n >= 4 && dst[n-4] == 'e' && dst[n-3] == '-' && dst[n-2] == '0' {
+		dst[n-2] = dst[n-1] // e-07 becomes e-7
+		dst = dst[:n-1]
+	}
+	return dst
 }
