@@ -213,6 +213,25 @@ func TestRunnerCheckpointInterval(t *testing.T) {
 	assert.Equal(t, int64(3), cp.Next)
 }
 
+// A partition that falls idle right after a checkpoint is still checkpointed
+// and committed once the interval has passed.
+func TestRunnerCheckpointsIdlePartition(t *testing.T) {
+	values := lines(view("a", "u", 0), view("b", "u", 1000))
+	src := &fed{Memory: sources.NewMemory(1), ch: make(chan []byte)}
+	cfg := pipeline.DefaultConfig()
+	cfg.UpdateInterval = 10 * time.Millisecond
+	r, err := pipeline.NewRunner(src, &sinks.Memory{}, cfg, pipeline.WithCheckpoints(&checkpoint.Memory{}),
+		pipeline.WithCheckpointInterval(200*time.Millisecond))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go r.Run(ctx)
+	src.ch <- values[0]
+	require.Eventually(t, func() bool { return src.Committed() == 1 }, 10*time.Second, 5*time.Millisecond)
+	src.ch <- values[1] // then nothing more
+	require.Eventually(t, func() bool { return src.Committed() == 2 }, 10*time.Second, 5*time.Millisecond)
+}
+
 // A failing sink is retried with back-off; nothing is committed meanwhile.
 func TestRunnerRetriesSink(t *testing.T) {
 	src := sources.NewMemory(10, lines(view("a", "u", 0))...)

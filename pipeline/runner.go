@@ -279,8 +279,12 @@ func (r *Runner) flush(ctx context.Context, p *Processor, force bool) error {
 	b := p.Batch()
 	k := partKey{b.Topic, b.Partition}
 	if b.NextOffset < 0 || (b.Empty() && b.FirstOffset == b.NextOffset && !b.End) {
-		// nothing new since the last write; maybe since the last checkpoint
-		if force && r.store != nil && b.NextOffset >= 0 && r.ckptNext[k] != b.NextOffset {
+		// Nothing new since the last write; maybe since the last checkpoint:
+		// a partition that falls idle within the interval of its last
+		// checkpoint must still be checkpointed and committed once the
+		// interval has passed, or its offsets lag until new input arrives.
+		if r.store != nil && b.NextOffset >= 0 && r.ckptNext[k] != b.NextOffset &&
+			(force || time.Since(r.ckptAt[k]) >= r.interval) {
 			return r.checkpoint(ctx, p)
 		}
 		return nil
