@@ -2,10 +2,7 @@ package mongo_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
-	"os"
 	"testing"
 	"time"
 
@@ -15,38 +12,12 @@ import (
 	"github.com/clickstreamkit/clickstream/checkpoint"
 	"github.com/clickstreamkit/clickstream/checkpoint/checkpointtest"
 	cpmongo "github.com/clickstreamkit/clickstream/checkpoint/mongo"
+	"github.com/clickstreamkit/clickstream/internal/mongotest"
 )
 
-// client connects to MONGODB_URI, or skips the test without it.
-func client(t *testing.T) *mongo.Client {
-	t.Helper()
-	uri := os.Getenv("MONGODB_URI")
-	if uri == "" {
-		t.Skip("MONGODB_URI not set: skipping MongoDB integration test (run `bash scripts/services.sh up` and set MONGODB_URI=mongodb://127.0.0.1:27018/)")
-	}
-	c, err := mongo.Connect(options.Client().ApplyURI(uri).SetServerSelectionTimeout(10 * time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Disconnect(context.Background()) })
-	return c
-}
+func client(t *testing.T) *mongo.Client { return mongotest.Client(t) }
 
-// database returns a fresh database name, dropped when the test ends.
-func database(t *testing.T, c *mongo.Client) string {
-	t.Helper()
-	b := make([]byte, 6)
-	rand.Read(b)
-	name := "cs_test_ckpt_" + hex.EncodeToString(b)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := c.Database(name).Drop(ctx); err != nil {
-			t.Logf("drop %s: %v", name, err)
-		}
-	})
-	return name
-}
+func database(t *testing.T, c *mongo.Client) string { return mongotest.Database(t, c, "cs_test_ckpt_") }
 
 func TestStore(t *testing.T) {
 	c := client(t)

@@ -2,8 +2,6 @@ package mongo
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"os"
@@ -20,41 +18,19 @@ import (
 
 	"github.com/clickstreamkit/clickstream"
 	"github.com/clickstreamkit/clickstream/funnel"
+	"github.com/clickstreamkit/clickstream/internal/mongotest"
 	"github.com/clickstreamkit/clickstream/kpi"
 	"github.com/clickstreamkit/clickstream/session"
 	"github.com/clickstreamkit/clickstream/sinks"
 	"github.com/clickstreamkit/clickstream/sinks/sinktest"
 )
 
-// testClient connects to MONGODB_URI, or skips the test without it.
-func testClient(t *testing.T) *mongo.Client {
-	t.Helper()
-	uri := os.Getenv("MONGODB_URI")
-	if uri == "" {
-		t.Skip("MONGODB_URI not set: skipping MongoDB integration test (run `bash scripts/services.sh up` and set MONGODB_URI=mongodb://127.0.0.1:27018/)")
-	}
-	c, err := mongo.Connect(options.Client().ApplyURI(uri).SetServerSelectionTimeout(10 * time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Disconnect(context.Background()) })
-	return c
-}
+func testClient(t *testing.T) *mongo.Client { return mongotest.Client(t) }
 
 // newTestSink returns a sink on a fresh database, dropped when the test ends.
 func newTestSink(t *testing.T, c *mongo.Client, opts ...Option) *Sink {
 	t.Helper()
-	b := make([]byte, 6)
-	rand.Read(b)
-	name := "cs_test_sink_" + hex.EncodeToString(b)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := c.Database(name).Drop(ctx); err != nil {
-			t.Logf("drop %s: %v", name, err)
-		}
-	})
-	s, err := New(c, name, opts...)
+	s, err := New(c, mongotest.Database(t, c, "cs_test_sink_"), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,12 +14,8 @@ import (
 // eventLog archives one partition's accepted events: complete chunks as
 // Parquet files, the open chunk in the staging file.
 type eventLog struct {
-	s     *Sink
-	id    stagingID
-	dir   string
+	stagedLog
 	files map[int64]period // by chunk start
-	st    *staging         // nil until the partition's first event
-	buf   []byte
 }
 
 // chunkName is the file name of the chunk starting at start, holding the
@@ -253,21 +249,4 @@ func (l *eventLog) reopen(start, first int64) error {
 		l.s.log.Info("parquet: replay reopens an events chunk", "dir", l.dir, "chunk", start, "from", first)
 	}
 	return l.restage(start, l.buf, n, last)
-}
-
-// restage replaces the staging file with one for the chunk starting at
-// start holding recs.
-func (l *eventLog) restage(start int64, recs []byte, n int, last int64) error {
-	if l.st == nil {
-		if err := l.s.makeDir(l.dir); err != nil {
-			return err
-		}
-	}
-	st, err := createStaging(filepath.Join(l.dir, stagingName), l.id, start, recs, n, last)
-	if err != nil {
-		return err
-	}
-	l.st.close()
-	l.st = st
-	return nil
 }

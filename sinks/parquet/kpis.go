@@ -18,12 +18,8 @@ const dayMs = 24 * 60 * 60 * 1000
 // kpiLog archives one partition's final minutes: complete days as Parquet
 // files, the open day in the staging file.
 type kpiLog struct {
-	s     *Sink
-	id    stagingID
-	dir   string
+	stagedLog
 	files map[int64]period // by day start
-	st    *staging         // nil until the partition's first final minute
-	buf   []byte
 }
 
 func dayName(start int64) string {
@@ -227,19 +223,4 @@ func (l *kpiLog) reopen(start, first int64) error {
 		l.s.log.Info("parquet: replay reopens a KPI day", "dir", l.dir, "day", dayName(start), "from", first)
 	}
 	return l.restage(start, l.buf, n, last)
-}
-
-func (l *kpiLog) restage(start int64, recs []byte, n int, last int64) error {
-	if l.st == nil {
-		if err := l.s.makeDir(l.dir); err != nil {
-			return err
-		}
-	}
-	st, err := createStaging(filepath.Join(l.dir, stagingName), l.id, start, recs, n, last)
-	if err != nil {
-		return err
-	}
-	l.st.close()
-	l.st = st
-	return nil
 }

@@ -165,11 +165,11 @@ func (s *Sink) partition(k partKey) (*partition, error) {
 		p.close()
 		delete(s.parts, k)
 	}
-	ev := &eventLog{s: s, id: stagingID{"events", k.topic, k.partition}, dir: s.partDir(DirEvents, k)}
+	ev := &eventLog{stagedLog: stagedLog{s: s, id: stagingID{"events", k.topic, k.partition}, dir: s.partDir(DirEvents, k)}}
 	if err := ev.load(); err != nil {
 		return nil, err
 	}
-	kp := &kpiLog{s: s, id: stagingID{"kpis", k.topic, k.partition}, dir: s.partDir(DirKPIs, k)}
+	kp := &kpiLog{stagedLog: stagedLog{s: s, id: stagingID{"kpis", k.topic, k.partition}, dir: s.partDir(DirKPIs, k)}}
 	if err := kp.load(); err != nil {
 		ev.st.close()
 		return nil, err

@@ -384,3 +384,30 @@ func syncDir(path string) error {
 	}
 	return errors.Join(d.Sync(), d.Close())
 }
+
+// stagedLog is what the events and KPI logs of a partition share: the
+// partition's directory and its staging file.
+type stagedLog struct {
+	s   *Sink
+	id  stagingID
+	dir string
+	st  *staging // nil until the partition's first record
+	buf []byte
+}
+
+// restage replaces the staging file with one for the period starting at
+// start holding recs.
+func (l *stagedLog) restage(start int64, recs []byte, n int, last int64) error {
+	if l.st == nil {
+		if err := l.s.makeDir(l.dir); err != nil {
+			return err
+		}
+	}
+	st, err := createStaging(filepath.Join(l.dir, stagingName), l.id, start, recs, n, last)
+	if err != nil {
+		return err
+	}
+	l.st.close()
+	l.st = st
+	return nil
+}
