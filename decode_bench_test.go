@@ -5,34 +5,8 @@ import (
 	"testing"
 
 	"github.com/clickstreamkit/clickstream"
+	"github.com/clickstreamkit/clickstream/internal/gen"
 )
-
-// jsonEvent is Event's shape for encoding/json, the baseline.
-type jsonEvent struct {
-	EventID   string   `json:"event_id"`
-	EventType string   `json:"event_type"`
-	EventTS   string   `json:"event_ts"`
-	UserID    string   `json:"user_id"`
-	SessionID string   `json:"session_id"`
-	Page      string   `json:"page"`
-	ProductID string   `json:"product_id"`
-	Price     *float64 `json:"price"`
-	Currency  string   `json:"currency"`
-	UTM       struct {
-		Source   string `json:"source"`
-		Medium   string `json:"medium"`
-		Campaign string `json:"campaign"`
-	} `json:"utm"`
-	Device struct {
-		UA     string `json:"ua"`
-		OS     string `json:"os"`
-		Mobile bool   `json:"mobile"`
-	} `json:"device"`
-	Geo struct {
-		Country string `json:"country"`
-		City    string `json:"city"`
-	} `json:"geo"`
-}
 
 var sinkEvent clickstream.Event
 
@@ -52,11 +26,11 @@ func BenchmarkDecode(b *testing.B) {
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 	})
 	b.Run("encoding_json", func(b *testing.B) {
-		var je jsonEvent
+		var je gen.Baseline
 		b.ReportAllocs()
 		b.SetBytes(int64(len(msg)))
 		for b.Loop() {
-			je = jsonEvent{}
+			je = gen.Baseline{}
 			if err := json.Unmarshal(msg, &je); err != nil {
 				b.Fatal(err)
 			}

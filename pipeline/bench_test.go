@@ -128,23 +128,7 @@ func BenchmarkReplay(b *testing.B) {
 			sc := bufio.NewScanner(f)
 			sc.Buffer(make([]byte, 1<<20), 1<<20)
 			for sc.Scan() {
-				var e struct {
-					EventID   string   `json:"event_id"`
-					EventType string   `json:"event_type"`
-					EventTS   string   `json:"event_ts"`
-					UserID    string   `json:"user_id"`
-					SessionID string   `json:"session_id"`
-					Page      string   `json:"page"`
-					ProductID string   `json:"product_id"`
-					Price     *float64 `json:"price"`
-					Currency  string   `json:"currency"`
-					UTM       struct{ Source, Medium, Campaign string }
-					Device    struct {
-						UA, OS string
-						Mobile bool
-					}
-					Geo struct{ Country, City string }
-				}
+				var e gen.Baseline
 				_ = json.Unmarshal(sc.Bytes(), &e)
 			}
 			f.Close()

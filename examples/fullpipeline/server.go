@@ -183,22 +183,31 @@ func (a *api) kpisLatest(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, sinks.NewKPIRecord(&ms[0]))
 }
 
+// latest answers an endpoint over the newest minutes_back minutes.
+func (a *api) latest(def int, answer func(n int, ms []kpi.Minute) any) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		n, err := minutesBack(r, def)
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, errBody(err.Error()))
+			return
+		}
+		ms, err := a.store.LatestMinutes(r.Context(), n)
+		if err != nil {
+			a.fail(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, answer(n, ms))
+	}
+}
+
 func (a *api) kpis(w http.ResponseWriter, r *http.Request) {
-	n, err := minutesBack(r, 30)
-	if err != nil {
-		writeJSON(w, http.StatusBadRequest, errBody(err.Error()))
-		return
-	}
-	ms, err := a.store.LatestMinutes(r.Context(), n)
-	if err != nil {
-		a.fail(w, err)
-		return
-	}
-	recs := make([]sinks.KPIRecord, len(ms))
-	for i := range ms {
-		recs[i] = sinks.NewKPIRecord(&ms[i])
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"minutes_back": n, "kpis": recs})
+	a.latest(30, func(n int, ms []kpi.Minute) any {
+		recs := make([]sinks.KPIRecord, len(ms))
+		for i := range ms {
+			recs[i] = sinks.NewKPIRecord(&ms[i])
+		}
+		return map[string]any{"minutes_back": n, "kpis": recs}
+	})(w, r)
 }
 
 // span returns [from, to) covering the n newest minutes with data, and
@@ -260,21 +269,13 @@ func (a *api) funnel(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) topProducts(w http.ResponseWriter, r *http.Request) {
-	n, err := minutesBack(r, 5)
-	if err != nil {
-		writeJSON(w, http.StatusBadRequest, errBody(err.Error()))
-		return
-	}
-	ms, err := a.store.LatestMinutes(r.Context(), n)
-	if err != nil {
-		a.fail(w, err)
-		return
-	}
-	top := []kpi.Product{}
-	if len(ms) > 0 {
-		top = kpi.Merge(ms...).TopProducts
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"minutes_back": n, "top_products": top})
+	a.latest(5, func(n int, ms []kpi.Minute) any {
+		top := []kpi.Product{}
+		if len(ms) > 0 {
+			top = kpi.Merge(ms...).TopProducts
+		}
+		return map[string]any{"minutes_back": n, "top_products": top}
+	})(w, r)
 }
 
 func (a *api) anomalies(w http.ResponseWriter, r *http.Request) {

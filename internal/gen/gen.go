@@ -178,3 +178,31 @@ func invalid(r *rand.Rand, e clickstream.Event) []byte {
 func sortStable(ps []pending) {
 	slices.SortStableFunc(ps, func(a, b pending) int { return cmp.Compare(a.at, b.at) })
 }
+
+// Baseline is the event's shape for encoding/json, which benchmarks compare
+// the decoder with.
+type Baseline struct {
+	EventID   string   `json:"event_id"`
+	EventType string   `json:"event_type"`
+	EventTS   string   `json:"event_ts"`
+	UserID    string   `json:"user_id"`
+	SessionID string   `json:"session_id"`
+	Page      string   `json:"page"`
+	ProductID string   `json:"product_id"`
+	Price     *float64 `json:"price"`
+	Currency  string   `json:"currency"`
+	UTM       struct {
+		Source   string `json:"source"`
+		Medium   string `json:"medium"`
+		Campaign string `json:"campaign"`
+	} `json:"utm"`
+	Device struct {
+		UA     string `json:"ua"`
+		OS     string `json:"os"`
+		Mobile bool   `json:"mobile"`
+	} `json:"device"`
+	Geo struct {
+		Country string `json:"country"`
+		City    string `json:"city"`
+	} `json:"geo"`
+}
