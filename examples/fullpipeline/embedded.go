@@ -9,6 +9,7 @@ import (
 	"github.com/clickstreamkit/clickstream/examples/internal/embedkafka"
 	"github.com/clickstreamkit/clickstream/examples/internal/replay"
 	"github.com/clickstreamkit/clickstream/internal/gen"
+	"github.com/clickstreamkit/clickstream/pipeline"
 	"github.com/clickstreamkit/clickstream/sources/kafka"
 )
 
@@ -23,8 +24,8 @@ const (
 // openEmbedded starts an in-process Kafka-protocol broker, a replay producer
 // feeding it a generated data set at o.rate events/s with event times shifted
 // to now, and a consumer-group source on it.
-func openEmbedded(ctx context.Context, o options, deadTopic string, log *slog.Logger, c *closers) (input, error) {
-	broker, err := embedkafka.Start(ctx, "127.0.0.1:0", map[string]int32{rawTopic: rawPartitions, deadTopic: 1})
+func openEmbedded(ctx context.Context, o options, cfg *pipeline.Config, log *slog.Logger, c *closers) (input, error) {
+	broker, err := embedkafka.Start(ctx, "127.0.0.1:0", map[string]int32{rawTopic: rawPartitions, cfg.DeadletterTopic: 1})
 	if err != nil {
 		return input{}, err
 	}
@@ -33,7 +34,13 @@ func openEmbedded(ctx context.Context, o options, deadTopic string, log *slog.Lo
 
 	// a new seed each start: a restart resumes from checkpoints, whose dedup
 	// state would take replayed ids for retries
-	msgs := gen.Generate(gen.Default(demoEvents, uint64(time.Now().UnixNano())))
+	g := gen.Default(demoEvents, uint64(time.Now().UnixNano()))
+	// event time runs as fast as the producer sends, and disorder stays within
+	// the watermark, so only the data set's deliberate late events are late
+	g.Rate = max(o.rate, 1)
+	g.Disorder = min(g.Disorder, cfg.WatermarkDelay/2)
+	g.LateBy = max(g.LateBy, cfg.WatermarkDelay+time.Minute)
+	msgs := gen.Generate(g)
 	lines := make([][]byte, len(msgs))
 	for i, m := range msgs {
 		lines[i] = m.Value

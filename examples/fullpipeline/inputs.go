@@ -21,7 +21,7 @@ type input struct {
 func openSource(ctx context.Context, o options, cfg *pipeline.Config, log *slog.Logger, c *closers) (input, error) {
 	switch {
 	case o.source == "embedded":
-		return openEmbedded(ctx, o, cfg.DeadletterTopic, log, c)
+		return openEmbedded(ctx, o, cfg, log, c)
 	case strings.HasPrefix(o.source, "file:"):
 		src, err := sources.OpenFile(strings.TrimPrefix(o.source, "file:"), cfg.MaxEventBytes)
 		if err != nil {

@@ -40,8 +40,11 @@ func startPipeline(t *testing.T) string {
 	addr := ln.Addr().String()
 	ln.Close()
 	var stderr bytes.Buffer
-	cmd := exec.Command(bin, "-http", addr, "-data", filepath.Join(dir, "data"),
-		"-parquet", filepath.Join(dir, "data", "parquet"), "-progress", "2s")
+	args := []string{"-http", addr, "-data", filepath.Join(dir, "data"), "-parquet", filepath.Join(dir, "data", "parquet"), "-progress", "2s"}
+	if cfg := os.Getenv("DASHBOARD_CONFIG"); cfg != "" { // e.g. ../../fullpipeline/demo.yaml for a fuller screenshot
+		args = append(args, "-config", cfg)
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -123,7 +126,8 @@ func TestDashboardLiveWithPipeline(t *testing.T) {
 		t.Errorf("console errors: %v", errs)
 	}
 	if path := os.Getenv("DASHBOARD_SCREENSHOT"); path != "" {
-		time.Sleep(3 * time.Second) // let the charts finish their animation
+		warmup, _ := time.ParseDuration(os.Getenv("DASHBOARD_WARMUP")) // more history on the charts
+		time.Sleep(3*time.Second + warmup)                             // and let them finish their animation
 		png, err := chromedp.Run(p.ctx, chromedp.FullScreenshot(100))
 		if err != nil {
 			t.Fatal(err)
