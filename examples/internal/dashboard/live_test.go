@@ -44,6 +44,9 @@ func startPipeline(t *testing.T) string {
 	if cfg := os.Getenv("DASHBOARD_CONFIG"); cfg != "" { // e.g. ../../fullpipeline/demo.yaml for a fuller screenshot
 		args = append(args, "-config", cfg)
 	}
+	if rate := os.Getenv("DASHBOARD_RATE"); rate != "" {
+		args = append(args, "-rate", rate)
+	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
