@@ -102,6 +102,8 @@ func TestDashboardLiveWithPipeline(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 
+	warmup, _ := time.ParseDuration(os.Getenv("DASHBOARD_WARMUP")) // more history for a screenshot
+	time.Sleep(warmup)
 	p := newTab(t, newBrowser(t))
 	p.navigate(base + "/")
 	p.waitTilesLive()
