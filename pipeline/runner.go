@@ -242,6 +242,8 @@ func (r *Runner) revoke(ctx context.Context, b sources.Batch) error {
 			return err
 		}
 		delete(r.procs, k)
+		delete(r.ckptAt, k) // a partition that comes back starts afresh
+		delete(r.ckptNext, k)
 		r.mu.Lock()
 		r.stats.Partitions = len(r.procs)
 		r.mu.Unlock()
