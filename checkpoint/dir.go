@@ -66,6 +66,10 @@ func syncDir(path string) error {
 	}
 	return errors.Join(dir.Sync(), dir.Close())
 }
+// Durable reports true: Save returns once the file and its directory are
+// fsynced.
+func (*Dir) Durable() bool { return true }
+
 
 // Load reads the partition's checkpoint.
 func (d *Dir) Load(_ context.Context, topic string, partition int32) (Checkpoint, error) {

@@ -27,6 +27,9 @@ type Batch struct {
 	Events []Accepted
 	// Counters are the partition's totals so far.
 	Counters Counters
+	// Progress is how far the partition got with this batch; a sink that
+	// serves the global view publishes it after the batch's results.
+	Progress Progress
 	// End is true in the last batch of a finite input.
 	End bool
 }
@@ -35,6 +38,20 @@ type Batch struct {
 func (b *Batch) Empty() bool {
 	return len(b.KPIs) == 0 && len(b.Sessions) == 0 && len(b.Funnel) == 0 &&
 		len(b.DeadLetters) == 0 && len(b.Events) == 0
+}
+
+// Progress is how far one partition has got (SEMANTICS §11): a merged
+// window is final once every partition's Watermark has reached its end, a
+// merged funnel minute once every partition's FunnelBefore is above it.
+type Progress struct {
+	// Partitions is the topic's partition count, 0 when unknown.
+	Partitions int32
+	// Watermark is the partition's wm (window.NegInf before any event,
+	// window.PosInf after the end of a finite input).
+	Watermark int64
+	// FunnelBefore is the funnel start minute (Unix millis) below which
+	// every funnel record of the partition is final.
+	FunnelBefore int64
 }
 
 // Accepted is an accepted event and the offset of its message.
@@ -74,8 +91,12 @@ type DeadLetter struct {
 
 // Sink receives batches.
 //
-// Write returns nil only once everything in b is durable: the pipeline then
-// commits the input offsets b covers. Writes must be idempotent: after a crash
+// Write returns nil once everything in b is written; for a sink whose
+// Durable reports true, once it is durable: the pipeline then checkpoints and
+// commits the input offsets b covers. Behind a sink that is not durable (one
+// that writes its files at Close, say) the pipeline never checkpoints or
+// commits, so a restart reads the input again from its start or its last
+// commit. Writes must be idempotent: after a crash
 // the pipeline replays from its last checkpoint and writes batches covering
 // the same offsets again, and they must not count twice. Write may keep no
 // reference to b or its slices after it returns. Write is called from one
@@ -86,9 +107,11 @@ type DeadLetter struct {
 type Sink interface {
 	Write(ctx context.Context, b *Batch) error
 	Close(ctx context.Context) error
+	Durable() bool
 }
 
-// SinkFunc adapts a function to a Sink whose Close does nothing.
+// SinkFunc adapts a function to a durable Sink whose Close does nothing:
+// the function returns nil only once what it wrote is durable.
 type SinkFunc func(ctx context.Context, b *Batch) error
 
 // Write calls f.
@@ -96,6 +119,9 @@ func (f SinkFunc) Write(ctx context.Context, b *Batch) error { return f(ctx, b) 
 
 // Close does nothing.
 func (SinkFunc) Close(context.Context) error { return nil }
+
+// Durable reports true.
+func (SinkFunc) Durable() bool { return true }
 
 // Tee writes every batch to each sink in turn, stopping at the first error
 // (the batch is then retried whole, which idempotent sinks allow).
@@ -110,6 +136,16 @@ func (t tee) Write(ctx context.Context, b *Batch) error {
 		}
 	}
 	return nil
+}
+
+// Durable reports whether every sink is durable.
+func (t tee) Durable() bool {
+	for _, s := range t {
+		if !s.Durable() {
+			return false
+		}
+	}
+	return true
 }
 
 func (t tee) Close(ctx context.Context) error {

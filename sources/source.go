@@ -23,12 +23,25 @@ type Message struct {
 	Timestamp time.Time // the record's own timestamp (Kafka); zero when none
 }
 
-// Batch is a run of consecutive messages of one partition, or a notice that
-// the partition is being taken away.
+// Batch is a run of consecutive messages of one partition, or a notice
+// without messages: that the partition is being taken away (Revoked), or
+// that it is assigned and caught up with nothing to read (CaughtUp).
 type Batch struct {
 	Topic     string
 	Partition int32
 	Messages  []Message
+	// Partitions is the topic's partition count, 0 when unknown: the
+	// global view is final only when every one of them has passed a window
+	// (SEMANTICS §11).
+	Partitions int32
+	// Generation is the consumer-group generation the batch was read in
+	// (0 for a source without one). Checkpoints carry it, so that a store
+	// refuses the saves of a writer the group has replaced.
+	Generation int64
+	// CaughtUp reports that the source delivered, with this batch, every
+	// message the partition held when it was read: a partition that stays
+	// caught up without a message for idle_timeout is idle (SEMANTICS §11).
+	CaughtUp bool
 	// Revoked marks a notice without messages: the source is about to give
 	// the partition up (a consumer-group rebalance, a shutdown). The reader
 	// makes durable everything it processed from the partition (results,
@@ -40,7 +53,7 @@ type Batch struct {
 
 // Source delivers messages, partition by partition, in offset order.
 //
-// Read blocks until it has a non-empty batch, the context ends (it returns
+// Read blocks until it has a batch or a notice, the context ends (it returns
 // ctx.Err()), or a finite input is exhausted (ErrEndOfInput). The returned
 // batch and the bytes it holds belong to the caller. Read is not safe for
 // concurrent use.

@@ -99,6 +99,10 @@ func (s *Store) withTimeout(ctx context.Context) (context.Context, context.Cance
 	}
 	return context.WithCancel(ctx)
 }
+// Durable reports true: Save returns once the write is acknowledged with
+// write concern majority.
+func (*Store) Durable() bool { return true }
+
 
 // Load returns the partition's checkpoint, or checkpoint.ErrNotFound.
 func (s *Store) Load(ctx context.Context, topic string, partition int32) (checkpoint.Checkpoint, error) {

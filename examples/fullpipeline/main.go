@@ -111,11 +111,7 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 	}
 	lt := newLatencyTracker()
 	in.src, out.sink = lt.source(in.src), lt.sink(out.sink)
-	var ropts []pipeline.RunnerOption
-	if out.checkpoints != nil {
-		ropts = append(ropts, pipeline.WithCheckpoints(out.checkpoints))
-	}
-	runner, err := pipeline.NewRunner(in.src, out.sink, cfg, ropts...)
+	runner, err := pipeline.NewRunner(in.src, out.sink, out.checkpoints, cfg)
 	if err != nil {
 		return err
 	}

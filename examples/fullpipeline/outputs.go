@@ -84,6 +84,9 @@ func openSinks(ctx context.Context, o options, cfg *pipeline.Config, in input, l
 			out.checkpoints = dir
 		}
 	}
+	if out.checkpoints == nil { // a file source: replayed from its start by every run
+		out.checkpoints = &checkpoint.Memory{}
+	}
 	out.dead = &deadLetters{byReason: map[string]int64{}}
 	out.sink = out.dead.wrap(sinks.Tee(all...))
 	return out, nil

@@ -294,6 +294,10 @@ func bulkOnce(ctx context.Context, coll *mongo.Collection, models []mongo.WriteM
 	}
 	return kept, nil
 }
+// Durable reports true: Write returns once the server acknowledged the
+// writes with write concern majority.
+func (*Sink) Durable() bool { return true }
+
 
 // Close marks the sink closed; later Writes fail. It leaves the client alone
 // and may be called more than once.

@@ -135,6 +135,9 @@ func (s *Sink) Write(ctx context.Context, b *sinks.Batch) error {
 	}
 	return err
 }
+// Durable reports true: Write returns once the staged rows are fsynced.
+func (*Sink) Durable() bool { return true }
+
 
 // Close releases the open staging files. It writes nothing: the staging
 // files already hold, durably, what the Parquet files do not. Close may be
