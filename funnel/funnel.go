@@ -57,7 +57,7 @@ type Funnel struct {
 	acc    map[int64]*minuteAcc
 	users  map[string][]session.Mark
 	used   []bool
-	sweep  int64 // user scope: last watermark minute swept
+	swept  int64 // user scope: the watermark of the last sweep
 }
 
 type minuteAcc struct {
@@ -85,7 +85,7 @@ var ErrBadConfig = errors.New("funnel: need 1..255 steps and, in user scope, a p
 
 // New returns an empty funnel.
 func New(opts ...Option) (*Funnel, error) {
-	f := &Funnel{steps: DefaultSteps, acc: map[int64]*minuteAcc{}, users: map[string][]session.Mark{}}
+	f := &Funnel{steps: DefaultSteps, acc: map[int64]*minuteAcc{}, users: map[string][]session.Mark{}, swept: math.MinInt64}
 	for _, o := range opts {
 		o(f)
 	}
@@ -195,21 +195,41 @@ func (f *Funnel) Advance(wm int64, openIn func(minute int64) bool, emit func(*Re
 	}
 }
 
+// ready reports whether every entity of start minute m is final. In user
+// scope that is decided at the watermark of the last sweep, not at wm: the
+// sweep closes entities once per watermark minute, and a minute called
+// ready between two sweeps would be emitted again by the next one.
 func (f *Funnel) ready(m, wm int64, openIn func(int64) bool) bool {
 	if f.scope == ScopeUser {
-		return m+60_000+f.window <= wm
+		return f.swept != math.MinInt64 && m+60_000+f.window <= f.swept
 	}
 	return m+60_000 <= wm && !openIn(m)
+}
+
+// FinalBefore returns the start minute below which every record is final
+// once Advance has run at wm: in session scope, oldestOpen is the start of
+// the oldest open session (math.MaxInt64 when none).
+func (f *Funnel) FinalBefore(wm, oldestOpen int64) int64 {
+	if f.scope == ScopeUser {
+		wm, oldestOpen = f.swept, math.MaxInt64
+		if wm != math.MinInt64 && wm != math.MaxInt64 {
+			wm -= f.window
+		}
+	}
+	switch wm {
+	case math.MinInt64, math.MaxInt64:
+		return wm
+	}
+	return min(minuteOf(wm), minuteOf(oldestOpen))
 }
 
 // sweepUsers closes the user-scope entities made final by wm, once per
 // watermark minute.
 func (f *Funnel) sweepUsers(wm int64) {
-	m := minuteOf(wm)
-	if m == f.sweep && wm != math.MaxInt64 {
+	if f.swept != math.MinInt64 && minuteOf(wm) == minuteOf(f.swept) && wm != math.MaxInt64 {
 		return
 	}
-	f.sweep = m
+	f.swept = wm
 	first := f.tags[0]
 	for u, ms := range f.users {
 		slices.SortStableFunc(ms, func(a, b session.Mark) int { return cmp.Compare(a.TS, b.TS) })
@@ -288,13 +308,15 @@ func Merge(parts ...Record) Record {
 	return out
 }
 
-const version = 1
+const version = 2
 
 // AppendBinary appends the funnel's pending state (encoding.BinaryAppender).
 func (f *Funnel) AppendBinary(dst []byte) ([]byte, error) {
 	dst = snap.AppendHeader(dst, "funnel", version)
 	dst = snap.AppendString(dst, strings.Join(f.steps, ","))
-	dst = snap.AppendInt(dst, f.sweep)
+	dst = snap.AppendUint(dst, uint64(f.scope))
+	dst = snap.AppendInt(dst, f.window)
+	dst = snap.AppendInt(dst, f.swept)
 	ms := slices.Sorted(maps.Keys(f.acc))
 	dst = snap.AppendUint(dst, uint64(len(ms)))
 	for _, m := range ms {
@@ -325,11 +347,17 @@ func (f *Funnel) AppendBinary(dst []byte) ([]byte, error) {
 // with the same steps.
 func (f *Funnel) UnmarshalBinary(b []byte) error {
 	r := snap.NewReader(b)
-	r.Header("funnel", version)
+	if v := r.Header("funnel", version); v != version && r.Err() == nil {
+		return fmt.Errorf("%w: funnel snapshot version %d", snap.ErrCorrupt, v)
+	}
 	if steps := r.String(); r.Err() == nil && steps != strings.Join(f.steps, ",") {
 		return fmt.Errorf("funnel: snapshot of steps %q", steps)
 	}
-	sweep := r.Int()
+	if scope, window := Scope(r.Uint()), r.Int(); r.Err() == nil && (scope != f.scope || window != f.window) {
+		return fmt.Errorf("funnel: snapshot of scope %d with conversion_window %dms, configured scope %d with %dms",
+			scope, window, f.scope, f.window)
+	}
+	swept := r.Int()
 	acc := map[int64]*minuteAcc{}
 	for range r.Len() {
 		a := &minuteAcc{steps: make([]int64, len(f.steps))}
@@ -354,6 +382,6 @@ func (f *Funnel) UnmarshalBinary(b []byte) error {
 	if err := r.Done(); err != nil {
 		return err
 	}
-	f.sweep, f.acc, f.users = sweep, acc, users
+	f.swept, f.acc, f.users = swept, acc, users
 	return nil
 }

@@ -142,6 +142,53 @@ func TestFunnelUserScope(t *testing.T) {
 	assert.Equal(t, []int64{1, 0, 0}, got[0].Steps, "the purchase needs a cart first")
 }
 
+// A conversion_window that is not a whole number of minutes: a minute is
+// emitted once, with every entity (issue: two [1 1 1] records for one minute
+// instead of one [2 2 2], when wm crossed the minute's readiness between two
+// sweeps).
+func TestFunnelUserScopeFractionalWindow(t *testing.T) {
+	const s = 1000
+	f, err := funnel.New(funnel.WithUserScope(90 * time.Second))
+	require.NoError(t, err)
+	for _, u := range []struct {
+		id string
+		t1 int64
+	}{{"a", 10 * s}, {"b", 50 * s}} {
+		for i, typ := range []string{PV, AC, PU} {
+			tag, _ := f.Mark(&clickstream.Event{EventType: typ})
+			f.AddEvent(u.id, u.t1+int64(i)*s, tag)
+		}
+	}
+	var got []funnel.Record
+	for _, wm := range []int64{130 * s, 155 * s, 185 * s, window.PosInf} {
+		got = append(got, records(f, wm, never)...)
+		if wm == 155*s {
+			assert.Equal(t, int64(0), f.FinalBefore(wm, 0), "b may still convert: minute 0 is not final")
+		}
+	}
+	require.Len(t, got, 1, "one record for minute 0")
+	assert.Equal(t, []int64{2, 2, 2}, got[0].Steps)
+	assert.Equal(t, window.PosInf, f.FinalBefore(window.PosInf, 0))
+}
+
+// FinalBefore agrees with what Advance emits: in session scope, below the
+// watermark's minute and the oldest open session's start.
+func TestFunnelFinalBefore(t *testing.T) {
+	const m = 60_000
+	f, err := funnel.New()
+	require.NoError(t, err)
+	assert.Equal(t, window.NegInf, f.FinalBefore(window.NegInf, window.PosInf))
+	assert.Equal(t, int64(5*m), f.FinalBefore(5*m+30_000, window.PosInf))
+	assert.Equal(t, int64(3*m), f.FinalBefore(5*m+30_000, 3*m+1), "an open session of minute 3 holds it back")
+	assert.Equal(t, window.PosInf, f.FinalBefore(window.PosInf, window.PosInf))
+
+	u, err := funnel.New(funnel.WithUserScope(10 * time.Minute))
+	require.NoError(t, err)
+	assert.Equal(t, window.NegInf, u.FinalBefore(0, window.PosInf), "before any sweep")
+	records(u, 20*m+1, never)
+	assert.Equal(t, int64(10*m), u.FinalBefore(20*m+1, window.PosInf), "a minute m is final once the sweep passed m+1min+window")
+}
+
 func TestFunnelMergeAndSnapshot(t *testing.T) {
 	a := funnel.Record{Minute: 0, Steps: []int64{2, 1, 1}, TimesMs: []int64{10}}
 	b := funnel.Record{Minute: 0, Steps: []int64{3, 2, 1}, TimesMs: []int64{5}}
@@ -162,6 +209,14 @@ func TestFunnelMergeAndSnapshot(t *testing.T) {
 	h, err := funnel.New(funnel.WithSteps(PV, PU))
 	require.NoError(t, err)
 	assert.Error(t, h.UnmarshalBinary(snap), "a snapshot of other steps is refused")
+	u, err := funnel.New(funnel.WithUserScope(30 * time.Minute))
+	require.NoError(t, err)
+	assert.Error(t, u.UnmarshalBinary(snap), "a snapshot of another scope is refused")
+	us, err := u.AppendBinary(nil)
+	require.NoError(t, err)
+	u2, err := funnel.New(funnel.WithUserScope(31 * time.Minute))
+	require.NoError(t, err)
+	assert.Error(t, u2.UnmarshalBinary(us), "a snapshot of another conversion_window is refused")
 }
 
 func ExampleFunnel() {

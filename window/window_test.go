@@ -53,12 +53,53 @@ func TestWatermark(t *testing.T) {
 	// §3 end of a finite input: +inf
 	w.Finish()
 	assert.Equal(t, window.PosInf, w.Current())
+}
+
+// A snapshot holds neither the end of a finite input nor the delay as state
+// (issue: a restored watermark kept "finished", so a later run took every
+// event for late, and a changed watermark_delay was silently ignored).
+func TestWatermarkSnapshot(t *testing.T) {
+	const min = int64(60_000)
+	w := window.NewWatermark(10 * time.Minute)
+	w.Observe(30 * min)
+	w.Finish()
+	b, err := w.AppendBinary(nil)
+	require.NoError(t, err)
+
+	back := window.NewWatermark(10 * time.Minute)
+	require.NoError(t, back.UnmarshalBinary(b))
+	assert.Equal(t, 20*min, back.Current(), "restored: max - delay, not +inf")
+	assert.False(t, back.IsLate(20*min))
+	assert.True(t, back.Observe(31*min), "a newer event moves the restored watermark")
+
+	other := window.NewWatermark(5 * time.Minute)
+	err = other.UnmarshalBinary(b)
+	require.Error(t, err, "a snapshot of another watermark_delay is refused")
+	assert.Contains(t, err.Error(), "watermark_delay 10m0s, configured 5m0s")
+	assert.Equal(t, window.NegInf, other.Current(), "a refused snapshot changes nothing")
+}
+
+// §11: an advance without an event raises wm and is kept in snapshots; an
+// older event then is late, and the newest event's wm takes over once above.
+func TestWatermarkAdvance(t *testing.T) {
+	const min = int64(60_000)
+	w := window.NewWatermark(10 * time.Minute)
+	assert.True(t, w.AdvanceTo(5*min), "from -inf")
+	assert.Equal(t, 5*min, w.Current())
+	assert.True(t, w.IsLate(5*min-1))
+	assert.False(t, w.AdvanceTo(4*min), "never backwards")
+	assert.False(t, w.Observe(14*min), "max - delay below the floor does not move wm")
+	assert.Equal(t, 5*min, w.Current())
+	assert.True(t, w.Observe(16*min))
+	assert.Equal(t, 6*min, w.Current())
 
 	b, err := w.AppendBinary(nil)
 	require.NoError(t, err)
-	var back window.Watermark
+	back := window.NewWatermark(10 * time.Minute)
 	require.NoError(t, back.UnmarshalBinary(b))
-	assert.Equal(t, *w, back)
+	assert.Equal(t, *w, *back)
+	assert.True(t, back.AdvanceTo(7*min))
+	assert.Equal(t, 7*min, back.Current())
 }
 
 func TestTumblingWindow(t *testing.T) {
