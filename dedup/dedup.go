@@ -1,7 +1,9 @@
 package dedup
 
 import (
+	"encoding/binary"
 	"fmt"
+	"math"
 	"math/bits"
 	"math/rand/v2"
 
@@ -18,10 +20,18 @@ import (
 // fills: memory follows the ids within the watermark horizon. Two different
 // ids are taken for one only on a 128-bit collision (below 1e-19 for a
 // billion ids held at once).
+//
+// Snapshots come two ways: whole (AppendBinary), or incremental for
+// checkpoints (AppendFresh writes the ids accepted since its last call as a
+// segment; Restore rebuilds from the segments still within the horizon).
+// Either leaves out expired ids.
 type Deduper struct {
 	seed  uint64
 	slots []entry // linear probing; h1 == 0 marks an empty slot
 	used  int     // occupied slots, expired ones included
+	wm    int64   // the newest watermark Seen was given
+	track bool    // keep fresh, for AppendFresh
+	fresh []entry // accepted since the last AppendFresh, in order
 }
 
 type entry struct {
@@ -40,7 +50,7 @@ func New() *Deduper { return NewSeeded(rand.Uint64()) }
 
 // NewSeeded returns an empty Deduper whose fingerprints use seed.
 func NewSeeded(seed uint64) *Deduper {
-	return &Deduper{seed: seed, slots: make([]entry, minSlots)}
+	return &Deduper{seed: seed, slots: make([]entry, minSlots), wm: math.MinInt64}
 }
 
 func (d *Deduper) hash(id string) (uint64, uint64) {
@@ -58,6 +68,7 @@ func home(h uint64, n int) int {
 // same id and an event_ts >= wm. If it is not a duplicate, the event is taken
 // as accepted and its id is remembered with ts.
 func (d *Deduper) Seen(id string, ts, wm int64) bool {
+	d.wm = max(d.wm, wm)
 	h1, h2 := d.hash(id)
 	n := len(d.slots)
 	for i := home(h1, n); ; {
@@ -69,6 +80,9 @@ func (d *Deduper) Seen(id string, ts, wm int64) bool {
 			}
 			*s = entry{h1, h2, ts}
 			d.used++
+			if d.track {
+				d.fresh = append(d.fresh, *s)
+			}
 			return false
 		}
 		if s.h1 == h1 && s.h2 == h2 {
@@ -76,6 +90,9 @@ func (d *Deduper) Seen(id string, ts, wm int64) bool {
 				return true
 			}
 			s.ts = ts // forgotten id seen again: reuse its slot
+			if d.track {
+				d.fresh = append(d.fresh, *s)
+			}
 			return false
 		}
 		if i++; i == n {
@@ -97,21 +114,9 @@ func (d *Deduper) rebuild(wm int64) {
 	d.slots, d.used = make([]entry, n), 0
 	for _, s := range old {
 		if s.h1 != 0 && s.ts >= wm {
-			d.insert(s)
+			d.put(s)
 		}
 	}
-}
-
-func (d *Deduper) insert(e entry) {
-	n := len(d.slots)
-	i := home(e.h1, n)
-	for d.slots[i].h1 != 0 {
-		if i++; i == n {
-			i = 0
-		}
-	}
-	d.slots[i] = e
-	d.used++
 }
 
 // Len returns the number of ids held, expired ones not yet dropped included.
@@ -120,18 +125,24 @@ func (d *Deduper) Len() int { return d.used }
 // Bytes returns the memory the table holds, in bytes.
 func (d *Deduper) Bytes() int { return cap(d.slots) * 24 }
 
-const version = 1
+const version = 2
 
-// AppendBinary appends the state (encoding.BinaryAppender).
+// AppendBinary appends the state (encoding.BinaryAppender): the seed and the
+// ids not yet expired.
 func (d *Deduper) AppendBinary(dst []byte) ([]byte, error) {
 	dst = snap.AppendHeader(dst, "dedup", version)
 	dst = snap.AppendUint(dst, d.seed)
-	dst = snap.AppendUint(dst, uint64(d.used))
+	dst = snap.AppendInt(dst, d.wm)
+	live := 0
 	for _, s := range d.slots {
-		if s.h1 != 0 {
-			dst = snap.AppendUint(dst, s.h1)
-			dst = snap.AppendUint(dst, s.h2)
-			dst = snap.AppendInt(dst, s.ts)
+		if s.h1 != 0 && s.ts >= d.wm {
+			live++
+		}
+	}
+	dst = snap.AppendUint(dst, uint64(live))
+	for _, s := range d.slots {
+		if s.h1 != 0 && s.ts >= d.wm {
+			dst = appendEntry(dst, s, 0)
 		}
 	}
 	return dst, nil
@@ -140,26 +151,137 @@ func (d *Deduper) AppendBinary(dst []byte) ([]byte, error) {
 // UnmarshalBinary restores what AppendBinary wrote.
 func (d *Deduper) UnmarshalBinary(b []byte) error {
 	r := snap.NewReader(b)
-	r.Header("dedup", version)
-	seed := r.Uint()
-	n := r.Len()
-	if r.Err() != nil {
-		return r.Err()
+	if v := r.Header("dedup", version); v != version && r.Err() == nil {
+		return fmt.Errorf("dedup: %w: snapshot version %d", snap.ErrCorrupt, v)
 	}
-	nd := &Deduper{seed: seed, slots: make([]entry, max(minSlots, int(float64(n+1)/rebuilt)))}
-	for range n {
-		e := entry{h1: r.Uint(), h2: r.Uint(), ts: r.Int()}
-		if e.h1 == 0 && r.Err() == nil {
-			return fmt.Errorf("dedup: %w: empty fingerprint", snap.ErrCorrupt)
-		}
-		if r.Err() != nil {
-			return r.Err()
-		}
-		nd.insert(e)
-	}
-	if err := r.Done(); err != nil {
+	seed, wm := r.Uint(), r.Int()
+	es, err := readEntries(r, 0)
+	if err != nil {
 		return err
 	}
-	*d = *nd
+	*d = *build(seed, wm, es)
 	return nil
+}
+
+// Segments: the ids accepted during one checkpoint interval, each entry two
+// fixed 64-bit fingerprints and event_ts as a varint from the segment's
+// base, about 19 bytes an id.
+const segmentVersion = 1
+
+// Incremental makes the Deduper keep the ids it accepts from now on until
+// AppendFresh writes them out: call it before the first Seen to checkpoint
+// incrementally.
+func (d *Deduper) Incremental() { d.track = true }
+
+// AppendFresh appends to dst a segment of the ids accepted since the last
+// call (at most max of them, oldest first) that are not expired at wm, and
+// returns it with the newest event_ts among them and whether ids remain for
+// another segment. It appends nothing when none are left. Restore rebuilds
+// a Deduper from the segments whose newest event_ts is still >= wm.
+func (d *Deduper) AppendFresh(dst []byte, wm int64, limit int) (seg []byte, newest int64, more bool) {
+	kept := d.fresh[:0]
+	for _, e := range d.fresh {
+		if e.ts >= wm {
+			kept = append(kept, e)
+		}
+	}
+	if len(kept) == 0 {
+		d.fresh = nil // let the interval's array go
+		return dst, math.MinInt64, false
+	}
+	take := kept[:min(max(limit, 1), len(kept))]
+	newest, base := take[0].ts, take[0].ts
+	for _, e := range take[1:] {
+		newest, base = max(newest, e.ts), min(base, e.ts)
+	}
+	dst = snap.AppendHeader(dst, "dedup-segment", segmentVersion)
+	dst = snap.AppendUint(dst, d.seed)
+	dst = snap.AppendInt(dst, base)
+	dst = snap.AppendUint(dst, uint64(len(take)))
+	for _, e := range take {
+		dst = appendEntry(dst, e, base)
+	}
+	d.fresh = kept[len(take):]
+	return dst, newest, len(d.fresh) > 0
+}
+
+// Restore replaces the state with the ids of segments (made by AppendFresh
+// of Dedupers of one seed) whose event_ts is >= wm.
+func (d *Deduper) Restore(wm int64, segments ...[]byte) error {
+	seed := d.seed
+	var es []entry
+	for i, seg := range segments {
+		r := snap.NewReader(seg)
+		if v := r.Header("dedup-segment", segmentVersion); v != segmentVersion && r.Err() == nil {
+			return fmt.Errorf("dedup: %w: segment version %d", snap.ErrCorrupt, v)
+		}
+		s, base := r.Uint(), r.Int()
+		if i == 0 {
+			seed = s
+		} else if s != seed && r.Err() == nil {
+			return fmt.Errorf("dedup: %w: segments of two seeds", snap.ErrCorrupt)
+		}
+		part, err := readEntries(r, base)
+		if err != nil {
+			return err
+		}
+		for _, e := range part {
+			if e.ts >= wm {
+				es = append(es, e)
+			}
+		}
+	}
+	track := d.track
+	*d = *build(seed, wm, es)
+	d.track = track
+	return nil
+}
+
+func appendEntry(dst []byte, e entry, base int64) []byte {
+	dst = binary.LittleEndian.AppendUint64(dst, e.h1)
+	dst = binary.LittleEndian.AppendUint64(dst, e.h2)
+	return snap.AppendInt(dst, e.ts-base)
+}
+
+func readEntries(r *snap.Reader, base int64) ([]entry, error) {
+	n := r.Len()
+	es := make([]entry, 0, n)
+	for range n {
+		e := entry{h1: r.Fixed64(), h2: r.Fixed64(), ts: base + r.Int()}
+		if r.Err() != nil {
+			return nil, r.Err()
+		}
+		if e.h1 == 0 {
+			return nil, fmt.Errorf("dedup: %w: empty fingerprint", snap.ErrCorrupt)
+		}
+		es = append(es, e)
+	}
+	return es, r.Done()
+}
+
+// build returns a Deduper holding es, the later entry of a fingerprint
+// winning (a forgotten id accepted again).
+func build(seed uint64, wm int64, es []entry) *Deduper {
+	d := &Deduper{seed: seed, slots: make([]entry, max(minSlots, int(float64(len(es)+1)/rebuilt))), wm: wm}
+	for _, e := range es {
+		d.put(e)
+	}
+	return d
+}
+
+// put inserts e, or replaces the entry of its fingerprint.
+func (d *Deduper) put(e entry) {
+	n := len(d.slots)
+	i := home(e.h1, n)
+	for d.slots[i].h1 != 0 {
+		if d.slots[i].h1 == e.h1 && d.slots[i].h2 == e.h2 {
+			d.slots[i].ts = e.ts
+			return
+		}
+		if i++; i == n {
+			i = 0
+		}
+	}
+	d.slots[i] = e
+	d.used++
 }

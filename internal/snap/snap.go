@@ -119,6 +119,17 @@ func (r *Reader) Int() int64 {
 	return v
 }
 
+// Fixed64 reads a little-endian uint64.
+func (r *Reader) Fixed64() uint64 {
+	if len(r.b) < 8 {
+		r.fail()
+		return 0
+	}
+	v := binary.LittleEndian.Uint64(r.b)
+	r.b = r.b[8:]
+	return v
+}
+
 // Float reads a float64.
 func (r *Reader) Float() float64 {
 	if len(r.b) < 8 {
