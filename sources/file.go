@@ -13,7 +13,7 @@ import (
 var _ Source = (*File)(nil)
 
 // File reads a JSON-lines file as one partition (topic = the path, partition
-// 0): one message a line, offset = 0-based line number. A trailing '\r' is
+// 0; every batch says Partitions 1): one message a line, offset = 0-based line number. A trailing '\r' is
 // dropped; empty lines are messages too (they are malformed events). Commit
 // is recorded but a File always starts at line 0.
 type File struct {
@@ -53,7 +53,7 @@ func (s *File) Read(ctx context.Context) (Batch, error) {
 	if s.done {
 		return Batch{}, ErrEndOfInput
 	}
-	b := Batch{Topic: s.path, Messages: make([]Message, 0, s.batch)}
+	b := Batch{Topic: s.path, Partitions: 1, Messages: make([]Message, 0, s.batch)}
 	buf := make([]byte, 0, 512*s.batch)
 	for len(b.Messages) < s.batch {
 		if len(buf)+s.maxLine+1 > cap(buf) { // a new buffer: earlier values stay intact

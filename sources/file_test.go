@@ -31,7 +31,7 @@ func openFile(eol string, noFinal bool) sourcetest.Opener {
 			tb.Fatalf("openFile: an empty last line needs its line end")
 		}
 		f := openLines(tb, string(data), maxLine)
-		return sourcetest.Fixture{Source: f}
+		return sourcetest.Fixture{Source: f, Partitions: 1}
 	}
 }
 
@@ -68,6 +68,10 @@ func readLines(t *testing.T, f *sources.File) []string {
 		}
 		if err != nil {
 			t.Fatalf("Read: %v", err)
+		}
+		if b.Partitions != 1 || b.CaughtUp || b.Generation != 0 {
+			t.Fatalf("batch at line %d: Partitions %d, CaughtUp %v, Generation %d; want 1, false, 0",
+				len(got), b.Partitions, b.CaughtUp, b.Generation)
 		}
 		for _, m := range b.Messages {
 			if m.Offset != int64(len(got)) {

@@ -9,7 +9,8 @@ import (
 var _ Source = (*Memory)(nil)
 
 // Memory is a finite in-memory source of one partition (topic "memory",
-// partition 0) whose offsets are the values' indexes. It records commits.
+// partition 0; every batch says Partitions 1) whose offsets are the values'
+// indexes. It records commits.
 type Memory struct {
 	mu        sync.Mutex
 	values    [][]byte
@@ -39,7 +40,7 @@ func (m *Memory) Read(ctx context.Context) (Batch, error) {
 		return Batch{}, ErrEndOfInput
 	}
 	end := min(m.next+m.batch, len(m.values))
-	b := Batch{Topic: "memory", Messages: make([]Message, 0, end-m.next)}
+	b := Batch{Topic: "memory", Partitions: 1, Messages: make([]Message, 0, end-m.next)}
 	for i := m.next; i < end; i++ { // copies: the batch belongs to the caller
 		b.Messages = append(b.Messages, Message{Topic: "memory", Offset: int64(i), Value: bytes.Clone(m.values[i])})
 	}

@@ -18,6 +18,7 @@ func openMemory(batch int) sourcetest.Opener {
 			Committed: func(context.Context, string, int32) (int64, error) {
 				return m.Committed(), nil
 			},
+			Partitions: 1,
 		}
 	}
 }
@@ -47,5 +48,21 @@ func TestMemoryValuesDoNotAlias(t *testing.T) {
 	}
 	if got := b.Messages[0].Value; string(got) != `{"event_id":"a"}` {
 		t.Errorf("second delivery = %q: changed by the reader of the first", got)
+	}
+}
+
+// A Memory is one partition, and, being finite, never says CaughtUp.
+func TestMemoryBatchFields(t *testing.T) {
+	ctx := context.Background()
+	m := sources.NewMemory(2, []byte("a"), []byte("b"), []byte("c"))
+	for range 2 {
+		b, err := m.Read(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.Partitions != 1 || b.CaughtUp || b.Generation != 0 {
+			t.Errorf("batch at %d: Partitions %d, CaughtUp %v, Generation %d; want 1, false, 0",
+				b.Messages[0].Offset, b.Partitions, b.CaughtUp, b.Generation)
+		}
 	}
 }

@@ -58,7 +58,9 @@ func (s *failCommit) Commit(ctx context.Context, topic string, partition int32, 
 }
 
 // OneMessage returns a source that delivers src's batches one message at a
-// time, like iotest.OneByteReader. Notices pass through as they are.
+// time, like iotest.OneByteReader. Each piece keeps its batch's fields, except
+// CaughtUp, which only the last piece keeps. Notices pass through as they
+// are.
 func OneMessage(src sources.Source) sources.Source { return &oneMessage{Source: src} }
 
 type oneMessage struct {
@@ -72,7 +74,7 @@ func (s *oneMessage) Read(ctx context.Context) (sources.Batch, error) {
 	}
 	if len(s.pending.Messages) == 0 {
 		b, err := s.Source.Read(ctx)
-		if err != nil || b.Revoked {
+		if err != nil || len(b.Messages) == 0 {
 			return b, err
 		}
 		s.pending = b
@@ -80,6 +82,7 @@ func (s *oneMessage) Read(ctx context.Context) (sources.Batch, error) {
 	one := s.pending
 	one.Messages = s.pending.Messages[:1:1]
 	s.pending.Messages = s.pending.Messages[1:]
+	one.CaughtUp = s.pending.CaughtUp && len(s.pending.Messages) == 0
 	return one, nil
 }
 

@@ -76,6 +76,96 @@ func TestOneMessage(t *testing.T) {
 	}
 }
 
+// script is a source that returns its batches, in order, then
+// ErrEndOfInput.
+type script struct{ batches []sources.Batch }
+
+func (s *script) Read(ctx context.Context) (sources.Batch, error) {
+	if err := ctx.Err(); err != nil {
+		return sources.Batch{}, err
+	}
+	if len(s.batches) == 0 {
+		return sources.Batch{}, sources.ErrEndOfInput
+	}
+	b := s.batches[0]
+	s.batches = s.batches[1:]
+	return b, nil
+}
+
+func (s *script) Commit(context.Context, string, int32, int64) error { return nil }
+func (s *script) Close(context.Context) error                        { return nil }
+
+func msgs(from, to int64) []sources.Message {
+	var out []sources.Message
+	for o := from; o < to; o++ {
+		out = append(out, sources.Message{Topic: "t", Partition: 1, Offset: o})
+	}
+	return out
+}
+
+// The pieces keep the batch's partition count and generation; only the last
+// piece of a CaughtUp batch is CaughtUp; notices pass through.
+func TestOneMessageKeepsFields(t *testing.T) {
+	ctx := t.Context()
+	batch := func(m []sources.Message, caughtUp bool) sources.Batch {
+		return sources.Batch{Topic: "t", Partition: 1, Messages: m, Partitions: 3, Generation: 7, CaughtUp: caughtUp}
+	}
+	src := sourcetest.OneMessage(&script{batches: []sources.Batch{
+		batch(nil, true),
+		batch(msgs(10, 13), true),
+		batch(msgs(13, 15), false),
+		{Topic: "t", Partition: 1, Revoked: true, Release: func() {}},
+	}})
+	type piece struct {
+		first    int64 // -1: no message
+		caughtUp bool
+		revoked  bool
+	}
+	want := []piece{{-1, true, false}, {10, false, false}, {11, false, false}, {12, true, false},
+		{13, false, false}, {14, false, false}, {-1, false, true}}
+	for i, w := range want {
+		b, err := src.Read(ctx)
+		if err != nil {
+			t.Fatalf("Read %d: %v", i, err)
+		}
+		got := piece{-1, b.CaughtUp, b.Revoked}
+		if len(b.Messages) > 0 {
+			got.first = b.Messages[0].Offset
+		}
+		if got != w || len(b.Messages) > 1 {
+			t.Errorf("Read %d = %+v with %d messages, want %+v", i, got, len(b.Messages), w)
+		}
+		if !b.Revoked && (b.Partitions != 3 || b.Generation != 7 || b.Topic != "t" || b.Partition != 1) {
+			t.Errorf("Read %d = %s/%d, %d partitions, generation %d; want t/1, 3, 7", i, b.Topic, b.Partition, b.Partitions, b.Generation)
+		}
+	}
+	if _, err := src.Read(ctx); !errors.Is(err, sources.ErrEndOfInput) {
+		t.Fatalf("Read at the end = %v", err)
+	}
+}
+
+// The other wrappers hand batches over as they are.
+func TestWrappersPassFieldsThrough(t *testing.T) {
+	ctx := t.Context()
+	in := sources.Batch{Topic: "t", Partition: 1, Messages: msgs(0, 2), Partitions: 3, Generation: 7, CaughtUp: true}
+	wrappers := map[string]func(sources.Source) sources.Source{
+		"ErrAfter":    func(s sources.Source) sources.Source { return sourcetest.ErrAfter(s, 1, errors.New("boom")) },
+		"FailCommit":  func(s sources.Source) sources.Source { return sourcetest.FailCommit(s, 1, errors.New("boom")) },
+		"RevokeAfter": func(s sources.Source) sources.Source { return sourcetest.RevokeAfter(s, 2) },
+		"Record":      func(s sources.Source) sources.Source { return sourcetest.Record(s) },
+	}
+	for name, wrap := range wrappers {
+		b, err := wrap(&script{batches: []sources.Batch{in}}).Read(ctx)
+		if err != nil {
+			t.Fatalf("%s: Read: %v", name, err)
+		}
+		if b.Topic != in.Topic || b.Partition != in.Partition || len(b.Messages) != 2 ||
+			b.Partitions != in.Partitions || b.Generation != in.Generation || b.CaughtUp != in.CaughtUp {
+			t.Errorf("%s: Read = %+v, want %+v", name, b, in)
+		}
+	}
+}
+
 func TestRevokeAfter(t *testing.T) {
 	ctx := t.Context()
 	src := sourcetest.RevokeAfter(sources.NewMemory(2, values(6)...), 2)

@@ -31,6 +31,12 @@ type Fixture struct {
 	// resumes at the committed offsets. Leave it nil for a source that always
 	// starts at the beginning.
 	Reopen func(tb testing.TB) sources.Source
+	// Partitions, when set, is the partition count every batch and notice
+	// must report (Batch.Partitions).
+	Partitions int32
+	// CaughtUp says that the source reports Batch.CaughtUp: the suite then
+	// requires it on the batch that delivers a partition's last message.
+	CaughtUp bool
 }
 
 // Opener returns a fresh fixture holding values, in order. It registers the
@@ -79,7 +85,10 @@ func clone(vs [][]byte) [][]byte {
 
 // Run checks the contract of sources.Source on fresh fixtures from open:
 // every message is delivered once, in offset order within its partition, in
-// non-empty batches of one partition; a finite source then returns
+// non-empty batches of one partition or in notices (Revoked, or CaughtUp
+// without messages); no message of a partition follows a CaughtUp batch of
+// it before a Revoked notice; the partition count, when reported, holds the
+// batch's partition; the generation never goes back; a finite source then returns
 // ErrEndOfInput, again and again; Read with an ended context returns
 // ctx.Err() and loses nothing; Commit is idempotent and never moves back; a
 // reopened source resumes at the committed offsets; Close may be repeated and
@@ -110,18 +119,23 @@ func (p part) String() string { return fmt.Sprintf("%s/%d", p.topic, p.partition
 
 // reading is what readAll got.
 type reading struct {
-	got     map[part][]sources.Message // copies
-	order   []part                     // partitions in order of first delivery
-	revoked []part
-	kept    []sources.Message // values handed out and left untouched, with their copies in got
+	got      map[part][]sources.Message // copies
+	order    []part                     // partitions in order of first delivery
+	revoked  []part
+	kept     []sources.Message // values handed out and left untouched, with their copies in got
+	caughtUp map[part]bool     // whether the partition's latest batch with messages was CaughtUp
 }
 
-// readAll reads src until ErrEndOfInput. With mutate, it scribbles over
-// every other batch it gets (values, appends past them, the slice) and keeps
-// the others as they came, to check later that the source left them alone.
-func readAll(t *testing.T, ctx context.Context, src sources.Source, mutate bool) reading {
+// readAll reads src until ErrEndOfInput, checking the batches' in-band
+// fields against partitions (the fixture's count, 0 for any). With mutate,
+// it scribbles over every other batch it gets (values, appends past them,
+// the slice) and keeps the others as they came, to check later that the
+// source left them alone.
+func readAll(t *testing.T, ctx context.Context, src sources.Source, partitions int32, mutate bool) reading {
 	t.Helper()
-	r := reading{got: map[part][]sources.Message{}}
+	r := reading{got: map[part][]sources.Message{}, caughtUp: map[part]bool{}}
+	caught := map[part]bool{} // partitions caught up since their last Revoked notice
+	var generation int64
 	for n := 0; ; n++ {
 		b, err := src.Read(ctx)
 		if errors.Is(err, sources.ErrEndOfInput) {
@@ -132,16 +146,36 @@ func readAll(t *testing.T, ctx context.Context, src sources.Source, mutate bool)
 		}
 		k := part{b.Topic, b.Partition}
 		if b.Revoked {
-			if len(b.Messages) > 0 || b.Release == nil {
-				t.Fatalf("Read: revoked notice for %v with %d messages, Release set %v", k, len(b.Messages), b.Release != nil)
+			if len(b.Messages) > 0 || b.Release == nil || b.CaughtUp {
+				t.Fatalf("Read: revoked notice for %v with %d messages, Release set %v, CaughtUp %v",
+					k, len(b.Messages), b.Release != nil, b.CaughtUp)
 			}
 			r.revoked = append(r.revoked, k)
+			delete(caught, k)
 			b.Release()
 			continue
 		}
-		if len(b.Messages) == 0 {
-			t.Fatalf("Read: empty batch for %v", k)
+		switch {
+		case partitions != 0 && b.Partitions != partitions:
+			t.Fatalf("Read: batch of %v says the topic has %d partitions, want %d", k, b.Partitions, partitions)
+		case b.Partitions < 0 || b.Partitions > 0 && (b.Partition < 0 || b.Partition >= b.Partitions):
+			t.Fatalf("Read: batch of %v says the topic has %d partitions", k, b.Partitions)
+		case b.Generation < generation:
+			t.Fatalf("Read: batch of %v in generation %d after one in generation %d: the generation went back", k, b.Generation, generation)
 		}
+		generation = b.Generation
+		if len(b.Messages) == 0 {
+			if !b.CaughtUp {
+				t.Fatalf("Read: empty batch for %v, neither a Revoked nor a CaughtUp notice", k)
+			}
+			caught[k] = true
+			continue
+		}
+		if caught[k] {
+			t.Fatalf("Read: %v delivered offset %d after saying it was caught up", k, b.Messages[0].Offset)
+		}
+		caught[k] = b.CaughtUp
+		r.caughtUp[k] = b.CaughtUp
 		if _, ok := r.got[k]; !ok {
 			r.order = append(r.order, k)
 		}
@@ -264,9 +298,16 @@ func testReadAll(t *testing.T, open Opener) {
 	ctx := timeout(t)
 	values := Values(300)
 	fx := open(t, clone(values))
-	r := readAll(t, ctx, fx.Source, true)
+	r := readAll(t, ctx, fx.Source, fx.Partitions, true)
 	want, _ := wantByPart(t, fx.Want, values, r.got)
 	sameMessages(t, want, r.got)
+	if fx.CaughtUp {
+		for k := range want {
+			if !r.caughtUp[k] {
+				t.Errorf("%v: the batch with the partition's last message is not CaughtUp", k)
+			}
+		}
+	}
 	wantEnd(t, ctx, fx.Source)
 	// the values left alone are still what they were when delivered
 	copies := map[part]map[int64][]byte{}
@@ -310,7 +351,7 @@ func testEndedContext(t *testing.T, open Opener) {
 	if _, err := fx.Source.Read(expired); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Read(expired context) = %v, want context.DeadlineExceeded", err)
 	}
-	r := readAll(t, ctx, fx.Source, false) // the failed reads lost nothing
+	r := readAll(t, ctx, fx.Source, fx.Partitions, false) // the failed reads lost nothing
 	want, _ := wantByPart(t, fx.Want, values, r.got)
 	sameMessages(t, want, r.got)
 	closeSource(t, ctx, fx.Source)
@@ -321,7 +362,7 @@ func testCommit(t *testing.T, open Opener) {
 	values := Values(120)
 	fx := open(t, clone(values))
 	src := fx.Source
-	r := readAll(t, ctx, src, false)
+	r := readAll(t, ctx, src, fx.Partitions, false)
 	want, order := wantByPart(t, fx.Want, values, r.got)
 	sameMessages(t, want, r.got)
 	if t.Failed() {
@@ -369,7 +410,7 @@ func testCommit(t *testing.T, open Opener) {
 	}
 	closeSource(t, ctx, src)
 	again := fx.Reopen(t)
-	r = readAll(t, ctx, again, false)
+	r = readAll(t, ctx, again, fx.Partitions, false)
 	rest := map[part][]sources.Message{}
 	for k, ms := range want {
 		i := slices.IndexFunc(ms, func(m sources.Message) bool { return m.Offset >= mids[k] })

@@ -28,6 +28,10 @@ func TestRunCatchesBrokenSources(t *testing.T) {
 		{"closed", "Read after Close"},
 		{"ctx", "Read(cancelled context)"},
 		{"emptybatch", "empty batch"},
+		{"caughtupearly", "after saying it was caught up"},
+		{"nocaughtup", "is not CaughtUp"},
+		{"partitions", "says the topic has 2 partitions, want 1"},
+		{"generation", "the generation went back"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.kind, func(t *testing.T) {
@@ -49,7 +53,18 @@ func TestBrokenSource(t *testing.T) {
 	if kind == "" {
 		t.Skip("run by TestRunCatchesBrokenSources")
 	}
-	sourcetest.Run(t, func(tb testing.TB, values [][]byte) sourcetest.Fixture {
+	sourcetest.Run(t, openBroken(kind))
+}
+
+// The broken source without a flaw passes: its generation grows, its last
+// batch is CaughtUp and a CaughtUp notice follows it, as a consumer group's
+// may.
+func TestRunPassesNotices(t *testing.T) {
+	sourcetest.Run(t, openBroken(""))
+}
+
+func openBroken(kind string) sourcetest.Opener {
+	return func(tb testing.TB, values [][]byte) sourcetest.Fixture {
 		b := &broken{kind: kind, committed: -1}
 		if kind == "uncapped" { // every value a slice of one buffer, capacity to its end
 			var buf []byte
@@ -65,20 +80,22 @@ func TestBrokenSource(t *testing.T) {
 			}
 		}
 		b.values = values
-		return sourcetest.Fixture{Source: b, Committed: func(context.Context, string, int32) (int64, error) {
-			b.mu.Lock()
-			defer b.mu.Unlock()
-			return b.committed, nil
-		}}
-	})
+		return sourcetest.Fixture{Source: b, Partitions: 1, CaughtUp: true,
+			Committed: func(context.Context, string, int32) (int64, error) {
+				b.mu.Lock()
+				defer b.mu.Unlock()
+				return b.committed, nil
+			}}
+	}
 }
 
-// broken is a one-partition source with one flaw, named by kind.
+// broken is a one-partition source with one flaw, named by kind, or none.
 type broken struct {
 	kind      string
 	values    [][]byte
 	next      int
 	buf       []byte // reuse: the one buffer of every batch
+	noticed   bool   // the CaughtUp notice after the last batch is sent
 	mu        sync.Mutex
 	committed int64
 	closed    bool
@@ -95,14 +112,21 @@ func (s *broken) Read(ctx context.Context) (sources.Batch, error) {
 		return sources.Batch{}, sources.ErrClosed
 	}
 	if s.next >= len(s.values) {
-		return sources.Batch{}, sources.ErrEndOfInput
+		if len(s.values) == 0 || s.noticed {
+			return sources.Batch{}, sources.ErrEndOfInput
+		}
+		s.noticed = true
+		return sources.Batch{Topic: "broken", Partitions: 1, Generation: 2, CaughtUp: true}, nil
 	}
 	if s.kind == "emptybatch" && s.next == 4 {
 		s.next++ // and deliver nothing
-		return sources.Batch{Topic: "broken"}, nil
+		return sources.Batch{Topic: "broken", Partitions: 1, Generation: 1}, nil
 	}
 	end := min(s.next+4, len(s.values))
-	b := sources.Batch{Topic: "broken"}
+	b := sources.Batch{Topic: "broken", Partitions: 1, Generation: 1, CaughtUp: end == len(s.values)}
+	if s.next >= 8 { // the group rebalanced
+		b.Generation = 2
+	}
 	s.buf = s.buf[:0]
 	for i := s.next; i < end; i++ {
 		v := s.values[i]
@@ -119,6 +143,14 @@ func (s *broken) Read(ctx context.Context) (sources.Batch, error) {
 	case s.kind == "duplicate" && s.next == 8:
 		s.kind = "" // once
 		return b, nil
+	case s.kind == "caughtupearly" && s.next == 4:
+		b.CaughtUp = true
+	case s.kind == "nocaughtup":
+		b.CaughtUp = false
+	case s.kind == "partitions" && s.next == 8:
+		b.Partitions = 2
+	case s.kind == "generation" && s.next == 12:
+		b.Generation = 1
 	}
 	s.next = end
 	return b, nil
