@@ -76,6 +76,14 @@ type Options struct {
 	// previous one. Lines without a parseable event_ts are sent unchanged.
 	Live bool
 
+	// Skip is the number of messages an earlier run already sent (empty
+	// lines not counted): Run resumes after them, in the pass and at the
+	// line where that run stopped (with Loop, Skip may exceed the lines),
+	// and sends nothing when a run without Loop had sent every line. In Live
+	// mode the resumed pass anchors at the line it resumes at, so event
+	// times go on from now, and event_id suffixes go on from that pass.
+	Skip int64
+
 	// MaxLead bounds how far ahead of the clock Live puts an event_ts.
 	// Default 1m; it must stay below the pipeline's max_future_skew [5m].
 	MaxLead time.Duration
@@ -109,6 +117,9 @@ const maxIDBytes = 128 // SEMANTICS §1: event_id is 1..128 bytes
 func Run(ctx context.Context, p Producer, lines [][]byte, o Options) (Stats, error) {
 	if o.Rate < 0 {
 		return Stats{}, fmt.Errorf("replay: rate %v: want >= 0", o.Rate)
+	}
+	if o.Skip < 0 {
+		return Stats{}, fmt.Errorf("replay: skip %d: want >= 0", o.Skip)
 	}
 	if o.MaxLead <= 0 {
 		o.MaxLead = time.Minute
@@ -145,19 +156,36 @@ func (r *runner) stats() Stats {
 }
 
 func (r *runner) run(ctx context.Context, lines [][]byte) error {
-	if !slices.ContainsFunc(lines, func(l []byte) bool { return len(l) > 0 }) {
+	n := int64(0)
+	for _, l := range lines {
+		if len(l) > 0 {
+			n++
+		}
+	}
+	if n == 0 {
 		return nil
+	}
+	pass := r.o.Skip / n
+	if pass > 0 && !r.o.Loop {
+		return nil
+	}
+	// from is the index of the line to resume at, after Skip%n non-empty ones
+	from, left := 0, r.o.Skip%n
+	for ; left > 0 || len(lines[from]) == 0; from++ {
+		if len(lines[from]) > 0 {
+			left--
+		}
 	}
 	pace := pacer{rate: r.o.Rate}
 	var buf []byte
-	for pass := int64(0); ; pass++ {
+	for ; ; pass, from = pass+1, 0 {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		r.passes.Add(1)
 		var offset int64 // Live: ms added to event_ts
 		first := true
-		for _, line := range lines {
+		for _, line := range lines[from:] {
 			if len(line) == 0 {
 				continue
 			}
@@ -165,7 +193,7 @@ func (r *runner) run(ctx context.Context, lines [][]byte) error {
 				return err
 			}
 			if first && r.o.Live {
-				offset = time.Now().UnixMilli() - anchor(lines)
+				offset = time.Now().UnixMilli() - anchor(lines[from:])
 			}
 			first = false
 			f := scanFields(line)

@@ -375,6 +375,58 @@ func TestRunLoopLive(t *testing.T) {
 	})
 }
 
+// Skip resumes where an earlier run stopped: the same pass and line (empty
+// lines not counted), pass suffixes going on, and the resumed line's event
+// time at the clock; a run without Loop that sent everything sends nothing.
+func TestRunSkipResumes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lines := [][]byte{
+			[]byte(`{"event_id":"a","event_type":"page_view","event_ts":"2025-03-14T12:00:00Z","user_id":"u1"}`),
+			nil,
+			[]byte(`{"event_id":"b","event_type":"page_view","event_ts":"2025-03-14T12:00:05Z","user_id":"u2"}`),
+			[]byte(`{"event_id":"c","event_type":"page_view","event_ts":"2025-03-14T12:00:07Z","user_id":"u3"}`),
+		}
+		var r recorder
+		ctx, cancel := context.WithTimeout(t.Context(), 1250*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		// 4 sent before: a, b, c, a#1; this run resumes at b#1
+		st, err := Run(ctx, &r, lines, Options{Rate: 2, Loop: true, Live: true, Skip: 4})
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Run = %v, want the context's error", err)
+		}
+		if st.Sent != 3 || st.Passes != 2 {
+			t.Fatalf("stats %+v, want 3 sent in 2 passes", st)
+		}
+		var ids []string
+		var ts []int64
+		for i, m := range r.msgs {
+			var e clickstream.Event
+			if err := clickstream.NewDecoder().DecodeAt(m.Value, &e, r.at[i].UnixMilli()); err != nil {
+				t.Fatalf("message %d: %v", i, err)
+			}
+			ids, ts = append(ids, e.EventID), append(ts, e.TS)
+		}
+		if want := []string{"b#1", "c#1", "a#2"}; !slices.Equal(ids, want) {
+			t.Fatalf("ids %q, want %q", ids, want)
+		}
+		if ts[0] != start.UnixMilli() || ts[1]-ts[0] != 2000 {
+			t.Errorf("resumed event times %v: want the first at the start (%d), the next 2s later", ts, start.UnixMilli())
+		}
+
+		r = recorder{}
+		if st, err := Run(t.Context(), &r, lines, Options{Skip: 3}); err != nil || st.Sent != 0 {
+			t.Errorf("Skip of every line without Loop: %+v, %v; want nothing sent", st, err)
+		}
+		if st, err := Run(t.Context(), &r, lines, Options{Skip: 2}); err != nil || st.Sent != 1 || !bytes.Contains(r.msgs[0].Value, []byte(`"c"`)) {
+			t.Errorf("Skip 2 without Loop: %+v, %v; want c alone", st, err)
+		}
+		if _, err := Run(t.Context(), &r, lines, Options{Skip: -1}); err == nil {
+			t.Error("negative skip accepted")
+		}
+	})
+}
+
 func TestRunStops(t *testing.T) {
 	lines, _ := genLines(100, 6, 50)
 	r := recorder{failAt: 10}
