@@ -1,5 +1,5 @@
 // Package mongo is a [sinks.Sink] for MongoDB, with queries that read the
-// merged, global view back (SEMANTICS §6, §7, §10).
+// merged, global view back (SEMANTICS §6, §7, §10, §11).
 //
 // # Documents
 //
@@ -29,6 +29,14 @@
 //     entered, steps, step_rates, overall_rate, median_time_to_convert_ms
 //     (null when none), times_ms (the sorted conversion times, so that the
 //     merged median is exact), updated_at.
+//   - progress, _id "<topic, path-escaped>/<partition>": topic, partition,
+//     partitions, watermark, funnel_before (sinks.Progress; times as Unix
+//     millis, math.MinInt64 for -inf and math.MaxInt64 for +inf),
+//     updated_at. Written by an upsert on the _id alone, after the batch's
+//     results are durable, with $max on the three progress fields so that
+//     none moves backwards when a replay sends an older progress. A batch
+//     without results writes it too when its progress is beyond what the
+//     sink last published (an idle partition's watermark advancing).
 //
 // Indexes: {minute: 1} on kpis_minute and funnel_minute, {start: 1} on
 // sessions, created by [Sink.EnsureIndexes] or the first Write.
@@ -52,9 +60,19 @@
 // # Queries
 //
 // [Sink.Minutes], [Sink.LatestMinutes], [Sink.Funnel] and [Sink.Anomalies]
-// merge the partitions' partials of each minute (kpi.Merge, funnel.Merge);
-// anomalies are scored on merged final minutes. [KPIRecords] shapes merged
-// minutes as the JSON records of SEMANTICS §9.
+// merge the partitions' partials of each minute (kpi.Merge, funnel.Merge)
+// and judge finality on the global view (SEMANTICS §11): they read the
+// progress documents, then the results, and call a merged window final only
+// when every partition of the topic has a watermark at or past its end
+// (a partition without a progress document has passed nothing, whether it
+// wrote the window or not), a merged funnel minute only when every
+// partition's funnel_before is above it. Each merged record says how many
+// partitions have passed it out of how many ([Completeness]); a topic's
+// partition count is the largest its progress documents carry.
+// [Sink.Anomalies] scores merged final windows in minute order and says
+// where to go on from, so that each window is scored once. [KPIRecords] and
+// [FunnelRecords] shape merged records as the JSON records of SEMANTICS §9
+// with their completeness; [Sink.Progress] reads every partition's progress.
 //
 // A [Sink] is safe for concurrent use.
 package mongo

@@ -256,3 +256,36 @@ func funnelModels(b *sinks.Batch, now bson.DateTime) []mongo.WriteModel {
 	}
 	return models
 }
+
+// progressID is the _id of a partition's progress document.
+func progressID(topic string, partition int32) string {
+	return url.PathEscape(topic) + "/" + strconv.FormatInt(int64(partition), 10)
+}
+
+// progressDoc is a document of the progress collection: how far one
+// partition has got (sinks.Progress), times as Unix millis with
+// math.MinInt64 and math.MaxInt64 for -inf and +inf.
+type progressDoc struct {
+	ID           string        `bson:"_id,omitempty"`
+	Topic        string        `bson:"topic"`
+	Partition    int32         `bson:"partition"`
+	Partitions   int32         `bson:"partitions"`
+	Watermark    int64         `bson:"watermark"`
+	FunnelBefore int64         `bson:"funnel_before"`
+	UpdatedAt    bson.DateTime `bson:"updated_at"`
+}
+
+func (d *progressDoc) progress() sinks.Progress {
+	return sinks.Progress{Partitions: d.Partitions, Watermark: d.Watermark, FunnelBefore: d.FunnelBefore}
+}
+
+// progressUpdate publishes b's progress: $max keeps each field's largest
+// value, so a replay's older progress leaves the document as it is.
+func progressUpdate(b *sinks.Batch, now bson.DateTime) bson.D {
+	return bson.D{
+		{Key: "$set", Value: bson.D{{Key: "topic", Value: b.Topic}, {Key: "partition", Value: b.Partition},
+			{Key: "updated_at", Value: now}}},
+		{Key: "$max", Value: bson.D{{Key: "partitions", Value: b.Progress.Partitions},
+			{Key: "watermark", Value: b.Progress.Watermark}, {Key: "funnel_before", Value: b.Progress.FunnelBefore}}},
+	}
+}

@@ -15,7 +15,8 @@ import (
 
 // A sink on the user's client, with timeouts short enough that an outage
 // surfaces as an error the pipeline retries, and the last minutes read back
-// as the read API serves them.
+// as the read API serves them: final only once every partition of the topic
+// has passed the window, with how many have.
 func Example() {
 	uri := os.Getenv("MONGODB_URI")
 	if uri == "" {
@@ -27,7 +28,8 @@ func Example() {
 		log.Fatal(err)
 	}
 	defer client.Disconnect(context.Background())
-	sink, err := mongosink.New(client, "clickstream", mongosink.WithWriteTimeout(30*time.Second))
+	sink, err := mongosink.New(client, "clickstream", mongosink.WithWriteTimeout(30*time.Second),
+		mongosink.WithWindowSize(time.Minute))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -37,6 +39,6 @@ func Example() {
 		log.Fatal(err)
 	}
 	for _, r := range mongosink.KPIRecords(minutes) {
-		fmt.Println(r.Minute, r.Final, r.ConversionRate)
+		fmt.Println(r.Minute, r.Final, r.PartitionsComplete, "of", r.PartitionsTotal, r.ConversionRate)
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/clickstreamkit/clickstream/session"
 	"github.com/clickstreamkit/clickstream/sinks"
 	"github.com/clickstreamkit/clickstream/sinks/sinktest"
+	"github.com/clickstreamkit/clickstream/window"
 )
 
 func testClient(t *testing.T) *mongo.Client { return mongotest.Client(t) }
@@ -93,13 +94,24 @@ type part struct {
 // Parts in (topic, partition) order: the order the queries merge in.
 var parts = []part{{"clicks", 0}, {"clicks", 1}, {"clicks", 2}, {"views", 0}}
 
+// done is a progress past every window and funnel minute.
+func done(partitions int32) sinks.Progress {
+	return sinks.Progress{Partitions: partitions, Watermark: window.PosInf, FunnelBefore: window.PosInf}
+}
+
+// at is a progress with the watermark and the funnel's bound at t.
+func at(partitions int32, t int64) sinks.Progress {
+	return sinks.Progress{Partitions: partitions, Watermark: t, FunnelBefore: t}
+}
+
 func TestMergedMinutes(t *testing.T) {
 	s := newTestSink(t, testClient(t))
 	byMinute := map[int64][]kpi.Minute{}
 	// Written in an order other than the merge order.
 	for pi := len(parts) - 1; pi >= 0; pi-- {
 		p := parts[pi]
-		b := &sinks.Batch{Topic: p.topic, Partition: p.partition, NextOffset: 100}
+		b := &sinks.Batch{Topic: p.topic, Partition: p.partition, NextOffset: 100,
+			Progress: at(map[string]int32{"clicks": 3, "views": 1}[p.topic], minuteAt(4))}
 		for i := range 4 {
 			if i == 3 && pi == 1 {
 				continue // a minute some partitions have no events in
@@ -109,14 +121,21 @@ func TestMergedMinutes(t *testing.T) {
 			b.KPIs = append(b.KPIs, w)
 			byMinute[w.Minute] = append([]kpi.Minute{w}, byMinute[w.Minute]...)
 		}
+		if pi == 2 {
+			b.Progress.Watermark = minuteAt(2) + 30_000
+		}
 		write(t, s, b)
 	}
-	var want []kpi.Minute
+	var want []MergedMinute
 	for i := range 4 {
-		want = append(want, kpi.Merge(byMinute[minuteAt(i)]...))
+		m := MergedMinute{Minute: kpi.Merge(byMinute[minuteAt(i)]...), Completeness: Completeness{4, 4}}
+		if i >= 2 { // clicks/2 has not passed minutes 2 and 3
+			m.Final, m.PartitionsComplete = false, 3
+		}
+		want = append(want, m)
 	}
-	if !want[0].Final || want[2].Final {
-		t.Fatal("test data: minute 0 should merge final, minute 2 not")
+	if !want[0].Final || !kpi.Merge(byMinute[minuteAt(3)]...).Final {
+		t.Fatal("test data: minutes 0 and 3 should merge final partials")
 	}
 	got, err := s.Minutes(t.Context(), t0, t0.Add(4*time.Minute))
 	if err != nil {
@@ -130,7 +149,7 @@ func TestMergedMinutes(t *testing.T) {
 	}
 	expectMinutes(t, "Minutes of [1, 3)", got, want[1:3])
 
-	for n, w := range map[int][]kpi.Minute{0: nil, 1: want[3:], 2: want[2:], 10: want} {
+	for n, w := range map[int][]MergedMinute{0: nil, 1: want[3:], 2: want[2:], 10: want} {
 		got, err := s.LatestMinutes(t.Context(), n)
 		if err != nil {
 			t.Fatal(err)
@@ -138,43 +157,240 @@ func TestMergedMinutes(t *testing.T) {
 		expectMinutes(t, "LatestMinutes", got, w)
 	}
 
-	// The records the read API serves are those of sinks.NewKPIRecord.
+	// The records the read API serves are those of sinks.NewKPIRecord, with
+	// the completeness.
 	got, err = s.Minutes(t.Context(), t0, t0.Add(4*time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
 	recs := KPIRecords(got)
 	for i := range want {
-		if wr := sinks.NewKPIRecord(&want[i]); !reflect.DeepEqual(recs[i], wr) {
+		wr := KPIRecord{KPIRecord: sinks.NewKPIRecord(&want[i].Minute), Completeness: want[i].Completeness}
+		if !reflect.DeepEqual(recs[i], wr) {
 			t.Errorf("KPIRecords[%d] = %+v, want %+v", i, recs[i], wr)
 		}
 	}
-	js, err := json.Marshal(recs[0])
+	js, err := json.Marshal(recs[3])
 	if err != nil {
 		t.Fatal(err)
 	}
 	var fields map[string]any
-	json.Unmarshal(js, &fields)
+	if err := json.Unmarshal(js, &fields); err != nil {
+		t.Fatal(err)
+	}
 	for _, f := range []string{"minute", "final", "events", "page_views", "add_to_carts", "purchases", "sessions",
-		"revenue", "revenue_purchases", "revenue_by_currency", "conversion_rate", "aov", "top_products", "latency_ms_p95"} {
+		"revenue", "revenue_purchases", "revenue_by_currency", "conversion_rate", "aov", "top_products", "latency_ms_p95",
+		"partitions_complete", "partitions_total"} {
 		if _, ok := fields[f]; !ok {
 			t.Errorf("KPI record lacks %q: %s", f, js)
 		}
 	}
+	if fields["final"] != false || fields["partitions_complete"] != 3.0 || fields["partitions_total"] != 4.0 {
+		t.Errorf("KPI record of minute 3: final %v, %v of %v partitions; want false, 3 of 4: %s",
+			fields["final"], fields["partitions_complete"], fields["partitions_total"], js)
+	}
 }
 
-func expectMinutes(t *testing.T, what string, got, want []kpi.Minute) {
+func expectMinutes(t *testing.T, what string, got, want []MergedMinute) {
 	t.Helper()
 	if len(got) != len(want) {
 		t.Fatalf("%s: %d minutes, want %d", what, len(got), len(want))
 	}
 	for i := range want {
 		if !reflect.DeepEqual(got[i], want[i]) {
-			gr, wr := sinks.NewKPIRecord(&got[i]), sinks.NewKPIRecord(&want[i])
-			gj, _ := json.Marshal(gr)
-			wj, _ := json.Marshal(wr)
+			gj, _ := json.Marshal(KPIRecords(got[i : i+1]))
+			wj, _ := json.Marshal(KPIRecords(want[i : i+1]))
 			t.Fatalf("%s: minute %d:\n got %s\nwant %s", what, i, gj, wj)
 		}
+	}
+}
+
+// merged is the merge of parts with the given completeness, final when
+// complete.
+func merged(complete, total int, parts ...kpi.Minute) MergedMinute {
+	m := MergedMinute{Minute: kpi.Merge(parts...), Completeness: Completeness{complete, total}}
+	m.Final = m.Final && complete == total
+	return m
+}
+
+// SEMANTICS §11: a merged window is final only when every partition of the
+// topic has passed it, not just those that wrote it. Of a 4-partition topic,
+// partition 2 has no event in minute 0 but its watermark passed it, so it
+// counts; partition 3 lags (first unread, then behind): the minute stays
+// provisional until it catches up, then shows the exact merged finals.
+func TestLaggingPartition(t *testing.T) {
+	s := newTestSink(t, testClient(t))
+	m0 := minuteAt(0)
+	finals := []kpi.Minute{sinktest.Window(m0, 1, true), sinktest.Window(m0, 2, true), sinktest.Window(m0, 4, true)}
+	fun := []funnel.Record{sinktest.FunnelRecord(m0, 1), sinktest.FunnelRecord(m0, 2), sinktest.FunnelRecord(m0, 4)}
+	write(t, s,
+		&sinks.Batch{Topic: "clicks", Partition: 0, KPIs: finals[:1], Funnel: fun[:1], Progress: at(4, minuteAt(2))},
+		&sinks.Batch{Topic: "clicks", Partition: 1, KPIs: finals[1:2], Funnel: fun[1:2], Progress: at(4, minuteAt(2))},
+		&sinks.Batch{Topic: "clicks", Partition: 2, Progress: at(4, minuteAt(2))}, // no events in minute 0
+	)
+	check := func(what string, wantKPI MergedMinute, wantFunnel MergedFunnel) {
+		t.Helper()
+		got, err := s.Minutes(t.Context(), t0, t0.Add(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		expectMinutes(t, what+": Minutes", got, []MergedMinute{wantKPI})
+		if got, err = s.LatestMinutes(t.Context(), 5); err != nil {
+			t.Fatal(err)
+		}
+		expectMinutes(t, what+": LatestMinutes", got, []MergedMinute{wantKPI})
+		gotF, err := s.Funnel(t.Context(), t0, t0.Add(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(gotF, []MergedFunnel{wantFunnel}) {
+			t.Fatalf("%s: Funnel = %+v, want %+v", what, gotF, wantFunnel)
+		}
+	}
+	provisional := MergedFunnel{Record: funnel.Merge(fun[:2]...), Completeness: Completeness{3, 4}}
+	check("partition 3 not read yet", merged(3, 4, finals[:2]...), provisional)
+
+	running := sinktest.Window(m0, 9, false)
+	write(t, s, &sinks.Batch{Topic: "clicks", Partition: 3, KPIs: []kpi.Minute{running},
+		Funnel: []funnel.Record{sinktest.FunnelRecord(m0, 9)}, Progress: sinks.Progress{Partitions: 4, Watermark: m0 + 30_000, FunnelBefore: m0}})
+	check("partition 3 behind", merged(3, 4, finals[0], finals[1], running),
+		MergedFunnel{Record: funnel.Merge(fun[0], fun[1], sinktest.FunnelRecord(m0, 9)), Completeness: Completeness{3, 4}})
+
+	// Watermark at the window's end: passed. The funnel minute is final once
+	// the bound is above it.
+	write(t, s, &sinks.Batch{Topic: "clicks", Partition: 3, KPIs: finals[2:], Funnel: fun[2:],
+		Progress: sinks.Progress{Partitions: 4, Watermark: minuteAt(1), FunnelBefore: m0 + 1}})
+	want := MergedMinute{Minute: kpi.Merge(finals...), Completeness: Completeness{4, 4}}
+	if !want.Final {
+		t.Fatal("test data: finals should merge final")
+	}
+	check("partition 3 caught up", want, MergedFunnel{Record: funnel.Merge(fun...), Final: true, Completeness: Completeness{4, 4}})
+	recs := FunnelRecords([]MergedFunnel{{Record: fun[0], Final: true, Completeness: Completeness{4, 4}}})
+	js, err := json.Marshal(recs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fields map[string]any
+	if err := json.Unmarshal(js, &fields); err != nil {
+		t.Fatal(err)
+	}
+	for f, v := range map[string]any{"minute": "2024-05-01T10:00:00.000Z", "final": true, "partitions_complete": 4.0,
+		"partitions_total": 4.0, "entered": float64(fun[0].Entered)} {
+		if fields[f] != v {
+			t.Errorf("funnel record %s = %v, want %v: %s", f, fields[f], v, js)
+		}
+	}
+}
+
+// A partition's count comes from any of its topic's progress documents,
+// and a partition that wrote a window counts, progress or not.
+func TestCompletenessMembers(t *testing.T) {
+	s := newTestSink(t, testClient(t))
+	m0 := minuteAt(0)
+	write(t, s,
+		&sinks.Batch{Topic: "clicks", Partition: 0, KPIs: []kpi.Minute{sinktest.Window(m0, 1, true)}, Progress: done(2)},
+		&sinks.Batch{Topic: "views", Partition: 1, KPIs: []kpi.Minute{sinktest.Window(m0, 2, true)}},
+	)
+	if _, err := s.progress.DeleteMany(t.Context(), bson.D{{Key: "_id", Value: progressID("views", 1)}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Minutes(t.Context(), t0, t0.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// clicks/0 and /1 (count 2), views/0 and /1 (views/1 wrote it): only
+	// clicks/0 passed it.
+	expectMinutes(t, "Minutes", got, []MergedMinute{merged(1, 4, sinktest.Window(m0, 1, true), sinktest.Window(m0, 2, true))})
+}
+
+// A replay after a crash sends older progress: the stored one keeps each
+// field's maximum, whichever sink writes it. A batch without results is
+// written only when it carries progress beyond what the sink published.
+func TestProgressNeverBackwards(t *testing.T) {
+	c := testClient(t)
+	clock := t0
+	s := newTestSink(t, c, WithClock(func() time.Time { return clock }))
+	read := func() Progress {
+		t.Helper()
+		ps, err := s.Progress(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ps) != 1 {
+			t.Fatalf("Progress = %+v, want one partition", ps)
+		}
+		return ps[0]
+	}
+	first := &sinks.Batch{Topic: "clicks", Partition: 3, Progress: sinks.Progress{Watermark: window.NegInf, FunnelBefore: window.NegInf}}
+	write(t, s, first)
+	if got := read(); got.Watermark != window.NegInf || got.FunnelBefore != window.NegInf || got.Partitions != 0 ||
+		got.Topic != "clicks" || got.Partition != 3 || !got.UpdatedAt.Equal(t0) {
+		t.Fatalf("before any event: %+v", got)
+	}
+	far := sinks.Progress{Partitions: 4, Watermark: minuteAt(9), FunnelBefore: minuteAt(5)}
+	clock = t0.Add(time.Minute)
+	write(t, s, &sinks.Batch{Topic: "clicks", Partition: 3, KPIs: []kpi.Minute{sinktest.Window(minuteAt(8), 1, true)}, Progress: far})
+	clock = t0.Add(2 * time.Minute)
+	write(t, s, &sinks.Batch{Topic: "clicks", Partition: 3, Progress: far}) // nothing new: not written
+	if got := read(); got.Progress != far || !got.UpdatedAt.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("after the same progress again: %+v, want %+v written at %v", got, far, t0.Add(time.Minute))
+	}
+
+	// The replay, through this sink and through a fresh one (a restarted
+	// process), with results and without.
+	s2, err := New(c, s.kpis.Database().Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := sinks.Progress{Partitions: 2, Watermark: minuteAt(3), FunnelBefore: minuteAt(1)}
+	for _, sk := range []*Sink{s, s2} {
+		write(t, sk, &sinks.Batch{Topic: "clicks", Partition: 3, KPIs: []kpi.Minute{sinktest.Window(minuteAt(2), 1, true)}, Progress: old},
+			&sinks.Batch{Topic: "clicks", Partition: 3, Progress: old}, first)
+		if got := read(); got.Progress != far {
+			t.Fatalf("after a replay: %+v, want %+v", got.Progress, far)
+		}
+	}
+	// One field ahead is enough to be written; the others keep their max.
+	write(t, s, &sinks.Batch{Topic: "clicks", Partition: 3, Progress: sinks.Progress{Partitions: 4, Watermark: minuteAt(7), FunnelBefore: minuteAt(6)}})
+	if got := read(); got.Progress != (sinks.Progress{Partitions: 4, Watermark: minuteAt(9), FunnelBefore: minuteAt(6)}) ||
+		!got.UpdatedAt.Equal(t0.Add(2*time.Minute)) {
+		t.Fatalf("after a funnel advance: %+v", got)
+	}
+	write(t, s, &sinks.Batch{Topic: "clicks", Partition: 3, End: true, Progress: done(4)})
+	if got := read(); got.Progress != done(4) {
+		t.Fatalf("after the end of input: %+v, want %+v", got.Progress, done(4))
+	}
+}
+
+// Progress is published only once the batch's results are durable, in a
+// command after theirs: a reader that sees it finds them.
+func TestProgressAfterResults(t *testing.T) {
+	uri := os.Getenv("MONGODB_URI")
+	if uri == "" {
+		t.Skip("MONGODB_URI not set: skipping MongoDB integration test (run `bash scripts/services.sh up` and set MONGODB_URI=mongodb://127.0.0.1:27018/)")
+	}
+	var mu sync.Mutex
+	var order []string
+	monitor := &event.CommandMonitor{Started: func(_ context.Context, e *event.CommandStartedEvent) {
+		if e.CommandName == "update" {
+			mu.Lock()
+			order = append(order, e.Command.Lookup("update").StringValue())
+			mu.Unlock()
+		}
+	}}
+	c, err := mongo.Connect(options.Client().ApplyURI(uri).SetServerSelectionTimeout(10 * time.Second).SetMonitor(monitor))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Disconnect(context.Background()) })
+	s := newTestSink(t, c)
+	write(t, s, &sinks.Batch{Topic: "clicks", KPIs: []kpi.Minute{sinktest.Window(minuteAt(0), 1, true)},
+		Sessions: []session.Record{sinktest.SessionRecord(1, 1)}, Funnel: []funnel.Record{sinktest.FunnelRecord(minuteAt(0), 1)},
+		Progress: done(1)})
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{DefaultKPIs, DefaultSessions, DefaultFunnel, DefaultProgress}; !slices.Equal(order, want) {
+		t.Fatalf("update commands on %v, want %v", order, want)
 	}
 }
 
@@ -185,7 +401,7 @@ func TestFinalNeverOverwritten(t *testing.T) {
 	m := minuteAt(0)
 	final := sinktest.Window(m, 5, true)
 	write(t, s, &sinks.Batch{Topic: "clicks", Partition: 0, KPIs: []kpi.Minute{sinktest.Window(m, 1, false)}},
-		&sinks.Batch{Topic: "clicks", Partition: 0, KPIs: []kpi.Minute{final}})
+		&sinks.Batch{Topic: "clicks", Partition: 0, KPIs: []kpi.Minute{final}, Progress: at(1, minuteAt(1))})
 	var raw bson.M
 	if err := s.kpis.FindOne(t.Context(), bson.D{}).Decode(&raw); err != nil {
 		t.Fatal(err)
@@ -203,7 +419,7 @@ func TestFinalNeverOverwritten(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	expectMinutes(t, "after a stale running update", got, []kpi.Minute{kpi.Merge(final)})
+	expectMinutes(t, "after a stale running update", got, []MergedMinute{merged(1, 1, final)})
 	if err := s.kpis.FindOne(t.Context(), bson.D{{Key: "_id", Value: docID("clicks", 0, clickstream.FormatTime(m))}}).Decode(&raw); err != nil {
 		t.Fatal(err)
 	}
@@ -217,18 +433,19 @@ func TestFinalNeverOverwritten(t *testing.T) {
 
 func TestFunnelMerged(t *testing.T) {
 	s := newTestSink(t, testClient(t))
-	var want []funnel.Record
+	var want []MergedFunnel
 	for i := range 3 {
 		var ps []funnel.Record
 		for pi, p := range parts {
 			if i == 1 && pi == 0 {
-				continue
+				continue // clicks/0 has no session starting in minute 1, and passed it
 			}
 			r := sinktest.FunnelRecord(minuteAt(i), 3*i+pi+1)
 			ps = append(ps, r)
-			write(t, s, &sinks.Batch{Topic: p.topic, Partition: p.partition, Funnel: []funnel.Record{r}})
+			// Partition counts unknown: the partition numbers tell.
+			write(t, s, &sinks.Batch{Topic: p.topic, Partition: p.partition, Funnel: []funnel.Record{r}, Progress: done(0)})
 		}
-		want = append(want, funnel.Merge(ps...))
+		want = append(want, MergedFunnel{Record: funnel.Merge(ps...), Final: true, Completeness: Completeness{4, 4}})
 	}
 	got, err := s.Funnel(t.Context(), t0, t0.Add(time.Hour))
 	if err != nil {
@@ -272,52 +489,93 @@ func anomalyMinute(i int, sessions, purchases int64, final bool) kpi.Minute {
 }
 
 // Anomalies are scored on the merged view (SEMANTICS §8): each partition
-// alone shows no anomaly where the sum does, and a window not yet final in
-// every partition is not scored.
+// alone shows no anomaly where the sum does. They are scored only on windows
+// every partition has passed (SEMANTICS §11), in minute order, each once:
+// while partition 1 lags, the spike of minute 15 is provisional and not
+// scored; once it catches up, the spike is found, by the same detector
+// going on from where the first call stopped.
 func TestAnomalies(t *testing.T) {
 	s := newTestSink(t, testClient(t))
-	b0 := &sinks.Batch{Topic: "clicks", Partition: 0}
-	b1 := &sinks.Batch{Topic: "clicks", Partition: 1}
-	var merged []kpi.Minute
+	var p0, p1, all []kpi.Minute
 	for i := range 20 {
-		p0, p1 := anomalyMinute(i, 10, 1+int64(i%2), true), anomalyMinute(i, 10, 1, true)
+		a, b := anomalyMinute(i, 10, 1+int64(i%2), true), anomalyMinute(i, 10, 1, true)
 		switch i {
 		case 15: // conversion jumps from ~0.12 to 0.5
-			p0.Purchases = 9
-		case 17: // would be a drop, but partition 1 is not final yet
-			p0.Purchases, p1.Purchases, p1.Final = 0, 0, false
+			a.Purchases = 9
 		case 18: // no sessions: neither scored nor in a baseline
-			p0, p1 = anomalyMinute(i, 0, 0, true), anomalyMinute(i, 0, 0, true)
+			a, b = anomalyMinute(i, 0, 0, true), anomalyMinute(i, 0, 0, true)
 		}
-		b0.KPIs = append(b0.KPIs, p0)
-		b1.KPIs = append(b1.KPIs, p1)
-		merged = append(merged, kpi.Merge(p0, p1))
+		p0, p1 = append(p0, a), append(p1, b)
+		all = append(all, kpi.Merge(a, b))
 	}
-	write(t, s, b0, b1)
-
-	ref, err := kpi.NewDetector(kpi.DefaultAnomalyWindow, kpi.DefaultAnomalyMinPoints, kpi.DefaultAnomalyZ)
-	if err != nil {
-		t.Fatal(err)
+	newDetector := func() *kpi.Detector {
+		d, err := kpi.NewDetector(kpi.DefaultAnomalyWindow, kpi.DefaultAnomalyMinPoints, kpi.DefaultAnomalyZ)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
 	}
+	ref := newDetector()
 	var want []kpi.Anomaly
-	for i := range merged {
-		if a, ok := ref.Observe(&merged[i]); ok && merged[i].Final {
+	for i := range all {
+		if a, ok := ref.Observe(&all[i]); ok {
 			want = append(want, a)
 		}
 	}
-	d, err := kpi.NewDetector(kpi.DefaultAnomalyWindow, kpi.DefaultAnomalyMinPoints, kpi.DefaultAnomalyZ)
+	if len(want) != 1 || want[0].Minute != minuteAt(15) || want[0].Direction != "spike" || want[0].Value != 0.5 {
+		t.Fatalf("test data: the merged minutes should hold one spike of 0.5 at minute 15, not %+v", want)
+	}
+
+	// Partition 0 is past minute 19; partition 1 wrote minutes 0..13 and is
+	// past 13 only, though its running update of 15 is written.
+	running := anomalyMinute(15, 10, 1, false)
+	write(t, s, &sinks.Batch{Topic: "clicks", Partition: 0, KPIs: p0, Progress: at(2, minuteAt(20)+5_000)},
+		&sinks.Batch{Topic: "clicks", Partition: 1, KPIs: append(slices.Clone(p1[:14]), running), Progress: at(2, minuteAt(14)+20_000)})
+	end := t0.Add(time.Hour)
+	d := newDetector()
+	got, next, err := s.Anomalies(t.Context(), t0, end, d)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.Anomalies(t.Context(), t0, t0.Add(time.Hour), d)
+	if len(got) != 0 || !next.Equal(t0.Add(14*time.Minute)) {
+		t.Fatalf("while partition 1 lags: Anomalies = %+v, next %v; want none, next minute 14", got, next)
+	}
+	if ms, err := s.Minutes(t.Context(), t0.Add(15*time.Minute), t0.Add(16*time.Minute)); err != nil ||
+		len(ms) != 1 || ms[0].Final || ms[0].Completeness != (Completeness{1, 2}) || ms[0].ConversionRate() != 0.5 {
+		t.Fatalf("minute 15 = %+v, %v; want the provisional spike, 1 of 2 partitions", ms, err)
+	}
+	if len(d.Baseline()) != 14 {
+		t.Fatalf("baseline holds %d minutes, want the 14 final ones", len(d.Baseline()))
+	}
+
+	// Partition 1 catches up to minute 20 (where partition 0 is): minutes
+	// 14..19 turn final; minute 20, which nobody wrote yet, is not passed.
+	write(t, s, &sinks.Batch{Topic: "clicks", Partition: 1, KPIs: p1[14:], Progress: at(2, minuteAt(21))})
+	got, next, err = s.Anomalies(t.Context(), next, end, d)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 1 || got[0].Minute != minuteAt(15) || got[0].Direction != "spike" || got[0].Value != 0.5 {
-		t.Fatalf("Anomalies = %+v, want one spike of 0.5 at minute 15", got)
+	if !reflect.DeepEqual(got, want) || !next.Equal(t0.Add(20*time.Minute)) {
+		t.Fatalf("once final: Anomalies = %+v, next %v; want %+v, next minute 20", got, next, want)
 	}
-	if want[0] != got[0] {
-		t.Fatalf("Anomalies = %+v, want %+v (a detector fed the merged final minutes)", got, want)
+	base := d.Baseline()
+	got, again, err := s.Anomalies(t.Context(), next, end, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 0 || !again.Equal(next) || !slices.Equal(d.Baseline(), base) {
+		t.Fatalf("going on from %v: Anomalies = %+v, next %v, baseline changed %v; want nothing new", next, got, again,
+			!slices.Equal(d.Baseline(), base))
+	}
+
+	// The end of both inputs: the whole range is done.
+	write(t, s, &sinks.Batch{Topic: "clicks", Partition: 0, Progress: done(2)},
+		&sinks.Batch{Topic: "clicks", Partition: 1, Progress: done(2)})
+	if got, next, err = s.Anomalies(t.Context(), next, end, d); err != nil || len(got) != 0 || !next.Equal(end) {
+		t.Fatalf("after the end: Anomalies = %+v, next %v, %v; want none, next %v", got, next, err, end)
+	}
+	if _, _, err := s.Anomalies(t.Context(), t0, end, nil); err == nil {
+		t.Fatal("Anomalies with a nil detector: no error")
 	}
 }
 
@@ -350,6 +608,7 @@ func TestDocumentsAndIndexes(t *testing.T) {
 			"page_views", "add_to_carts", "purchases", "revenue", "bounced", "converted", "updated_at"},
 		s.funnel: {"_id", "minute", "topic", "partition", "entered", "steps", "step_rates", "overall_rate",
 			"median_time_to_convert_ms", "times_ms", "updated_at"},
+		s.progress: {"_id", "topic", "partition", "partitions", "watermark", "funnel_before", "updated_at"},
 	} {
 		var raw bson.D
 		if err := coll.FindOne(t.Context(), bson.D{}, options.FindOne().SetSort(bson.D{{Key: "_id", Value: 1}})).Decode(&raw); err != nil {
@@ -377,6 +636,9 @@ func TestDocumentsAndIndexes(t *testing.T) {
 	}
 	if err := s.kpis.FindOne(t.Context(), bson.D{}).Decode(&id); err != nil || id.ID != "clicks/3/2024-05-01T10:00:00.000Z" {
 		t.Errorf("kpi _id = %q, %v", id.ID, err)
+	}
+	if err := s.progress.FindOne(t.Context(), bson.D{}).Decode(&id); err != nil || id.ID != "clicks/3" {
+		t.Errorf("progress _id = %q, %v", id.ID, err)
 	}
 	fs, err := s.Funnel(t.Context(), t0, t0.Add(time.Hour))
 	if err != nil || len(fs) != 2 || fs[1].HasMedian {
@@ -435,6 +697,9 @@ func TestNewValidates(t *testing.T) {
 		"same collections": {WithFunnelCollection("sessions")},
 		"negative timeout": {WithWriteTimeout(-time.Second)},
 		"nil logger":       {WithLogger(nil)},
+		"empty progress":   {WithProgressCollection("")},
+		"same as progress": {WithProgressCollection("kpis_minute")},
+		"zero window":      {WithWindowSize(0)},
 	} {
 		if _, err := New(c, "db", opts...); err == nil {
 			t.Errorf("New with %s: no error", name)
@@ -455,7 +720,7 @@ func TestNewValidates(t *testing.T) {
 func TestGuardedUpsertMeetsFinal(t *testing.T) {
 	s := newTestSink(t, testClient(t))
 	m0, m1 := sinktest.Window(minuteAt(0), 1, true), sinktest.Window(minuteAt(1), 2, false)
-	write(t, s, &sinks.Batch{Topic: "clicks", KPIs: []kpi.Minute{m0, m1}})
+	write(t, s, &sinks.Batch{Topic: "clicks", KPIs: []kpi.Minute{m0, m1}, Progress: done(1)})
 	now := bson.NewDateTimeFromTime(time.Now())
 	ups := kpiUpserts(&sinks.Batch{Topic: "clicks", KPIs: []kpi.Minute{
 		sinktest.Window(minuteAt(0), 7, false), // stale: meets the final document

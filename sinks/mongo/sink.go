@@ -23,6 +23,7 @@ const (
 	DefaultKPIs     = "kpis_minute"
 	DefaultSessions = "sessions"
 	DefaultFunnel   = "funnel_minute"
+	DefaultProgress = "progress"
 )
 
 // DefaultWriteTimeout bounds one Write (and EnsureIndexes).
@@ -35,8 +36,11 @@ var ErrClosed = errors.New("mongo sink: closed")
 // document per (minute, topic, partition) in the KPI and funnel collections,
 // one per (session, topic, partition) in the sessions collection, each
 // upserted whole, so a replayed batch rewrites the same documents. A running
-// KPI update never replaces a final window. Queries merge the partitions'
-// partials into the global view.
+// KPI update never replaces a final window. After the results, it publishes
+// the partition's progress, one document per (topic, partition) that never
+// moves backwards. Queries merge the partitions' partials into the global
+// view, final only where every partition's progress has passed it
+// (SEMANTICS §11).
 //
 // Write makes every result of the batch durable with write concern majority
 // in one unordered bulk write per collection, and does not retry: the
@@ -44,24 +48,35 @@ var ErrClosed = errors.New("mongo sink: closed")
 //
 // A Sink is safe for concurrent use.
 type Sink struct {
-	kpis, sessions, funnel *mongo.Collection
-	log                    *slog.Logger
-	timeout                time.Duration
-	now                    func() time.Time
+	kpis, sessions, funnel, progress *mongo.Collection
+	log                              *slog.Logger
+	timeout                          time.Duration
+	window                           int64 // window size, millis
+	now                              func() time.Time
 
 	mu      sync.Mutex
 	indexed bool
 	closed  bool
+	// published is, per partition, the progress this sink has made durable:
+	// the stored one is at least as far.
+	published map[partKey]sinks.Progress
+}
+
+// partKey names a source partition.
+type partKey struct {
+	topic     string
+	partition int32
 }
 
 // Option configures a Sink.
 type Option func(*config)
 
 type config struct {
-	kpis, sessions, funnel string
-	log                    *slog.Logger
-	timeout                time.Duration
-	now                    func() time.Time
+	kpis, sessions, funnel, progress string
+	log                              *slog.Logger
+	timeout                          time.Duration
+	window                           time.Duration
+	now                              func() time.Time
 }
 
 // WithLogger sets the logger. Default: discard.
@@ -75,6 +90,15 @@ func WithSessionsCollection(name string) Option { return func(c *config) { c.ses
 
 // WithFunnelCollection names the funnel collection. Default "funnel_minute".
 func WithFunnelCollection(name string) Option { return func(c *config) { c.funnel = name } }
+
+// WithProgressCollection names the collection of the partitions' progress.
+// Default "progress".
+func WithProgressCollection(name string) Option { return func(c *config) { c.progress = name } }
+
+// WithWindowSize is the pipeline's window size (SEMANTICS §6 window_size):
+// a merged window starting at m is final once every partition's watermark
+// reaches m plus it. Default 1m.
+func WithWindowSize(d time.Duration) Option { return func(c *config) { c.window = d } }
 
 // WithWriteTimeout bounds each Write and EnsureIndexes call, on top of the
 // caller's context, so that a stalled server surfaces as an error the Runner
@@ -90,8 +114,8 @@ func WithClock(now func() time.Time) Option { return func(c *config) { c.now = n
 // owns (connects, configures and disconnects). It checks its arguments and
 // starts nothing; indexes are created by EnsureIndexes or the first Write.
 func New(client *mongo.Client, database string, opts ...Option) (*Sink, error) {
-	c := config{kpis: DefaultKPIs, sessions: DefaultSessions, funnel: DefaultFunnel,
-		log: slog.New(slog.DiscardHandler), timeout: DefaultWriteTimeout, now: time.Now}
+	c := config{kpis: DefaultKPIs, sessions: DefaultSessions, funnel: DefaultFunnel, progress: DefaultProgress,
+		log: slog.New(slog.DiscardHandler), timeout: DefaultWriteTimeout, window: time.Minute, now: time.Now}
 	for _, o := range opts {
 		o(&c)
 	}
@@ -100,12 +124,14 @@ func New(client *mongo.Client, database string, opts ...Option) (*Sink, error) {
 		return nil, errors.New("mongo sink: nil client")
 	case database == "":
 		return nil, errors.New("mongo sink: empty database name")
-	case c.kpis == "" || c.sessions == "" || c.funnel == "":
+	case c.kpis == "" || c.sessions == "" || c.funnel == "" || c.progress == "":
 		return nil, errors.New("mongo sink: empty collection name")
-	case c.kpis == c.sessions || c.kpis == c.funnel || c.sessions == c.funnel:
+	case len(map[string]bool{c.kpis: true, c.sessions: true, c.funnel: true, c.progress: true}) < 4:
 		return nil, errors.New("mongo sink: collection names must differ")
 	case c.timeout < 0:
 		return nil, errors.New("mongo sink: negative write timeout")
+	case c.window < time.Millisecond:
+		return nil, errors.New("mongo sink: window size under a millisecond")
 	case c.log == nil || c.now == nil:
 		return nil, errors.New("mongo sink: nil logger or clock")
 	}
@@ -113,7 +139,9 @@ func New(client *mongo.Client, database string, opts ...Option) (*Sink, error) {
 	db := client.Database(database)
 	return &Sink{
 		kpis: db.Collection(c.kpis, wc), sessions: db.Collection(c.sessions, wc), funnel: db.Collection(c.funnel, wc),
-		log: c.log, timeout: c.timeout, now: c.now,
+		progress: db.Collection(c.progress, wc),
+		log:      c.log, timeout: c.timeout, window: c.window.Milliseconds(), now: c.now,
+		published: map[partKey]sinks.Progress{},
 	}, nil
 }
 
@@ -150,29 +178,70 @@ func (s *Sink) ensureIndexes(ctx context.Context) error {
 }
 
 // Write upserts b's KPI windows, sessions and funnel records and returns nil
-// once they are durable (write concern majority). Dead letters, events and
-// counters are not written: other sinks keep them. Within a batch, the last
-// value of a key wins, except that a final window beats running updates; a
-// running update of a window already final in the database changes nothing.
+// once they are durable (write concern majority); then it publishes
+// b.Progress, unless this sink already published a progress of the
+// partition at least as far in every field (so a batch without results but
+// with new progress writes only that). A stored progress never moves
+// backwards: each field keeps its maximum, so a replay's older watermark
+// changes nothing. Dead letters, events and counters are not written: other
+// sinks keep them. Within a batch, the last value of a key wins, except that
+// a final window beats running updates; a running update of a window
+// already final in the database changes nothing.
 func (s *Sink) Write(ctx context.Context, b *sinks.Batch) error {
+	key := partKey{b.Topic, b.Partition}
 	s.mu.Lock()
 	closed, indexed := s.closed, s.indexed
+	last, ok := s.published[key]
 	s.mu.Unlock()
 	if closed {
 		return ErrClosed
 	}
-	if len(b.KPIs) == 0 && len(b.Sessions) == 0 && len(b.Funnel) == 0 {
+	results := len(b.KPIs) > 0 || len(b.Sessions) > 0 || len(b.Funnel) > 0
+	advance := !ok || ahead(b.Progress, last)
+	if !results && !advance {
 		return nil
 	}
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
+	where := fmt.Sprintf("%s/%d offsets [%d, %d)", b.Topic, b.Partition, b.FirstOffset, b.NextOffset)
+	now := bson.NewDateTimeFromTime(s.now())
+	if results {
+		if err := s.writeResults(ctx, b, indexed, where, now); err != nil {
+			return err
+		}
+	}
+	if !advance {
+		return nil
+	}
+	// Only now: a reader that sees this progress must find the results it
+	// covers durable.
+	if _, err := s.progress.UpdateOne(ctx, bson.D{{Key: "_id", Value: progressID(b.Topic, b.Partition)}},
+		progressUpdate(b, now), options.UpdateOne().SetUpsert(true)); err != nil {
+		return fmt.Errorf("mongo sink: write %s of %s: %w", s.progress.Name(), where, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := b.Progress
+	if q, ok := s.published[key]; ok {
+		p = sinks.Progress{Partitions: max(p.Partitions, q.Partitions), Watermark: max(p.Watermark, q.Watermark),
+			FunnelBefore: max(p.FunnelBefore, q.FunnelBefore)}
+	}
+	s.published[key] = p
+	return nil
+}
+
+// ahead reports whether p is beyond q in some field.
+func ahead(p, q sinks.Progress) bool {
+	return p.Partitions > q.Partitions || p.Watermark > q.Watermark || p.FunnelBefore > q.FunnelBefore
+}
+
+// writeResults upserts b's windows, sessions and funnel records.
+func (s *Sink) writeResults(ctx context.Context, b *sinks.Batch, indexed bool, where string, now bson.DateTime) error {
 	if !indexed {
 		if err := s.ensureIndexes(ctx); err != nil {
 			return err
 		}
 	}
-	now := bson.NewDateTimeFromTime(s.now())
-	where := fmt.Sprintf("%s/%d offsets [%d, %d)", b.Topic, b.Partition, b.FirstOffset, b.NextOffset)
 	if ups := kpiUpserts(b, now); len(ups) > 0 {
 		skipped, err := s.writeKPIs(ctx, ups)
 		if err != nil {
@@ -294,10 +363,10 @@ func bulkOnce(ctx context.Context, coll *mongo.Collection, models []mongo.WriteM
 	}
 	return kept, nil
 }
+
 // Durable reports true: Write returns once the server acknowledged the
 // writes with write concern majority.
 func (*Sink) Durable() bool { return true }
-
 
 // Close marks the sink closed; later Writes fail. It leaves the client alone
 // and may be called more than once.
