@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 
+	"github.com/clickstreamkit/clickstream"
 	"github.com/clickstreamkit/clickstream/checkpoint"
 )
 
@@ -22,8 +24,18 @@ import (
 //     ("a/b c", "%2F", non-ASCII) and names that could collide when joined
 //     ("a" 12 and "a/1" 2, "a.1" 2);
 //   - a state of several MB round-trips;
+//   - segments round-trip in order, new ones and kept ones, a kept one with
+//     the Data it was first saved with;
+//   - a Save keeping a segment the stored checkpoint does not hold (never
+//     written, or dropped by an earlier Save) fails with a permanent error
+//     and changes nothing;
+//   - a Save refused because the stored checkpoint has a greater Generation
+//     or a greater Next fails with ErrFenced and changes nothing (neither
+//     the head nor the segments it would drop); an equal or newer one is
+//     accepted;
 //   - concurrent Saves of different partitions all land; concurrent Saves of
-//     one partition leave one of them whole;
+//     one partition sharing segments leave the newest whole, the others
+//     fenced;
 //   - the store copies: changing a slice passed to Save or returned by Load
 //     changes nothing stored.
 func Run(t *testing.T, newStore func(t *testing.T) checkpoint.Store) {
@@ -36,6 +48,10 @@ func Run(t *testing.T, newStore func(t *testing.T) checkpoint.Store) {
 		{"Overwrite", testOverwrite},
 		{"Independent", testIndependent},
 		{"LargeState", testLarge},
+		{"Segments", testSegments},
+		{"KeptNotHeld", testKeptNotHeld},
+		{"Dropped", testDropped},
+		{"Fencing", testFencing},
 		{"ConcurrentPartitions", testConcurrent},
 		{"ConcurrentSamePartition", testConcurrentSame},
 		{"Copies", testCopies},
@@ -70,11 +86,46 @@ func compare(got, want checkpoint.Checkpoint) string {
 		return fmt.Sprintf("got the checkpoint of %q/%d, want %q/%d", got.Topic, got.Partition, want.Topic, want.Partition)
 	case got.Next != want.Next:
 		return fmt.Sprintf("next = %d, want %d", got.Next, want.Next)
+	case got.Generation != want.Generation:
+		return fmt.Sprintf("generation = %d, want %d", got.Generation, want.Generation)
 	case !bytes.Equal(got.State, want.State):
 		return fmt.Sprintf("state of %d bytes (%.16x...) differs from the %d saved (%.16x...)",
 			len(got.State), got.State, len(want.State), want.State)
+	case !slices.Equal(ids(got.Segments), ids(want.Segments)):
+		return fmt.Sprintf("segments %v, want %v", ids(got.Segments), ids(want.Segments))
+	}
+	for i, g := range got.Segments {
+		if g.Data == nil {
+			return fmt.Sprintf("segment %d without Data", g.ID)
+		}
+		if w := want.Segments[i]; !bytes.Equal(g.Data, w.Data) {
+			return fmt.Sprintf("segment %d of %d bytes (%.16x...) differs from the %d saved (%.16x...)",
+				g.ID, len(g.Data), g.Data, len(w.Data), w.Data)
+		}
 	}
 	return ""
+}
+
+func ids(segs []checkpoint.Segment) []uint64 {
+	out := make([]uint64, len(segs))
+	for i, s := range segs {
+		out[i] = s.ID
+	}
+	return out
+}
+
+// seg returns a new segment of n bytes derived from id.
+func seg(id uint64, n int) checkpoint.Segment {
+	return checkpoint.Segment{ID: id, Data: state(1000+id, n)}
+}
+
+// kept returns segs as a Save keeps them: without Data.
+func kept(segs ...checkpoint.Segment) []checkpoint.Segment {
+	out := make([]checkpoint.Segment, len(segs))
+	for i, s := range segs {
+		out[i] = checkpoint.Segment{ID: s.ID}
+	}
+	return out
 }
 
 func expectNotFound(t *testing.T, s checkpoint.Store, topic string, partition int32) {
@@ -180,12 +231,19 @@ func testConcurrent(t *testing.T, s checkpoint.Store) {
 
 func testConcurrentSame(t *testing.T, s checkpoint.Store) {
 	const writers = 8
+	base := []checkpoint.Segment{seg(1, 3000), seg(2, 3000), seg(3, 3000)}
+	save(t, s, checkpoint.Checkpoint{Topic: "clicks", Partition: 5, Next: 0, Segments: base})
+	// Each writer keeps 2 and 3, drops 1 and adds one of its own; the one
+	// with the greatest Next must win, whatever the order.
+	want := func(i int64) checkpoint.Checkpoint {
+		return checkpoint.Checkpoint{Topic: "clicks", Partition: 5, Next: i, State: state(uint64(i), 2000+int(i)),
+			Segments: append(kept(base[1], base[2]), seg(uint64(10+i), 1000+int(i)))}
+	}
 	errs := make(chan error, writers)
 	var wg sync.WaitGroup
 	for i := range int64(writers) {
 		wg.Go(func() {
-			cp := checkpoint.Checkpoint{Topic: "clicks", Partition: 5, Next: i, State: state(uint64(i), 2000+int(i))}
-			if err := s.Save(t.Context(), cp); err != nil {
+			if err := s.Save(t.Context(), want(i)); err != nil && (i == writers-1 || !errors.Is(err, checkpoint.ErrFenced)) {
 				errs <- fmt.Errorf("Save(next %d): %w", i, err)
 			}
 		})
@@ -195,29 +253,138 @@ func testConcurrentSame(t *testing.T, s checkpoint.Store) {
 	for err := range errs {
 		t.Error(err)
 	}
-	got, err := s.Load(t.Context(), "clicks", 5)
-	if err != nil {
-		t.Fatalf("Load: %v", err)
+	w := want(writers - 1)
+	w.Segments = []checkpoint.Segment{base[1], base[2], w.Segments[2]}
+	expect(t, s, w)
+}
+
+func testSegments(t *testing.T, s checkpoint.Store) {
+	a, b, c, d, e := seg(1, 5000), seg(2, 1), seg(7, 70000), seg(3, 0), seg(1<<63+5, 100)
+	steps := []struct {
+		save, want checkpoint.Checkpoint
+	}{
+		{ // all new, an empty one among them
+			checkpoint.Checkpoint{Next: 10, State: []byte("s1"), Segments: []checkpoint.Segment{a, b, c, d}},
+			checkpoint.Checkpoint{Next: 10, State: []byte("s1"), Segments: []checkpoint.Segment{a, b, c, d}},
+		},
+		{ // kept in another order, one new in between
+			checkpoint.Checkpoint{Next: 20, State: []byte("s2"), Segments: []checkpoint.Segment{{ID: c.ID}, e, {ID: a.ID}}},
+			checkpoint.Checkpoint{Next: 20, State: []byte("s2"), Segments: []checkpoint.Segment{c, e, a}},
+		},
+		{ // a retry of the last Save, which did land: its new segment is held
+			checkpoint.Checkpoint{Next: 20, State: []byte("s2"), Segments: []checkpoint.Segment{{ID: c.ID}, e, {ID: a.ID}}},
+			checkpoint.Checkpoint{Next: 20, State: []byte("s2"), Segments: []checkpoint.Segment{c, e, a}},
+		},
+		{ // the same offset again, all kept
+			checkpoint.Checkpoint{Next: 20, State: []byte("s3"), Segments: kept(e, c, a)},
+			checkpoint.Checkpoint{Next: 20, State: []byte("s3"), Segments: []checkpoint.Segment{e, c, a}},
+		},
+		{ // none at all
+			checkpoint.Checkpoint{Next: 30, State: []byte("s4")},
+			checkpoint.Checkpoint{Next: 30, State: []byte("s4")},
+		},
 	}
-	if got.Next < 0 || got.Next >= writers {
-		t.Fatalf("next = %d, not one of the saved", got.Next)
-	}
-	if d := compare(got, checkpoint.Checkpoint{Topic: "clicks", Partition: 5, Next: got.Next,
-		State: state(uint64(got.Next), 2000+int(got.Next))}); d != "" {
-		t.Fatalf("not one of the saved checkpoints whole: %s", d)
+	for _, st := range steps {
+		st.save.Topic, st.save.Partition = "clicks", 4
+		st.want.Topic, st.want.Partition = "clicks", 4
+		save(t, s, st.save)
+		expect(t, s, st.want)
 	}
 }
 
+func testKeptNotHeld(t *testing.T, s checkpoint.Store) {
+	cp := checkpoint.Checkpoint{Topic: "clicks", Partition: 0, Next: 5, Segments: kept(seg(1, 10))}
+	if err := s.Save(t.Context(), cp); !errors.Is(err, clickstream.ErrPermanent) {
+		t.Fatalf("first Save keeping a segment never written = %v, want a permanent error", err)
+	}
+	expectNotFound(t, s, "clicks", 0)
+	stored := checkpoint.Checkpoint{Topic: "clicks", Partition: 0, Next: 10, State: []byte("x"), Segments: []checkpoint.Segment{seg(1, 10)}}
+	save(t, s, stored)
+	cp = checkpoint.Checkpoint{Topic: "clicks", Partition: 0, Next: 20, State: []byte("y"),
+		Segments: append(kept(seg(1, 10), seg(2, 10)), seg(3, 10))}
+	if err := s.Save(t.Context(), cp); !errors.Is(err, clickstream.ErrPermanent) {
+		t.Fatalf("Save keeping a segment never written = %v, want a permanent error", err)
+	}
+	expect(t, s, stored)
+}
+
+func testDropped(t *testing.T, s checkpoint.Store) {
+	a, b, c := seg(1, 2000), seg(2, 2000), seg(3, 2000)
+	save(t, s, checkpoint.Checkpoint{Topic: "clicks", Partition: 1, Next: 1, Segments: []checkpoint.Segment{a, b}})
+	save(t, s, checkpoint.Checkpoint{Topic: "clicks", Partition: 1, Next: 2, Segments: append(kept(b), c)})
+	want := checkpoint.Checkpoint{Topic: "clicks", Partition: 1, Next: 2, Segments: []checkpoint.Segment{b, c}}
+	expect(t, s, want)
+	// a is no longer held: keeping it fails.
+	cp := checkpoint.Checkpoint{Topic: "clicks", Partition: 1, Next: 3, Segments: kept(a, b, c)}
+	if err := s.Save(t.Context(), cp); !errors.Is(err, clickstream.ErrPermanent) {
+		t.Fatalf("Save keeping a dropped segment = %v, want a permanent error", err)
+	}
+	expect(t, s, want)
+	// Dropping all leaves none; segment IDs are unique within a partition
+	// only, so another partition may use a's.
+	save(t, s, checkpoint.Checkpoint{Topic: "clicks", Partition: 1, Next: 4})
+	expect(t, s, checkpoint.Checkpoint{Topic: "clicks", Partition: 1, Next: 4})
+	save(t, s, checkpoint.Checkpoint{Topic: "clicks", Partition: 2, Next: 1, Segments: []checkpoint.Segment{a}})
+	expect(t, s, checkpoint.Checkpoint{Topic: "clicks", Partition: 2, Next: 1, Segments: []checkpoint.Segment{a}})
+}
+
+func testFencing(t *testing.T, s checkpoint.Store) {
+	a, b := seg(1, 3000), seg(2, 3000)
+	stored := checkpoint.Checkpoint{Topic: "clicks", Partition: 0, Next: 100, Generation: 2, State: []byte("g2"), Segments: []checkpoint.Segment{a, b}}
+	save(t, s, stored)
+	for i, tc := range []struct {
+		name        string
+		next, gen   int64
+		fenced      bool
+		description string
+	}{
+		{"older generation", 200, 1, true, "a writer of an earlier consumer-group generation"},
+		{"smaller next", 99, 2, true, "a writer behind the stored offset"},
+		{"newer generation, smaller next", 50, 3, true, "a writer behind the stored offset"},
+		{"equal", 100, 2, false, "the same offset re-saved with new state"},
+		{"newer generation, same next", 100, 3, false, "a new owner"},
+		{"greater next", 150, 3, false, "progress"},
+	} {
+		// Each drops a, keeps b and adds c: a refused one must not delete a.
+		c := seg(uint64(10+i), 500)
+		cp := checkpoint.Checkpoint{Topic: "clicks", Partition: 0, Next: tc.next, Generation: tc.gen,
+			State: []byte(tc.name), Segments: append(kept(b), c)}
+		err := s.Save(t.Context(), cp)
+		if !tc.fenced {
+			if err != nil {
+				t.Fatalf("%s (%s): Save(next %d, generation %d) over (next %d, generation %d) = %v, want nil",
+					tc.name, tc.description, tc.next, tc.gen, stored.Next, stored.Generation, err)
+			}
+			stored = cp
+			stored.Segments = []checkpoint.Segment{b, c}
+			a, b = b, c
+			expect(t, s, stored)
+			continue
+		}
+		if !errors.Is(err, checkpoint.ErrFenced) || !errors.Is(err, clickstream.ErrPermanent) {
+			t.Fatalf("%s (%s): Save(next %d, generation %d) over (next %d, generation %d) = %v, want ErrFenced",
+				tc.name, tc.description, tc.next, tc.gen, stored.Next, stored.Generation, err)
+		}
+		expect(t, s, stored)
+	}
+	// After all refusals, the segments of the stored checkpoint are still
+	// held: keeping them works.
+	save(t, s, checkpoint.Checkpoint{Topic: "clicks", Partition: 0, Next: 151, Generation: 3, Segments: kept(a, b)})
+	expect(t, s, checkpoint.Checkpoint{Topic: "clicks", Partition: 0, Next: 151, Generation: 3, Segments: []checkpoint.Segment{a, b}})
+}
+
 func testCopies(t *testing.T, s checkpoint.Store) {
-	st := []byte("state after offset 41")
-	want := checkpoint.Checkpoint{Topic: "clicks", Partition: 0, Next: 42, State: bytes.Clone(st)}
-	save(t, s, checkpoint.Checkpoint{Topic: "clicks", Partition: 0, Next: 42, State: st})
-	st[0] = 'X' // the caller reuses its buffer
+	st, data := []byte("state after offset 41"), []byte("ids of the interval")
+	want := checkpoint.Checkpoint{Topic: "clicks", Partition: 0, Next: 42, State: bytes.Clone(st),
+		Segments: []checkpoint.Segment{{ID: 1, Data: bytes.Clone(data)}}}
+	save(t, s, checkpoint.Checkpoint{Topic: "clicks", Partition: 0, Next: 42, State: st,
+		Segments: []checkpoint.Segment{{ID: 1, Data: data}}})
+	st[0], data[0] = 'X', 'X' // the caller reuses its buffers
 	expect(t, s, want)
 	got, err := s.Load(t.Context(), "clicks", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got.State[0] = 'Y' // the caller changes what it loaded
+	got.State[0], got.Segments[0].Data[0] = 'Y', 'Y' // the caller changes what it loaded
 	expect(t, s, want)
 }
