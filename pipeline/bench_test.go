@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/clickstreamkit/clickstream"
+	"github.com/clickstreamkit/clickstream/checkpoint"
 	"github.com/clickstreamkit/clickstream/internal/gen"
 	"github.com/clickstreamkit/clickstream/pipeline"
 	"github.com/clickstreamkit/clickstream/sinks"
@@ -105,7 +106,7 @@ func BenchmarkReplay(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			r, err := pipeline.NewRunner(src, sink, cfg)
+			r, err := pipeline.NewRunner(src, sink, &checkpoint.Memory{}, cfg)
 			if err != nil {
 				b.Fatal(err)
 			}

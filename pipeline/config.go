@@ -29,6 +29,7 @@ type Config struct {
 	AnomalyMinPoints int                    // anomaly_min_points [10]
 	AnomalyZ         float64                // anomaly_z [3.0]
 	DeadletterTopic  string                 // deadletter_topic [events_deadletter]
+	IdleTimeout      time.Duration          // idle_timeout [1m]
 
 	// KeepEvents puts the accepted events into each batch, for archive sinks.
 	KeepEvents bool
@@ -58,6 +59,7 @@ func DefaultConfig() Config {
 		AnomalyMinPoints: kpi.DefaultAnomalyMinPoints,
 		AnomalyZ:         kpi.DefaultAnomalyZ,
 		DeadletterTopic:  "events_deadletter",
+		IdleTimeout:      time.Minute,
 		MaxPending:       50_000,
 	}
 }
@@ -84,8 +86,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: max_event_bytes must be positive", ErrConfig)
 	case c.MaxFutureSkew < 0 || c.WatermarkDelay < 0:
 		return fmt.Errorf("%w: max_future_skew and watermark_delay must not be negative", ErrConfig)
-	case c.WindowSize < time.Millisecond || c.SessionGap < time.Millisecond || c.UpdateInterval <= 0:
-		return fmt.Errorf("%w: window_size, session_gap and update_interval must be positive", ErrConfig)
+	case c.WindowSize < time.Millisecond || c.SessionGap < time.Millisecond || c.UpdateInterval <= 0 || c.IdleTimeout <= 0:
+		return fmt.Errorf("%w: window_size, session_gap, update_interval and idle_timeout must be positive", ErrConfig)
 	case c.SessionGap < c.WindowSize:
 		// Then a user has one session per window and "sessions" counts users.
 		return fmt.Errorf("%w: session_gap must be >= window_size", ErrConfig)
@@ -97,6 +99,17 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	return nil
+}
+
+// horizon is how far past the newest event_ts the results emitted at the end
+// of a finite input reach: a later event closer than that could have
+// changed one (a window, a session, a funnel minute).
+func (c *Config) horizon() int64 {
+	h := max(c.WindowSize, c.SessionGap, time.Minute)
+	if c.FunnelScope == funnel.ScopeUser {
+		h = max(h, time.Minute+c.ConversionWindow)
+	}
+	return h.Milliseconds()
 }
 
 // NewDecoder returns the event decoder the settings describe.

@@ -2,7 +2,6 @@ package pipeline_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -109,150 +108,6 @@ func lines(events ...clickstream.Event) [][]byte {
 	return out
 }
 
-// The Runner writes, then checkpoints, then commits; a second run restores
-// the checkpoint and skips what it covers.
-func TestRunnerCommitsAfterWriteAndRestores(t *testing.T) {
-	cfg := pipeline.DefaultConfig()
-	values := lines(view("a", "u", 0), view("b", "u", 1000), view("c", "v", 2000), view("d", "v", 120_000))
-	values = append(values, []byte("garbage"))
-	store := &checkpoint.Memory{}
-
-	src := sources.NewMemory(2, values[:3]...)
-	endless := endless{src}
-	var sink sinks.Memory
-	committedBeforeWrite := false
-	spy := sinks.SinkFunc(func(ctx context.Context, b *sinks.Batch) error {
-		committedBeforeWrite = committedBeforeWrite || src.Committed() >= b.NextOffset && b.NextOffset > 0 && !b.Empty()
-		return sink.Write(ctx, b)
-	})
-	r, err := pipeline.NewRunner(endless, spy, cfg, pipeline.WithCheckpoints(store))
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- r.Run(ctx) }()
-	require.Eventually(t, func() bool { return src.Committed() == 3 }, 10*time.Second, 10*time.Millisecond)
-	cancel()
-	require.ErrorIs(t, <-done, context.Canceled)
-	assert.False(t, committedBeforeWrite)
-	cp, err := store.Load(context.Background(), "memory", 0)
-	require.NoError(t, err)
-	assert.Equal(t, int64(3), cp.Next)
-
-	// restart over the whole input: offsets 0..2 are covered by the checkpoint
-	src2 := sources.NewMemory(3, values...)
-	var sink2 sinks.Memory
-	r2, err := pipeline.NewRunner(src2, &sink2, cfg, pipeline.WithCheckpoints(store))
-	require.NoError(t, err)
-	require.NoError(t, r2.Run(context.Background()))
-	o := sink2.Output()
-	assert.Equal(t, sinks.Counters{Read: 5, Accepted: 4, Invalid: 1}, o.Counters[0])
-	assert.Len(t, o.Sessions, 2)
-	var events int64
-	for _, k := range o.KPIs {
-		events += k.Events
-	}
-	assert.Equal(t, int64(4), events, "each message counted once across the restart")
-	assert.Equal(t, int64(5), src2.Committed())
-}
-
-// endless is a source that waits for more instead of ending.
-type endless struct{ *sources.Memory }
-
-func (e endless) Read(ctx context.Context) (sources.Batch, error) {
-	b, err := e.Memory.Read(ctx)
-	if errors.Is(err, sources.ErrEndOfInput) {
-		<-ctx.Done()
-		return b, ctx.Err()
-	}
-	return b, err
-}
-
-// fed is a source the test feeds one message at a time.
-type fed struct {
-	*sources.Memory
-	ch chan []byte
-	n  int64
-}
-
-func (f *fed) Read(ctx context.Context) (sources.Batch, error) {
-	select {
-	case v := <-f.ch:
-		f.n++
-		return sources.Batch{Topic: "memory", Messages: []sources.Message{{Topic: "memory", Offset: f.n - 1, Value: v}}}, nil
-	case <-ctx.Done():
-		return sources.Batch{}, ctx.Err()
-	}
-}
-
-// Checkpoints and commits follow the interval, and a shutdown forces one
-// that covers everything written.
-func TestRunnerCheckpointInterval(t *testing.T) {
-	values := lines(view("a", "u", 0), view("b", "u", 1000), view("c", "v", 2000))
-	src := &fed{Memory: sources.NewMemory(1), ch: make(chan []byte)}
-	store := &checkpoint.Memory{}
-	var sink sinks.Memory
-	cfg := pipeline.DefaultConfig()
-	cfg.UpdateInterval = 10 * time.Millisecond
-	r, err := pipeline.NewRunner(src, &sink, cfg, pipeline.WithCheckpoints(store), pipeline.WithCheckpointInterval(time.Hour))
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- r.Run(ctx) }()
-	src.ch <- values[0]
-	require.Eventually(t, func() bool { return src.Committed() == 1 }, 10*time.Second, 5*time.Millisecond,
-		"the first write is checkpointed at once")
-	src.ch <- values[1]
-	src.ch <- values[2]
-	require.Eventually(t, func() bool { st := r.Stats(); return st.Counters.Read == 3 && st.Batches >= 2 }, 10*time.Second, 5*time.Millisecond)
-	assert.Equal(t, int64(1), src.Committed(), "within the interval, written but not committed")
-	cancel()
-	require.ErrorIs(t, <-done, context.Canceled)
-	assert.Equal(t, int64(3), src.Committed(), "the shutdown checkpoint covers all that was written")
-	cp, err := store.Load(context.Background(), "memory", 0)
-	require.NoError(t, err)
-	assert.Equal(t, int64(3), cp.Next)
-}
-
-// A partition that falls idle right after a checkpoint is still checkpointed
-// and committed once the interval has passed.
-func TestRunnerCheckpointsIdlePartition(t *testing.T) {
-	values := lines(view("a", "u", 0), view("b", "u", 1000))
-	src := &fed{Memory: sources.NewMemory(1), ch: make(chan []byte)}
-	cfg := pipeline.DefaultConfig()
-	cfg.UpdateInterval = 10 * time.Millisecond
-	r, err := pipeline.NewRunner(src, &sinks.Memory{}, cfg, pipeline.WithCheckpoints(&checkpoint.Memory{}),
-		pipeline.WithCheckpointInterval(200*time.Millisecond))
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go r.Run(ctx)
-	src.ch <- values[0]
-	require.Eventually(t, func() bool { return src.Committed() == 1 }, 10*time.Second, 5*time.Millisecond)
-	src.ch <- values[1] // then nothing more
-	require.Eventually(t, func() bool { return src.Committed() == 2 }, 10*time.Second, 5*time.Millisecond)
-}
-
-// A failing sink is retried with back-off; nothing is committed meanwhile.
-func TestRunnerRetriesSink(t *testing.T) {
-	src := sources.NewMemory(10, lines(view("a", "u", 0))...)
-	fails := 2
-	var sink sinks.Memory
-	flaky := sinks.SinkFunc(func(ctx context.Context, b *sinks.Batch) error {
-		if fails > 0 {
-			fails--
-			assert.Equal(t, int64(0), src.Committed())
-			return fmt.Errorf("outage")
-		}
-		return sink.Write(ctx, b)
-	})
-	r, err := pipeline.NewRunner(src, flaky, pipeline.DefaultConfig())
-	require.NoError(t, err)
-	require.NoError(t, r.Run(context.Background()))
-	assert.Equal(t, 0, fails)
-	assert.Equal(t, int64(1), src.Committed())
-	assert.Equal(t, int64(1), r.Stats().Counters.Accepted)
-}
-
 func ExampleRunner() {
 	events := []string{
 		`{"event_id":"1","event_type":"page_view","event_ts":"2025-03-14T12:00:04Z","user_id":"u1","product_id":"sku_1"}`,
@@ -267,7 +122,7 @@ func ExampleRunner() {
 		values = append(values, []byte(e))
 	}
 	var sink sinks.Memory
-	r, _ := pipeline.NewRunner(sources.NewMemory(100, values...), &sink, pipeline.DefaultConfig())
+	r, _ := pipeline.NewRunner(sources.NewMemory(100, values...), &sink, &checkpoint.Memory{}, pipeline.DefaultConfig())
 	if err := r.Run(context.Background()); err != nil {
 		fmt.Println(err)
 	}

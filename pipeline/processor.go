@@ -3,9 +3,11 @@ package pipeline
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/clickstreamkit/clickstream"
+	"github.com/clickstreamkit/clickstream/checkpoint"
 	"github.com/clickstreamkit/clickstream/dedup"
 	"github.com/clickstreamkit/clickstream/funnel"
 	"github.com/clickstreamkit/clickstream/internal/snap"
@@ -31,6 +33,11 @@ type Processor struct {
 	counters sinks.Counters
 	next     int64 // offset after the last message processed
 	funMin   int64 // watermark minute the funnel last advanced at
+	segs     []segment
+	segID    uint64         // ID of the last segment made
+	horizon  int64          // how far past the newest event a finished input's results reach
+	parts    int32          // the topic's partition count, 0 unknown
+	shown    sinks.Progress // the progress of the last batch written
 
 	// callbacks made once, so that the hot path builds no closures
 	emitFinal   func(start, end int64, p *kpi.Partial)
@@ -45,11 +52,13 @@ func NewProcessor(cfg Config, topic string, partition int32) (*Processor, error)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	p := &Processor{cfg: &cfg, next: -1, funMin: window.NegInf}
+	p := &Processor{cfg: &cfg, next: -1, funMin: window.NegInf, horizon: cfg.horizon()}
 	p.out.Topic, p.out.Partition, p.out.FirstOffset = topic, partition, -1
+	p.shown = sinks.Progress{Watermark: window.NegInf, FunnelBefore: window.NegInf}
 	p.dec = p.cfg.NewDecoder()
 	p.wm = window.NewWatermark(cfg.WatermarkDelay)
 	p.dd = dedup.New()
+	p.dd.Incremental()
 	var err error
 	if p.fun, err = cfg.newFunnel(); err != nil {
 		return nil, err
@@ -186,15 +195,50 @@ func (p *Processor) advance() {
 func (p *Processor) Updates() { p.win.Updates(p.emitUpdate) }
 
 // Finish ends a finite input: wm becomes +inf and every window, session and
-// funnel minute is emitted.
+// funnel minute is emitted. The state it leaves for a checkpoint has wm at
+// the newest event_ts plus the horizon of every result (the longest of
+// window_size, session_gap, one minute and, in user scope, one minute plus
+// conversion_window): a later run over the same checkpoint takes an event
+// that could have changed an emitted result for late, and goes on as usual
+// with newer ones.
 func (p *Processor) Finish() {
+	if m, ok := p.wm.Max(); ok {
+		p.wm.AdvanceTo(m + p.horizon)
+	}
 	p.wm.Finish()
 	p.advance()
 	p.out.End = true
 }
 
-// Watermark returns the partition's watermark.
-func (p *Processor) Watermark() int64 { return p.wm.Current() }
+// Idle advances an idle partition's watermark to processing time now less
+// watermark_delay (SEMANTICS §11) without emitting anything, and reports
+// whether it moved. The state must then be checkpointed before Advance
+// emits what the new watermark makes final, and before the next message:
+// a replay from that checkpoint reaches the same results.
+func (p *Processor) Idle(now time.Time) bool {
+	return p.wm.AdvanceTo(now.UnixMilli() - p.cfg.WatermarkDelay.Milliseconds())
+}
+
+// Advance emits what the watermark makes final (after Idle or Restore).
+func (p *Processor) Advance() { p.advance() }
+
+// Progress returns how far the partition has got (SEMANTICS §11), with the
+// topic's partition count as the source last reported it.
+func (p *Processor) Progress() sinks.Progress {
+	wm := p.wm.Current()
+	oldest := window.PosInf
+	if m, ok := p.ss.OldestOpenMinute(); ok {
+		oldest = m
+	}
+	return sinks.Progress{Partitions: p.parts, Watermark: wm, FunnelBefore: p.fun.FinalBefore(wm, oldest)}
+}
+
+// SetPartitions records the topic's partition count (0: unknown).
+func (p *Processor) SetPartitions(n int32) {
+	if n > 0 {
+		p.parts = n
+	}
+}
 
 // Counters returns the partition's counts so far.
 func (p *Processor) Counters() sinks.Counters { return p.counters }
@@ -208,10 +252,11 @@ func (p *Processor) Pending() int {
 	return len(o.KPIs) + len(o.Sessions) + len(o.Funnel) + len(o.DeadLetters) + len(o.Events)
 }
 
-// Batch returns the results gathered since the last Reset, with the counters
-// and the offsets they cover. It stays valid until Reset.
+// Batch returns the results gathered since the last Reset, with the counters,
+// the progress and the offsets they cover. It stays valid until Reset.
 func (p *Processor) Batch() *sinks.Batch {
 	p.out.Counters = p.counters
+	p.out.Progress = p.Progress()
 	p.out.NextOffset = p.next
 	if p.out.FirstOffset < 0 {
 		p.out.FirstOffset = p.next
@@ -219,8 +264,16 @@ func (p *Processor) Batch() *sinks.Batch {
 	return &p.out
 }
 
+// Moved reports whether the batch holds results or progress the sinks have
+// not been given yet.
+func (p *Processor) Moved() bool {
+	b := p.Batch()
+	return !b.Empty() || b.End || b.Progress != p.shown
+}
+
 // Reset empties the batch once a sink has made it durable.
 func (p *Processor) Reset() {
+	p.shown = p.out.Progress
 	o := &p.out
 	clear(o.KPIs)
 	clear(o.Sessions)
@@ -232,12 +285,39 @@ func (p *Processor) Reset() {
 		DeadLetters: o.DeadLetters[:0], Events: o.Events[:0]}
 }
 
-const processorVersion = 1
+const processorVersion = 2
 
-// Snapshot returns the partition's state after the last message processed,
-// with the offset it covers. Take it once the batch is durable and Reset: the
-// results waiting in the batch are not part of it.
-func (p *Processor) Snapshot() ([]byte, error) {
+// maxSegmentIDs bounds the dedup ids of one checkpoint segment (about
+// 19 bytes each): well within a MongoDB document.
+const maxSegmentIDs = 200_000
+
+// segment is a dedup segment of the partition's checkpoint; data is nil once
+// a store holds it.
+type segment struct {
+	id     uint64
+	newest int64 // newest event_ts in it: it is dropped once wm passes that
+	data   []byte
+}
+
+// Checkpoint returns the partition's state after the last message processed
+// and the offset it covers: a head of the watermark, sessions, windows,
+// funnel and counters, rewritten whole each time, and the dedup ids as
+// segments, one more for the ids accepted since the last checkpoint, those
+// the watermark expired left out. Take it once the batch is durable and
+// Reset: the results waiting in the batch are not part of it. Call Saved
+// once a store holds it.
+func (p *Processor) Checkpoint() (checkpoint.Checkpoint, error) {
+	wm := p.wm.Current()
+	p.segs = slices.DeleteFunc(p.segs, func(s segment) bool { return s.newest < wm })
+	for more := true; more; {
+		var data []byte
+		var newest int64
+		data, newest, more = p.dd.AppendFresh(nil, wm, maxSegmentIDs)
+		if len(data) > 0 {
+			p.segID++
+			p.segs = append(p.segs, segment{id: p.segID, newest: newest, data: data})
+		}
+	}
 	b := snap.AppendHeader(nil, "pipeline", processorVersion)
 	b = snap.AppendString(b, p.out.Topic)
 	b = snap.AppendInt(b, int64(p.out.Partition))
@@ -247,14 +327,29 @@ func (p *Processor) Snapshot() ([]byte, error) {
 	for _, v := range [...]int64{c.Read, c.Accepted, c.Invalid, c.Late, c.Duplicates} {
 		b = snap.AppendInt(b, v)
 	}
-	for _, part := range p.parts() {
-		sub, err := part.AppendBinary(nil)
-		if err != nil {
-			return nil, err
-		}
-		b = snap.AppendString(b, string(sub))
+	b = snap.AppendInt(b, int64(p.parts))
+	b = snap.AppendUint(b, p.segID)
+	b = snap.AppendUint(b, uint64(len(p.segs)))
+	segs := make([]checkpoint.Segment, len(p.segs))
+	for i, s := range p.segs {
+		b = snap.AppendUint(b, s.id)
+		b = snap.AppendInt(b, s.newest)
+		segs[i] = checkpoint.Segment{ID: s.id, Data: s.data}
 	}
-	return b, nil
+	for _, part := range p.stateful() {
+		var err error
+		if b, err = snap.AppendSection(b, part.AppendBinary); err != nil {
+			return checkpoint.Checkpoint{}, err
+		}
+	}
+	return checkpoint.Checkpoint{Topic: p.out.Topic, Partition: p.out.Partition, Next: p.next, State: b, Segments: segs}, nil
+}
+
+// Saved records that a store holds every segment of the last Checkpoint.
+func (p *Processor) Saved() {
+	for i := range p.segs {
+		p.segs[i].data = nil
+	}
 }
 
 type stateful interface {
@@ -262,33 +357,69 @@ type stateful interface {
 	UnmarshalBinary([]byte) error
 }
 
-func (p *Processor) parts() []stateful { return []stateful{p.wm, p.dd, p.ss, p.win, p.fun} }
+func (p *Processor) stateful() []stateful { return []stateful{p.wm, p.ss, p.win, p.fun} }
 
-// Restore replaces the state with a snapshot of the same topic and
-// partition, taken with the same configuration.
-func (p *Processor) Restore(b []byte) error {
-	r := snap.NewReader(b)
-	r.Header("pipeline", processorVersion)
+// Restore replaces the state with a checkpoint of the same topic and
+// partition, taken with the same settings; a checkpoint of other settings
+// (window_size, session_gap, watermark_delay, the funnel's) is refused with a
+// permanent error. What the restored watermark makes final is emitted into
+// the batch (a checkpoint taken right after an idle advance).
+func (p *Processor) Restore(cp checkpoint.Checkpoint) error {
+	if err := p.restore(cp); err != nil {
+		return clickstream.Permanent(fmt.Errorf("pipeline: restore %s/%d: %w", cp.Topic, cp.Partition, err))
+	}
+	return nil
+}
+
+func (p *Processor) restore(cp checkpoint.Checkpoint) error {
+	r := snap.NewReader(cp.State)
+	if v := r.Header("pipeline", processorVersion); v != processorVersion && r.Err() == nil {
+		return fmt.Errorf("%w: checkpoint version %d", snap.ErrCorrupt, v)
+	}
 	topic, part := r.String(), int32(r.Int())
 	if r.Err() == nil && (topic != p.out.Topic || part != p.out.Partition) {
-		return fmt.Errorf("pipeline: snapshot of %s/%d restored into %s/%d", topic, part, p.out.Topic, p.out.Partition)
+		return fmt.Errorf("a checkpoint of %s/%d", topic, part)
 	}
 	next, funMin := r.Int(), r.Int()
 	c := sinks.Counters{Read: r.Int(), Accepted: r.Int(), Invalid: r.Int(), Late: r.Int(), Duplicates: r.Int()}
-	for _, part := range p.parts() {
-		sub := r.String()
+	partitions := int32(r.Int())
+	segID := r.Uint()
+	segs := make([]segment, r.Len())
+	for i := range segs {
+		segs[i] = segment{id: r.Uint(), newest: r.Int()}
+	}
+	for _, part := range p.stateful() {
+		sub := r.Section()
 		if r.Err() != nil {
 			break
 		}
-		if err := part.UnmarshalBinary([]byte(sub)); err != nil {
-			return fmt.Errorf("pipeline: restore: %w", err)
+		if err := part.UnmarshalBinary(sub); err != nil {
+			return err
 		}
 	}
 	if err := r.Done(); err != nil {
-		return fmt.Errorf("pipeline: restore: %w", err)
+		return err
 	}
-	p.next, p.funMin, p.counters = next, funMin, c
+	if next != cp.Next {
+		return fmt.Errorf("%w: state covers offset %d, checkpoint says %d", snap.ErrCorrupt, next, cp.Next)
+	}
+	if len(cp.Segments) != len(segs) {
+		return fmt.Errorf("%w: %d dedup segments listed, %d loaded", snap.ErrCorrupt, len(segs), len(cp.Segments))
+	}
+	datas := make([][]byte, len(segs))
+	for i, s := range cp.Segments {
+		if s.ID != segs[i].id {
+			return fmt.Errorf("%w: dedup segment %d loaded where %d is listed", snap.ErrCorrupt, s.ID, segs[i].id)
+		}
+		datas[i] = s.Data
+	}
+	if err := p.dd.Restore(p.wm.Current(), datas...); err != nil {
+		return err
+	}
+	p.next, p.funMin, p.counters, p.segs, p.segID, p.parts = next, funMin, c, segs, segID, partitions
 	p.openIn = p.ss.OpenInMinute
 	p.Reset()
+	p.shown = sinks.Progress{Watermark: window.NegInf, FunnelBefore: window.NegInf}
+	p.advance()
 	return nil
 }

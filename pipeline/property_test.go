@@ -76,11 +76,11 @@ func run(t testing.TB, cfg pipeline.Config, values [][]byte, r *rand.Rand, cut i
 		}
 		flush()
 		if i == cut {
-			state, err := p.Snapshot()
+			cp, err := p.Checkpoint()
 			require.NoError(t, err)
 			p, err = pipeline.NewProcessor(cfg, "t", 0)
 			require.NoError(t, err)
-			require.NoError(t, p.Restore(state))
+			require.NoError(t, p.Restore(cp))
 		}
 	}
 	p.Finish()

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/clickstreamkit/clickstream"
 	"github.com/clickstreamkit/clickstream/checkpoint"
 	"github.com/clickstreamkit/clickstream/sinks"
 	"github.com/clickstreamkit/clickstream/sources"
@@ -17,19 +18,27 @@ import (
 // Runner reads a source, runs a Processor per partition and writes to a sink
 // (SEMANTICS §10): for each partition it writes a batch, then saves a
 // checkpoint of the state after it, then commits the input offset, each step
-// retried with back-off until it succeeds or the context ends. A restart
-// restores the checkpoints and skips messages they already cover, so that
-// with an idempotent sink each message takes effect exactly once.
+// retried with back-off until it succeeds, the context ends or the error is
+// permanent (clickstream.ErrPermanent). A restart restores the checkpoints
+// and skips messages they already cover, so that with an idempotent sink each
+// message takes effect exactly once.
+//
+// Offsets are committed only when the sink and the checkpoint store are both
+// durable: with a store that ends with the process (checkpoint.Memory) or a
+// sink that writes at Close (sinks.JSONL), a restart reads the input again
+// from where it was last committed. Checkpoints are saved only when the sink
+// is at least as durable as the store, so a checkpoint never covers results
+// that a crash lost.
 type Runner struct {
 	src      sources.Source
 	sink     sinks.Sink
 	store    checkpoint.Store
 	interval time.Duration
-	ckptAt   map[partKey]time.Time // last checkpoint, by partition
-	ckptNext map[partKey]int64     // offset the last checkpoint covers
+	save     bool // checkpoints are saved
+	commit   bool // offsets are committed
 	cfg      Config
 	log      *slog.Logger
-	procs    map[partKey]*Processor
+	parts    map[partKey]*part
 
 	mu    sync.Mutex
 	stats Stats
@@ -38,6 +47,18 @@ type Runner struct {
 type partKey struct {
 	topic     string
 	partition int32
+}
+
+// part is a partition the runner holds.
+type part struct {
+	p          *Processor
+	restored   int64     // Next of the checkpoint restored, -1 when none or once checked
+	generation int64     // the source's generation of the latest batch
+	dirty      bool      // state changed since the last checkpoint
+	ckptAt     time.Time // last checkpoint
+	lastMsg    time.Time // processing time of the last message, or of the assignment
+	idleAt     time.Time // last idle advance
+	caughtUp   bool
 }
 
 // Stats is a Runner's progress.
@@ -53,35 +74,36 @@ type Stats struct {
 // RunnerOption configures a Runner.
 type RunnerOption func(*Runner)
 
-// WithCheckpoints saves each partition's state in store, and restores it
-// when the partition is first seen; offsets are committed only with a
-// checkpoint. Default: none, so that offsets are committed after every write
-// and a restart begins from empty state at the committed offsets.
-func WithCheckpoints(store checkpoint.Store) RunnerOption {
-	return func(r *Runner) { r.store = store }
-}
-
 // WithCheckpointInterval sets how often, at most, each partition is
 // checkpointed and committed; results are written every update_interval
 // regardless. A checkpoint is also taken when a partition is revoked, at the
-// end of the input and at shutdown. Default 5s.
+// end of the input, at shutdown and around an idle partition's advance.
+// Default 5s.
 func WithCheckpointInterval(d time.Duration) RunnerOption {
 	return func(r *Runner) { r.interval = d }
 }
 
-// NewRunner checks cfg and returns a runner; it starts nothing.
-func NewRunner(src sources.Source, sink sinks.Sink, cfg Config, opts ...RunnerOption) (*Runner, error) {
-	if src == nil || sink == nil {
-		return nil, fmt.Errorf("%w: a source and a sink are required", ErrConfig)
+// NewRunner checks its arguments and cfg and returns a runner; it starts
+// nothing. store keeps each partition's state with the offset it covers and
+// is required: offsets are never committed without a durable checkpoint of
+// the same state.
+func NewRunner(src sources.Source, sink sinks.Sink, store checkpoint.Store, cfg Config, opts ...RunnerOption) (*Runner, error) {
+	if src == nil || sink == nil || store == nil {
+		return nil, fmt.Errorf("%w: a source, a sink and a checkpoint store are required", ErrConfig)
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	r := &Runner{src: src, sink: sink, cfg: cfg, log: cfg.Logger, procs: map[partKey]*Processor{},
-		interval: 5 * time.Second, ckptAt: map[partKey]time.Time{}, ckptNext: map[partKey]int64{}}
+	r := &Runner{src: src, sink: sink, store: store, cfg: cfg, log: cfg.Logger, parts: map[partKey]*part{},
+		interval: 5 * time.Second}
 	for _, o := range opts {
 		o(r)
 	}
+	if r.interval <= 0 {
+		return nil, fmt.Errorf("%w: the checkpoint interval must be positive", ErrConfig)
+	}
+	r.save = sink.Durable() || !store.Durable()
+	r.commit = sink.Durable() && store.Durable()
 	return r, nil
 }
 
@@ -101,20 +123,25 @@ type readResult struct {
 }
 
 // Run processes until the source ends (it returns nil after the last write)
-// or ctx ends (it writes what was processed, then returns ctx.Err()). It
-// neither closes the source nor the sink.
+// or ctx ends (it writes and checkpoints what was processed, then returns
+// ctx.Err()), or an error is permanent. It neither closes the source nor the
+// sink.
 func (r *Runner) Run(ctx context.Context) error {
+	if !r.commit {
+		r.log.Warn("input offsets are not committed: the sink or the checkpoint store is not durable",
+			"sink_durable", r.sink.Durable(), "store_durable", r.store.Durable())
+	}
 	readCtx, stop := context.WithCancel(ctx)
-	defer stop()
+	var wg sync.WaitGroup
+	defer func() { stop(); wg.Wait() }() // the reader ends before Run returns
 	batches := make(chan readResult, 2)
 	free := make(chan []Decoded, 4) // decoded slices handed back for reuse
 	dec := r.cfg.NewDecoder()
-	var wg sync.WaitGroup
 	wg.Go(func() {
 		for {
 			b, err := r.src.Read(readCtx)
 			rr := readResult{b: b, err: err, now: r.cfg.Clock()}
-			if err == nil && !b.Revoked {
+			if err == nil && len(b.Messages) > 0 {
 				select {
 				case rr.decoded = <-free:
 				default:
@@ -136,7 +163,6 @@ func (r *Runner) Run(ctx context.Context) error {
 			}
 		}
 	})
-	defer wg.Wait()
 	tick := time.NewTicker(r.cfg.UpdateInterval)
 	defer tick.Stop()
 	for {
@@ -151,103 +177,138 @@ func (r *Runner) Run(ctx context.Context) error {
 			if err := r.flushAll(ctx, true, false); err != nil {
 				return err
 			}
-		case rr := <-batches:
-			switch {
-			case errors.Is(rr.err, sources.ErrEndOfInput):
-				if en, ok := r.src.(sources.Enumerator); ok {
-					for _, part := range en.Partitions() { // restore what had nothing left to read
-						if _, err := r.processor(ctx, part.Topic, part.Partition); err != nil {
-							return err
-						}
-					}
-				}
-				for _, p := range r.procs {
-					p.Finish()
-				}
-				return r.flushAll(ctx, false, true)
-			case rr.err != nil:
-				return fmt.Errorf("pipeline: read: %w", rr.err)
-			}
-			if rr.b.Revoked {
-				if err := r.revoke(ctx, rr.b); err != nil {
-					return err
-				}
-				continue
-			}
-			p, err := r.processor(ctx, rr.b.Topic, rr.b.Partition)
-			if err != nil {
+			if err := r.idle(ctx); err != nil {
 				return err
 			}
-			msgs, decoded := rr.b.Messages, rr.decoded
-			for len(msgs) > 0 && msgs[0].Offset < p.Next() { // covered by the checkpoint
-				msgs, decoded = msgs[1:], decoded[1:]
-			}
-			p.ProcessDecoded(msgs, decoded, rr.now)
-			select {
-			case free <- rr.decoded:
-			default:
-			}
-			if p.Pending() >= r.cfg.MaxPending {
-				if err := r.flush(ctx, p, false); err != nil {
-					return err
+		case rr := <-batches:
+			if err := r.take(ctx, rr, free); err != nil {
+				if errors.Is(err, sources.ErrEndOfInput) {
+					return nil
 				}
+				return err
 			}
 		}
 	}
 }
 
-// processor returns the partition's processor, restoring its checkpoint the
-// first time.
-func (r *Runner) processor(ctx context.Context, topic string, partition int32) (*Processor, error) {
+// take handles one read: a batch, a notice, the end of the input (it then
+// returns ErrEndOfInput once everything is durable) or a read error.
+func (r *Runner) take(ctx context.Context, rr readResult, free chan<- []Decoded) error {
+	switch {
+	case errors.Is(rr.err, sources.ErrEndOfInput):
+		return r.end(ctx)
+	case rr.err != nil:
+		return fmt.Errorf("pipeline: read: %w", rr.err)
+	case rr.b.Revoked:
+		return r.revoke(ctx, rr.b)
+	}
+	st, err := r.part(ctx, rr.b.Topic, rr.b.Partition, rr.now)
+	if err != nil {
+		return err
+	}
+	st.generation, st.caughtUp = rr.b.Generation, rr.b.CaughtUp
+	st.p.SetPartitions(rr.b.Partitions)
+	msgs, decoded := rr.b.Messages, rr.decoded
+	if len(msgs) == 0 {
+		return nil
+	}
+	if st.restored >= 0 && msgs[0].Offset > st.restored {
+		return clickstream.Permanent(fmt.Errorf("pipeline: %s/%d: the checkpoint covers offsets below %d, but the input resumes at %d: messages %d..%d would be lost",
+			rr.b.Topic, rr.b.Partition, st.restored, msgs[0].Offset, st.restored, msgs[0].Offset-1))
+	}
+	st.restored = -1
+	for len(msgs) > 0 && msgs[0].Offset < st.p.Next() { // covered by the checkpoint
+		msgs, decoded = msgs[1:], decoded[1:]
+	}
+	st.lastMsg = rr.now
+	if len(msgs) > 0 {
+		st.p.ProcessDecoded(msgs, decoded, rr.now)
+		st.dirty = true
+	}
+	select {
+	case free <- rr.decoded:
+	default:
+	}
+	if st.p.Pending() >= r.cfg.MaxPending {
+		return r.flush(ctx, st, false)
+	}
+	return nil
+}
+
+// end closes every partition at the end of a finite input, including those
+// it had nothing left to read from (restored, then closed), and returns
+// ErrEndOfInput once their results and checkpoints are durable.
+func (r *Runner) end(ctx context.Context) error {
+	if en, ok := r.src.(sources.Enumerator); ok {
+		for _, p := range en.Partitions() {
+			if _, err := r.part(ctx, p.Topic, p.Partition, r.cfg.Clock()); err != nil {
+				return err
+			}
+		}
+	}
+	for _, st := range r.parts {
+		st.p.Finish()
+		st.dirty = true
+	}
+	if err := r.flushAll(ctx, false, true); err != nil {
+		return err
+	}
+	return sources.ErrEndOfInput
+}
+
+// part returns the partition's state, restoring its checkpoint the first
+// time.
+func (r *Runner) part(ctx context.Context, topic string, partition int32, now time.Time) (*part, error) {
 	k := partKey{topic, partition}
-	if p, ok := r.procs[k]; ok {
-		return p, nil
+	if st, ok := r.parts[k]; ok {
+		return st, nil
 	}
 	p, err := NewProcessor(r.cfg, topic, partition)
 	if err != nil {
 		return nil, err
 	}
-	if r.store != nil {
-		var cp checkpoint.Checkpoint
-		err := retry(ctx, r.log, "load checkpoint", func() error {
-			var err error
-			cp, err = r.store.Load(ctx, topic, partition)
-			if errors.Is(err, checkpoint.ErrNotFound) {
-				return nil
-			}
-			return err
-		})
-		if err != nil {
+	st := &part{p: p, restored: -1, lastMsg: now}
+	var cp checkpoint.Checkpoint
+	found := true
+	err = retry(ctx, r.log, "load checkpoint", func() error {
+		var err error
+		cp, err = r.store.Load(ctx, topic, partition)
+		if errors.Is(err, checkpoint.ErrNotFound) {
+			found = false
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if found {
+		if err := p.Restore(cp); err != nil {
 			return nil, err
 		}
-		if cp.State != nil {
-			if err := p.Restore(cp.State); err != nil {
-				return nil, err
-			}
-			r.log.Info("restored checkpoint", "topic", topic, "partition", partition, "next", cp.Next)
-		}
+		st.restored, st.generation = cp.Next, cp.Generation
+		r.log.Info("restored checkpoint", "topic", topic, "partition", partition, "next", cp.Next,
+			"segments", len(cp.Segments), "watermark", p.Progress().Watermark)
 	}
-	r.procs[k] = p
+	r.parts[k] = st
 	r.mu.Lock()
-	r.stats.Partitions = len(r.procs)
+	r.stats.Partitions = len(r.parts)
 	r.mu.Unlock()
-	return p, nil
+	return st, nil
 }
 
 // revoke makes a partition's results durable and forgets it.
 func (r *Runner) revoke(ctx context.Context, b sources.Batch) error {
 	k := partKey{b.Topic, b.Partition}
-	if p, ok := r.procs[k]; ok {
-		if err := r.flush(ctx, p, true); err != nil {
+	if st, ok := r.parts[k]; ok {
+		if err := r.flush(ctx, st, true); err != nil {
 			return err
 		}
-		delete(r.procs, k)
-		delete(r.ckptAt, k) // a partition that comes back starts afresh
-		delete(r.ckptNext, k)
+		delete(r.parts, k) // a partition that comes back starts afresh
 		r.mu.Lock()
-		r.stats.Partitions = len(r.procs)
+		r.stats.Partitions = len(r.parts)
 		r.mu.Unlock()
-		r.log.Info("partition revoked", "topic", b.Topic, "partition", b.Partition, "next", p.Next())
+		r.log.Info("partition revoked", "topic", b.Topic, "partition", b.Partition, "next", st.p.Next())
 	}
 	if b.Release != nil {
 		b.Release()
@@ -255,99 +316,120 @@ func (r *Runner) revoke(ctx context.Context, b sources.Batch) error {
 	return nil
 }
 
-func (r *Runner) flushAll(ctx context.Context, updates, force bool) error {
-	for _, p := range r.procs {
-		if updates {
-			p.Updates()
+// idle advances the watermark of each partition that is caught up and has
+// had no message for idle_timeout, at most once per checkpoint interval
+// (SEMANTICS §11). The advance is checkpointed before what it makes final is
+// emitted, and before the next message: a crash on either side of it leaves a
+// state that replays to the same results.
+func (r *Runner) idle(ctx context.Context) error {
+	now := r.cfg.Clock()
+	for _, st := range r.parts {
+		if !st.caughtUp || now.Sub(st.lastMsg) < r.cfg.IdleTimeout || now.Sub(st.idleAt) < r.interval {
+			continue
 		}
-		if err := r.flush(ctx, p, force); err != nil {
+		st.idleAt = now
+		if err := r.flush(ctx, st, true); err != nil { // what came before, durable
+			return err
+		}
+		if !st.p.Idle(now) {
+			continue
+		}
+		st.dirty = true
+		if err := r.checkpoint(ctx, st); err != nil {
+			return err
+		}
+		st.p.Advance()
+		if err := r.flush(ctx, st, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *Runner) flushAll(ctx context.Context, updates, force bool) error {
+	for _, st := range r.parts {
+		if updates {
+			st.p.Updates()
+		}
+		if err := r.flush(ctx, st, force); err != nil {
 			return err
 		}
 	}
 	r.mu.Lock()
 	var total sinks.Counters
-	for _, p := range r.procs {
-		total.Add(p.Counters())
+	for _, st := range r.parts {
+		total.Add(st.p.Counters())
 	}
 	r.stats.Counters = total
 	r.mu.Unlock()
 	return nil
 }
 
-// flush makes one partition's results durable; then, every checkpoint
-// interval or when forced (a revocation, the end, a shutdown), saves its
-// checkpoint and commits its input offset.
-func (r *Runner) flush(ctx context.Context, p *Processor, force bool) error {
-	b := p.Batch()
-	k := partKey{b.Topic, b.Partition}
-	if b.NextOffset < 0 || (b.Empty() && b.FirstOffset == b.NextOffset && !b.End) {
-		// Nothing new since the last write; maybe since the last checkpoint:
-		// a partition that falls idle within the interval of its last
-		// checkpoint must still be checkpointed and committed once the
-		// interval has passed, or its offsets lag until new input arrives.
-		if r.store != nil && b.NextOffset >= 0 && r.ckptNext[k] != b.NextOffset &&
-			(force || time.Since(r.ckptAt[k]) >= r.interval) {
-			return r.checkpoint(ctx, p)
+// flush writes what the partition emitted since the last write; then, every
+// checkpoint interval or when forced (a revocation, the end, a shutdown),
+// saves its checkpoint and commits its input offset.
+func (r *Runner) flush(ctx context.Context, st *part, force bool) error {
+	p := st.p
+	if p.Moved() {
+		b := p.Batch()
+		if err := retry(ctx, r.log, "write", func() error { return r.sink.Write(ctx, b) }); err != nil {
+			return err
 		}
-		return nil
-	}
-	if err := retry(ctx, r.log, "write", func() error { return r.sink.Write(ctx, b) }); err != nil {
-		return err
-	}
-	last := int64(0)
-	for _, k := range b.KPIs {
-		if k.Final {
-			last = max(last, k.Minute)
+		last := int64(0)
+		for _, k := range b.KPIs {
+			if k.Final {
+				last = max(last, k.Minute)
+			}
 		}
-	}
-	end := b.End
-	p.Reset()
-	r.mu.Lock()
-	r.stats.Batches++
-	r.stats.LastFinalMinute = max(r.stats.LastFinalMinute, last)
-	r.mu.Unlock()
-	if r.store == nil {
-		return r.commit(ctx, p)
+		force = force || b.End
+		p.Reset()
+		r.mu.Lock()
+		r.stats.Batches++
+		r.stats.LastFinalMinute = max(r.stats.LastFinalMinute, last)
+		r.mu.Unlock()
 	}
 	// Checkpoint and commit less often than writing: after a crash the
 	// replay from the last checkpoint writes the same results again, which
 	// idempotent sinks absorb.
-	if !force && !end && time.Since(r.ckptAt[k]) < r.interval {
+	if !st.dirty || (!force && r.cfg.Clock().Sub(st.ckptAt) < r.interval) {
 		return nil
 	}
-	return r.checkpoint(ctx, p)
+	return r.checkpoint(ctx, st)
 }
 
 // checkpoint saves the partition's state, whose results are durable, then
 // commits the offset it covers.
-func (r *Runner) checkpoint(ctx context.Context, p *Processor) error {
-	b := p.Batch()
-	state, err := p.Snapshot()
-	if err != nil {
-		return err
+func (r *Runner) checkpoint(ctx context.Context, st *part) error {
+	if !r.save {
+		return nil
 	}
-	cp := checkpoint.Checkpoint{Topic: b.Topic, Partition: b.Partition, Next: p.Next(), State: state}
+	cp, err := st.p.Checkpoint()
+	if err != nil {
+		return clickstream.Permanent(fmt.Errorf("pipeline: checkpoint: %w", err))
+	}
+	cp.Generation = st.generation
 	if err := retry(ctx, r.log, "save checkpoint", func() error { return r.store.Save(ctx, cp) }); err != nil {
 		return err
 	}
-	k := partKey{b.Topic, b.Partition}
-	r.ckptAt[k], r.ckptNext[k] = time.Now(), cp.Next
-	return r.commit(ctx, p)
+	st.p.Saved()
+	st.dirty, st.ckptAt = false, r.cfg.Clock()
+	if !r.commit || cp.Next < 0 {
+		return nil
+	}
+	return retry(ctx, r.log, "commit", func() error { return r.src.Commit(ctx, cp.Topic, cp.Partition, cp.Next) })
 }
 
-func (r *Runner) commit(ctx context.Context, p *Processor) error {
-	b := p.Batch()
-	topic, part, next := b.Topic, b.Partition, p.Next()
-	return retry(ctx, r.log, "commit", func() error { return r.src.Commit(ctx, topic, part, next) })
-}
-
-// retry calls f until it succeeds or ctx ends, backing off from 100ms to 10s.
+// retry calls f until it succeeds, ctx ends or f's error is permanent,
+// backing off from 100ms to 10s.
 func retry(ctx context.Context, log *slog.Logger, what string, f func() error) error {
 	wait := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		err := f()
 		if err == nil {
 			return nil
+		}
+		if errors.Is(err, clickstream.ErrPermanent) {
+			return fmt.Errorf("pipeline: %s: %w", what, err)
 		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("pipeline: %s: %w", what, errors.Join(err, ctx.Err()))

@@ -207,6 +207,18 @@ func (s *Sessionizer) countMinute(start int64, d int32) {
 // [m, m+1min); m is minute-aligned.
 func (s *Sessionizer) OpenInMinute(m int64) bool { return s.byMinute[m] > 0 }
 
+// OldestOpenMinute returns the start minute of the oldest open session, and
+// false when none is open.
+func (s *Sessionizer) OldestOpenMinute() (int64, bool) {
+	oldest, ok := int64(0), false
+	for m := range s.byMinute {
+		if !ok || m < oldest {
+			oldest, ok = m, true
+		}
+	}
+	return oldest, ok
+}
+
 func (s *Sessionizer) newUser(id string) int32 {
 	var ui int32
 	if n := len(s.ufree); n > 0 {

@@ -31,6 +31,7 @@ type Output struct {
 	DeadLetters []DeadLetter
 	Events      []Accepted
 	Counters    map[int32]Counters // latest, by partition
+	Progress    map[int32]Progress // latest, by partition
 }
 
 // Write copies b.
@@ -64,6 +65,10 @@ func (m *Memory) Write(_ context.Context, b *Batch) error {
 		m.out.Counters = map[int32]Counters{}
 	}
 	m.out.Counters[b.Partition] = b.Counters
+	if m.out.Progress == nil {
+		m.out.Progress = map[int32]Progress{}
+	}
+	m.out.Progress[b.Partition] = b.Progress
 	return nil
 }
 
@@ -78,6 +83,7 @@ func (m *Memory) Output() Output {
 	o.Funnel = slices.Clone(o.Funnel)
 	o.DeadLetters = slices.Clone(o.DeadLetters)
 	o.Events = slices.Clone(o.Events)
+	o.Counters, o.Progress = maps.Clone(o.Counters), maps.Clone(o.Progress)
 	return o
 }
 

@@ -43,6 +43,22 @@ func AppendString(dst []byte, s string) []byte {
 	return append(dst, s...)
 }
 
+// AppendSection appends what appendTo appends, behind its length as 4
+// bytes, without copying it.
+func AppendSection(dst []byte, appendTo func([]byte) ([]byte, error)) ([]byte, error) {
+	at := len(dst)
+	dst, err := appendTo(append(dst, 0, 0, 0, 0))
+	if err != nil {
+		return nil, err
+	}
+	n := len(dst) - at - 4
+	if uint64(n) > math.MaxUint32 {
+		return nil, fmt.Errorf("snap: section of %d bytes", n)
+	}
+	binary.LittleEndian.PutUint32(dst[at:], uint32(n))
+	return dst, nil
+}
+
 // Reader decodes what the Append functions wrote. After the first error every
 // method returns zero values; Err reports it.
 type Reader struct {
@@ -150,6 +166,23 @@ func (r *Reader) Bool() bool {
 	v := r.b[0] == 1
 	r.b = r.b[1:]
 	return v
+}
+
+// Section reads what AppendSection wrote; the result shares the reader's
+// bytes.
+func (r *Reader) Section() []byte {
+	if len(r.b) < 4 {
+		r.fail()
+		return nil
+	}
+	n := uint64(binary.LittleEndian.Uint32(r.b))
+	if n > uint64(len(r.b)-4) {
+		r.fail()
+		return nil
+	}
+	s := r.b[4 : 4+n : 4+n]
+	r.b = r.b[4+n:]
+	return s
 }
 
 // String reads a length-prefixed string.
