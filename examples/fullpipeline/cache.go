@@ -6,9 +6,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/clickstreamkit/clickstream/funnel"
 	"github.com/clickstreamkit/clickstream/kpi"
 	"github.com/clickstreamkit/clickstream/session"
+	mongosink "github.com/clickstreamkit/clickstream/sinks/mongo"
 )
 
 // cachedStore answers reads from memory and refreshes each answer in the
@@ -94,14 +94,14 @@ func isDone(e *entry) bool {
 	}
 }
 
-func (c *cachedStore) LatestMinutes(ctx context.Context, n int) ([]kpi.Minute, error) {
-	return cached(ctx, c, fmt.Sprint("latest/", n), func(ctx context.Context) ([]kpi.Minute, error) {
+func (c *cachedStore) LatestMinutes(ctx context.Context, n int) ([]mongosink.MergedMinute, error) {
+	return cached(ctx, c, fmt.Sprint("latest/", n), func(ctx context.Context) ([]mongosink.MergedMinute, error) {
 		return c.next.LatestMinutes(ctx, n)
 	})
 }
 
-func (c *cachedStore) Funnel(ctx context.Context, from, to time.Time) ([]funnel.Record, error) {
-	return cached(ctx, c, fmt.Sprint("funnel/", from.UnixMilli(), "/", to.UnixMilli()), func(ctx context.Context) ([]funnel.Record, error) {
+func (c *cachedStore) Funnel(ctx context.Context, from, to time.Time) ([]mongosink.MergedFunnel, error) {
+	return cached(ctx, c, fmt.Sprint("funnel/", from.UnixMilli(), "/", to.UnixMilli()), func(ctx context.Context) ([]mongosink.MergedFunnel, error) {
 		return c.next.Funnel(ctx, from, to)
 	})
 }
@@ -112,9 +112,28 @@ func (c *cachedStore) Sessions(ctx context.Context, from, to time.Time) ([]sessi
 	})
 }
 
+func (c *cachedStore) Progress(ctx context.Context) ([]mongosink.Progress, error) {
+	return cached(ctx, c, "progress", c.next.Progress)
+}
+
+// scored is an answer of Anomalies.
+type scored struct {
+	anomalies []kpi.Anomaly
+	next      time.Time
+}
+
 // Anomalies is cached by range; the detector's settings are fixed for a run.
-func (c *cachedStore) Anomalies(ctx context.Context, from, to time.Time, d *kpi.Detector) ([]kpi.Anomaly, error) {
-	return cached(ctx, c, fmt.Sprint("anomalies/", from.UnixMilli(), "/", to.UnixMilli()), func(ctx context.Context) ([]kpi.Anomaly, error) {
-		return c.next.Anomalies(ctx, from, to, d)
+// Every load, the first and each refresh, scores its own copy of d as it was
+// given, so that no window is fed twice to one detector; d itself is left
+// as it is.
+func (c *cachedStore) Anomalies(ctx context.Context, from, to time.Time, d *kpi.Detector) ([]kpi.Anomaly, time.Time, error) {
+	base := *d
+	base.SetBaseline(d.Baseline()) // a baseline of its own, not d's
+	v, err := cached(ctx, c, fmt.Sprint("anomalies/", from.UnixMilli(), "/", to.UnixMilli()), func(ctx context.Context) (scored, error) {
+		det := base
+		det.SetBaseline(base.Baseline())
+		as, next, err := c.next.Anomalies(ctx, from, to, &det)
+		return scored{as, next}, err
 	})
+	return v.anomalies, v.next, err
 }

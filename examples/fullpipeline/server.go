@@ -16,21 +16,28 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/clickstreamkit/clickstream"
 	"github.com/clickstreamkit/clickstream/examples/internal/dashboard"
 	"github.com/clickstreamkit/clickstream/funnel"
 	"github.com/clickstreamkit/clickstream/kpi"
 	"github.com/clickstreamkit/clickstream/pipeline"
 	"github.com/clickstreamkit/clickstream/session"
 	"github.com/clickstreamkit/clickstream/sinks"
+	mongosink "github.com/clickstreamkit/clickstream/sinks/mongo"
+	"github.com/clickstreamkit/clickstream/window"
 )
 
-// store is what the API reads: the merged views of sinks/mongo.
+// store is what the API reads: the merged views of sinks/mongo, each record
+// final only once every partition has passed it (SEMANTICS §11).
 type store interface {
-	LatestMinutes(ctx context.Context, n int) ([]kpi.Minute, error)
-	Funnel(ctx context.Context, from, to time.Time) ([]funnel.Record, error)
+	LatestMinutes(ctx context.Context, n int) ([]mongosink.MergedMinute, error)
+	Funnel(ctx context.Context, from, to time.Time) ([]mongosink.MergedFunnel, error)
 	Sessions(ctx context.Context, from, to time.Time) ([]session.Record, error)
-	Anomalies(ctx context.Context, from, to time.Time, d *kpi.Detector) ([]kpi.Anomaly, error)
+	Anomalies(ctx context.Context, from, to time.Time, d *kpi.Detector) ([]kpi.Anomaly, time.Time, error)
+	Progress(ctx context.Context) ([]mongosink.Progress, error)
 }
+
+var _ store = (*mongosink.Sink)(nil)
 
 // api serves docs/API.md.
 type api struct {
@@ -160,14 +167,43 @@ func (a *api) fail(w http.ResponseWriter, err error) {
 	writeJSON(w, http.StatusServiceUnavailable, errBody("store unavailable: "+err.Error()))
 }
 
+// partitionHealth is a partition's progress as /health shows it.
+type partitionHealth struct {
+	Topic        string `json:"topic"`
+	Partition    int32  `json:"partition"`
+	Partitions   int32  `json:"partitions"`
+	Watermark    string `json:"watermark"`
+	FunnelBefore string `json:"funnel_before"`
+	UpdatedAt    string `json:"updated_at"`
+}
+
+// bound formats a watermark: "-inf" before any event, "+inf" after the end
+// of a finite input.
+func bound(ms int64) string {
+	switch ms {
+	case window.NegInf:
+		return "-inf"
+	case window.PosInf:
+		return "+inf"
+	}
+	return clickstream.FormatTime(ms)
+}
+
 func (a *api) health(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 	defer cancel()
-	if _, err := a.store.LatestMinutes(ctx, 1); err != nil {
+	ps, err := a.store.Progress(ctx)
+	if err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "degraded", "error": err.Error()})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	parts := make([]partitionHealth, len(ps))
+	for i, p := range ps {
+		parts[i] = partitionHealth{Topic: p.Topic, Partition: p.Partition, Partitions: p.Partitions,
+			Watermark: bound(p.Watermark), FunnelBefore: bound(p.FunnelBefore),
+			UpdatedAt: clickstream.FormatTime(p.UpdatedAt.UnixMilli())}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "partitions": parts})
 }
 
 func (a *api) kpisLatest(w http.ResponseWriter, r *http.Request) {
@@ -180,11 +216,11 @@ func (a *api) kpisLatest(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, errBody("no data yet"))
 		return
 	}
-	writeJSON(w, http.StatusOK, sinks.NewKPIRecord(&ms[0]))
+	writeJSON(w, http.StatusOK, mongosink.KPIRecords(ms)[0])
 }
 
 // latest answers an endpoint over the newest minutes_back minutes.
-func (a *api) latest(def int, answer func(n int, ms []kpi.Minute) any) http.HandlerFunc {
+func (a *api) latest(def int, answer func(n int, ms []mongosink.MergedMinute) any) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		n, err := minutesBack(r, def)
 		if err != nil {
@@ -201,12 +237,8 @@ func (a *api) latest(def int, answer func(n int, ms []kpi.Minute) any) http.Hand
 }
 
 func (a *api) kpis(w http.ResponseWriter, r *http.Request) {
-	a.latest(30, func(n int, ms []kpi.Minute) any {
-		recs := make([]sinks.KPIRecord, len(ms))
-		for i := range ms {
-			recs[i] = sinks.NewKPIRecord(&ms[i])
-		}
-		return map[string]any{"minutes_back": n, "kpis": recs}
+	a.latest(30, func(n int, ms []mongosink.MergedMinute) any {
+		return map[string]any{"minutes_back": n, "kpis": mongosink.KPIRecords(ms)}
 	})(w, r)
 }
 
@@ -217,7 +249,7 @@ func (a *api) span(ctx context.Context, n int) (time.Time, time.Time, bool, erro
 	if err != nil || len(ms) == 0 {
 		return time.Time{}, time.Time{}, false, err
 	}
-	to := time.UnixMilli(ms[0].Minute).Add(time.Minute).UTC()
+	to := time.UnixMilli(ms[0].Minute.Minute).Add(time.Minute).UTC()
 	return to.Add(-time.Duration(n) * time.Minute), to, true, nil
 }
 
@@ -254,25 +286,29 @@ func (a *api) funnel(w http.ResponseWriter, r *http.Request) {
 			return nil, err
 		}
 		total := funnel.Record{Steps: make([]int64, len(a.cfg.FunnelSteps))}
-		minutes := make([]sinks.FunnelRecord, len(recs))
-		for i := range recs {
-			minutes[i] = sinks.NewFunnelRecord(&recs[i])
-		}
 		if len(recs) > 0 {
-			total = funnel.Merge(recs...)
+			parts := make([]funnel.Record, len(recs))
+			for i := range recs {
+				parts[i] = recs[i].Record
+			}
+			total = funnel.Merge(parts...)
 		}
 		sum := sinks.NewFunnelRecord(&total)
 		return map[string]any{"minutes_back": n, "steps": a.cfg.FunnelSteps, "entered": sum.Entered,
 			"counts": sum.Steps, "step_rates": sum.StepRates, "overall_rate": sum.OverallRate,
-			"median_time_to_convert_ms": sum.MedianTimeToConvertMs, "minutes": minutes}, nil
+			"median_time_to_convert_ms": sum.MedianTimeToConvertMs, "minutes": mongosink.FunnelRecords(recs)}, nil
 	})(w, r)
 }
 
 func (a *api) topProducts(w http.ResponseWriter, r *http.Request) {
-	a.latest(5, func(n int, ms []kpi.Minute) any {
+	a.latest(5, func(n int, ms []mongosink.MergedMinute) any {
 		top := []kpi.Product{}
 		if len(ms) > 0 {
-			top = kpi.Merge(ms...).TopProducts
+			parts := make([]kpi.Minute, len(ms))
+			for i := range ms {
+				parts[i] = ms[i].Minute
+			}
+			top = kpi.Merge(parts...).TopProducts
 		}
 		return map[string]any{"minutes_back": n, "top_products": top}
 	})(w, r)
@@ -280,12 +316,13 @@ func (a *api) topProducts(w http.ResponseWriter, r *http.Request) {
 
 func (a *api) anomalies(w http.ResponseWriter, r *http.Request) {
 	a.ranged(60, func(ctx context.Context, n int, from, to time.Time) (any, error) {
-		// the baseline needs the anomaly_window minutes before the range
+		// The baseline needs the anomaly_window minutes before the range. A
+		// fresh detector scores every final window once per request.
 		det, err := a.cfg.NewDetector()
 		if err != nil {
 			return nil, err
 		}
-		all, err := a.store.Anomalies(ctx, from.Add(-time.Duration(a.cfg.AnomalyWindow)*time.Minute), to, det)
+		all, _, err := a.store.Anomalies(ctx, from.Add(-time.Duration(a.cfg.AnomalyWindow)*time.Minute), to, det)
 		if err != nil {
 			return nil, err
 		}
@@ -341,7 +378,7 @@ func (a *api) events(w http.ResponseWriter, r *http.Request) {
 	defer t.Stop()
 	for {
 		if ms, err := a.store.LatestMinutes(r.Context(), 1); err == nil && len(ms) > 0 {
-			writeEvent(w, "kpis", sinks.NewKPIRecord(&ms[0]))
+			writeEvent(w, "kpis", mongosink.KPIRecords(ms)[0])
 		}
 		writeEvent(w, "stats", a.stats())
 		flusher.Flush()

@@ -19,21 +19,25 @@ import (
 	"github.com/clickstreamkit/clickstream/kpi"
 	"github.com/clickstreamkit/clickstream/pipeline"
 	"github.com/clickstreamkit/clickstream/session"
+	"github.com/clickstreamkit/clickstream/sinks"
+	mongosink "github.com/clickstreamkit/clickstream/sinks/mongo"
+	"github.com/clickstreamkit/clickstream/window"
 )
 
 // fakeStore serves fixed merged views.
 type fakeStore struct {
-	minutes  []kpi.Minute // oldest first
-	funnel   []funnel.Record
+	minutes  []mongosink.MergedMinute // oldest first
+	funnel   []mongosink.MergedFunnel
 	sessions []session.Record
+	progress []mongosink.Progress
 	from, to time.Time
 }
 
-func (f *fakeStore) LatestMinutes(_ context.Context, n int) ([]kpi.Minute, error) {
+func (f *fakeStore) LatestMinutes(_ context.Context, n int) ([]mongosink.MergedMinute, error) {
 	return f.minutes[max(0, len(f.minutes)-n):], nil
 }
 
-func (f *fakeStore) Funnel(_ context.Context, from, to time.Time) ([]funnel.Record, error) {
+func (f *fakeStore) Funnel(_ context.Context, from, to time.Time) ([]mongosink.MergedFunnel, error) {
 	f.from, f.to = from, to
 	return f.funnel, nil
 }
@@ -42,15 +46,22 @@ func (f *fakeStore) Sessions(context.Context, time.Time, time.Time) ([]session.R
 	return f.sessions, nil
 }
 
-func (f *fakeStore) Anomalies(_ context.Context, from, to time.Time, d *kpi.Detector) ([]kpi.Anomaly, error) {
+// Anomalies scores the final minutes up to the first that is not, as the
+// MongoDB sink does.
+func (f *fakeStore) Anomalies(_ context.Context, from, to time.Time, d *kpi.Detector) ([]kpi.Anomaly, time.Time, error) {
 	var out []kpi.Anomaly
 	for i := range f.minutes {
-		if a, ok := d.Observe(&f.minutes[i]); ok {
+		if !f.minutes[i].Final {
+			return out, time.UnixMilli(f.minutes[i].Minute.Minute), nil
+		}
+		if a, ok := d.Observe(&f.minutes[i].Minute); ok {
 			out = append(out, a)
 		}
 	}
-	return out, nil
+	return out, to, nil
 }
+
+func (f *fakeStore) Progress(context.Context) ([]mongosink.Progress, error) { return f.progress, nil }
 
 const t0 = int64(1_741_953_600_000) // 2025-03-14T12:00:00Z
 
@@ -120,41 +131,70 @@ func TestAPIToken(t *testing.T) {
 
 func TestAPIAnswers(t *testing.T) {
 	st := &fakeStore{}
-	for i := range 12 {
-		st.minutes = append(st.minutes, kpi.Minute{Minute: t0 + int64(i)*60_000, Final: i < 11,
+	for i := range 14 {
+		m := mongosink.MergedMinute{Minute: kpi.Minute{Minute: t0 + int64(i)*60_000, Final: i < 12,
 			Counts:      kpi.Counts{Events: 100, Sessions: 100, Purchases: int64(10 + i%2), Revenue: 50, RevenuePurchases: 2},
-			TopProducts: []kpi.Product{{ProductID: "p", Views: 3}}})
+			TopProducts: []kpi.Product{{ProductID: "p", Views: 3}}}, Completeness: mongosink.Completeness{PartitionsComplete: 4, PartitionsTotal: 4}}
+		if i >= 12 { // a partition lags
+			m.PartitionsComplete = 3
+		}
+		st.minutes = append(st.minutes, m)
 	}
-	st.minutes[10].Purchases = 90 // a spike
-	st.funnel = []funnel.Record{
-		{Minute: t0, Steps: []int64{10, 5, 2}, TimesMs: []int64{100, 300}},
-		{Minute: t0 + 60_000, Steps: []int64{10, 5, 3}, TimesMs: []int64{200}},
+	st.minutes[11].Purchases = 90 // a spike, final
+	st.minutes[12].Purchases = 1  // a drop, but provisional: not scored
+	st.funnel = []mongosink.MergedFunnel{
+		{Record: funnel.Record{Minute: t0, Entered: 10, Steps: []int64{10, 5, 2}, TimesMs: []int64{100, 300}}, Final: true,
+			Completeness: mongosink.Completeness{PartitionsComplete: 4, PartitionsTotal: 4}},
+		{Record: funnel.Record{Minute: t0 + 60_000, Entered: 10, Steps: []int64{10, 5, 3}, TimesMs: []int64{200}},
+			Completeness: mongosink.Completeness{PartitionsComplete: 2, PartitionsTotal: 4}},
 	}
 	st.sessions = []session.Record{{DurationMs: 1000, Bounced: true, Revenue: 1}, {DurationMs: 3000, Converted: true, Revenue: 2}}
 	srv := newTestAPI(t, st, "")
 
 	code, latest := get(t, srv, http.MethodGet, "/kpis/latest", "")
 	require.Equal(t, http.StatusOK, code)
-	assert.Equal(t, "2025-03-14T12:11:00.000Z", latest["minute"])
+	assert.Equal(t, "2025-03-14T12:13:00.000Z", latest["minute"])
 	assert.Equal(t, false, latest["final"])
+	assert.Equal(t, 3.0, latest["partitions_complete"])
+	assert.Equal(t, 4.0, latest["partitions_total"])
 	assert.Equal(t, 0.11, latest["conversion_rate"])
 	assert.Equal(t, 25.0, latest["aov"])
 
 	_, kpis := get(t, srv, http.MethodGet, "/kpis?minutes_back=3", "")
-	assert.Len(t, kpis["kpis"], 3)
+	require.Len(t, kpis["kpis"], 3)
 	assert.Equal(t, 3.0, kpis["minutes_back"])
+	for i, want := range []struct {
+		final    bool
+		complete float64
+	}{{true, 4}, {false, 3}, {false, 3}} {
+		k := kpis["kpis"].([]any)[i].(map[string]any)
+		assert.Equal(t, want.final, k["final"], "series point %d", i)
+		assert.Equal(t, want.complete, k["partitions_complete"], "series point %d", i)
+		assert.Equal(t, 4.0, k["partitions_total"], "series point %d", i)
+	}
 
 	_, f := get(t, srv, http.MethodGet, "/funnel?minutes_back=5", "")
 	assert.Equal(t, []any{20.0, 10.0, 5.0}, f["counts"])
 	assert.Equal(t, 20.0, f["entered"])
 	assert.Equal(t, 0.25, f["overall_rate"])
 	assert.Equal(t, 200.0, f["median_time_to_convert_ms"])
-	assert.Equal(t, time.UnixMilli(t0+12*60_000).UTC(), st.to, "the range ends after the newest minute")
+	assert.Equal(t, time.UnixMilli(t0+14*60_000).UTC(), st.to, "the range ends after the newest minute")
 	assert.Equal(t, st.to.Add(-5*time.Minute), st.from)
+	require.Len(t, f["minutes"], 2)
+	for i, want := range []map[string]any{
+		{"minute": "2025-03-14T12:00:00.000Z", "final": true, "partitions_complete": 4.0, "partitions_total": 4.0, "entered": 10.0},
+		{"minute": "2025-03-14T12:01:00.000Z", "final": false, "partitions_complete": 2.0, "partitions_total": 4.0, "entered": 10.0},
+	} {
+		got := f["minutes"].([]any)[i].(map[string]any)
+		for k, v := range want {
+			assert.Equal(t, v, got[k], "funnel minute %d: %s", i, k)
+		}
+	}
 
 	_, a := get(t, srv, http.MethodGet, "/anomalies?minutes_back=60", "")
-	require.Len(t, a["anomalies"], 1)
+	require.Len(t, a["anomalies"], 1, "the provisional drop is not scored")
 	assert.Equal(t, "spike", a["anomalies"].([]any)[0].(map[string]any)["direction"])
+	assert.Equal(t, "2025-03-14T12:11:00.000Z", a["anomalies"].([]any)[0].(map[string]any)["minute"])
 
 	_, s := get(t, srv, http.MethodGet, "/sessions/summary", "")
 	assert.Equal(t, 2.0, s["sessions"])
@@ -168,8 +208,34 @@ func TestAPIAnswers(t *testing.T) {
 	assert.Equal(t, 7.0, stt["read"])
 }
 
+// /health shows every partition's progress.
+func TestAPIHealth(t *testing.T) {
+	at := time.UnixMilli(t0 + 90_000).UTC()
+	st := &fakeStore{progress: []mongosink.Progress{
+		{Topic: "clicks", Partition: 0, Progress: sinks.Progress{Partitions: 2, Watermark: t0 + 61_500, FunnelBefore: t0}, UpdatedAt: at},
+		{Topic: "clicks", Partition: 1, Progress: sinks.Progress{Partitions: 2, Watermark: window.NegInf, FunnelBefore: window.NegInf}, UpdatedAt: at},
+		{Topic: "clicks", Partition: 2, Progress: sinks.Progress{Watermark: window.PosInf, FunnelBefore: window.PosInf}, UpdatedAt: at},
+	}}
+	srv := newTestAPI(t, st, "")
+	code, body := get(t, srv, http.MethodGet, "/health", "")
+	require.Equal(t, http.StatusOK, code)
+	assert.Equal(t, "ok", body["status"])
+	assert.Equal(t, []any{
+		map[string]any{"topic": "clicks", "partition": 0.0, "partitions": 2.0, "watermark": "2025-03-14T12:01:01.500Z",
+			"funnel_before": "2025-03-14T12:00:00.000Z", "updated_at": "2025-03-14T12:01:30.000Z"},
+		map[string]any{"topic": "clicks", "partition": 1.0, "partitions": 2.0, "watermark": "-inf",
+			"funnel_before": "-inf", "updated_at": "2025-03-14T12:01:30.000Z"},
+		map[string]any{"topic": "clicks", "partition": 2.0, "partitions": 0.0, "watermark": "+inf",
+			"funnel_before": "+inf", "updated_at": "2025-03-14T12:01:30.000Z"},
+	}, body["partitions"])
+
+	_, body = get(t, newTestAPI(t, &fakeStore{}, ""), http.MethodGet, "/health", "")
+	assert.Equal(t, []any{}, body["partitions"], "no partition has progress yet")
+}
+
 func TestAPIServerSentEvents(t *testing.T) {
-	st := &fakeStore{minutes: []kpi.Minute{{Minute: t0, Counts: kpi.Counts{Events: 5}}}}
+	st := &fakeStore{minutes: []mongosink.MergedMinute{{Minute: kpi.Minute{Minute: t0, Counts: kpi.Counts{Events: 5}},
+		Completeness: mongosink.Completeness{PartitionsComplete: 1, PartitionsTotal: 2}}}}
 	srv := newTestAPI(t, st, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -186,4 +252,5 @@ func TestAPIServerSentEvents(t *testing.T) {
 		got += string(buf[:n])
 	}
 	assert.Contains(t, got, "event: kpis\ndata: {\"minute\":\"2025-03-14T12:00:00.000Z\"")
+	assert.Contains(t, got, `"partitions_complete":1,"partitions_total":2}`)
 }
