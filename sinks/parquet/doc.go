@@ -10,6 +10,7 @@
 //	events/topic=<t>/partition=<p>/<first>-<end>.parquet   offsets [first, end), 20 digits each
 //	events/topic=<t>/partition=<p>/_staging                the open chunk's events
 //	kpis/topic=<t>/partition=<p>/<yyyy-mm-dd>.parquet      one UTC day of final minutes
+//	kpis/topic=<t>/partition=<p>/<yyyy-mm-dd>T<hhmmss.mmm>Z.parquet  the day up to that minute, at the end of an input
 //	kpis/topic=<t>/partition=<p>/_staging                  the open day's minutes
 //
 // An events file holds, in offset order, one row per accepted event whose
@@ -50,22 +51,29 @@
 // partition's staging file and fsynced. KPIs go the same way by day: a day's
 // file is written when a final minute of a later day arrives. At the end of
 // a finite input (Batch.End) the open chunk is written as a file ending at
-// the batch's NextOffset, and the open day's file is written; both stay
-// staged, so that a longer input later completes them.
+// the batch's NextOffset, and the open day's file is written, named by its
+// last final minute; both stay staged, so that a longer input later
+// completes them under other names, removing these.
 //
 // A batch replaces whatever earlier writes put at or after its FirstOffset
 // (for KPIs: at or after its first final minute), so the pipeline's replay
-// after a crash, with any batch boundaries, rewrites the same files with
-// the same rows and each accepted event is archived exactly once
-// (SEMANTICS §10). The bytes are the same too: the files hold no time or
-// host, and the writer runs single-threaded. A torn record at the end of a
-// staging file (a crash during a Write that never returned nil) is dropped
-// when the partition is next written; the replay brings it back.
+// after a crash, with any batch boundaries, writes the same files with the
+// same rows and each accepted event is archived exactly once (SEMANTICS
+// §10). The bytes are the same too: the files hold no time or host, and the
+// writer runs single-threaded. A torn record at the end of a staging file (a
+// crash during a Write that never returned nil) is dropped when the
+// partition is next written; the replay brings it back.
 //
-// A replay that accepts other events than the first run did (an event
-// rejected as future_timestamp by one clock and not by the other) leaves its
-// own result: its batches replace the earlier rows, and the file of a chunk
-// it leaves without events is removed.
+// A Parquet file is never overwritten: a file whose name exists with the
+// same bytes is kept as it is, and one with other content fails the Write
+// with ErrConflict, a permanent error (clickstream.ErrPermanent), leaving
+// the existing file alone. Such a replay accepts other events than the first
+// run did (an event rejected as future_timestamp by one clock and not by
+// the other), or reads another input under the same offsets (a topic
+// re-created from scratch): its results are not the archive's. The one
+// difference tolerated is latency_ms_p95 in KPI files, which is not
+// deterministic (SEMANTICS §6): a day whose other values are the same keeps
+// the file written first.
 //
 // Readers see complete chunks and days, and the end-of-input files. While a
 // replay is under way, the files of periods after the one it restarted in

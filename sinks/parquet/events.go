@@ -213,7 +213,7 @@ func (l *eventLog) writeChunk(start, end int64, staged bool, evs []sinks.Accepte
 			}
 		}
 		return nil
-	})
+	}, nil)
 	if err != nil {
 		return err
 	}

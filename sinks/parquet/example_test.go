@@ -68,7 +68,7 @@ func Example() {
 	}
 	// Output:
 	// events/topic=clicks/partition=0/00000000000000000000-00000000000000000003.parquet
-	// kpis/topic=clicks/partition=0/2025-03-14.parquet
+	// kpis/topic=clicks/partition=0/2025-03-14T110000.000Z.parquet
 	// 0 page_view 2025-03-14T11:00:05.250Z "" 0
 	// 2 purchase 2025-03-14T11:00:35.250Z "EUR" 19.99
 	// 2025-03-14T11:00:00.000Z 2 1 1 map[EUR:19.99]

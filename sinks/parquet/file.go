@@ -26,9 +26,14 @@ const (
 // through fill, the file is fsynced, the names in stale are removed, the
 // file is renamed into place and dir is fsynced.
 //
+// A file never replaces another of its name: when dir/name exists with the
+// same bytes (a replay), it is kept; with other bytes, the write fails with
+// ErrConflict and leaves it alone, unless same (when not nil) finds the two
+// files' rows equivalent, when it is kept too.
+//
 // The writer runs with one goroutine (np = 1): with more, parquet-go builds
 // dictionaries in goroutine order and the bytes would vary from run to run.
-func writeParquet[T any](dir, name string, stale []string, fill func(add func(T) error) error) error {
+func writeParquet[T any](dir, name string, stale []string, fill func(add func(T) error) error, same func(old, tmp string) (bool, error)) error {
 	f, err := os.CreateTemp(dir, "."+name+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("parquet: %w", err)
@@ -51,6 +56,11 @@ func writeParquet[T any](dir, name string, stale []string, fill func(add func(T)
 		return errors.Join(bw.Flush(), f.Sync())
 	}()
 	err = errors.Join(err, f.Close())
+	path := filepath.Join(dir, name)
+	exists := false
+	if err == nil {
+		exists, err = keepExisting(path, f.Name(), same)
+	}
 	if err == nil {
 		for _, s := range stale {
 			if s != name {
@@ -61,17 +71,78 @@ func writeParquet[T any](dir, name string, stale []string, fill func(add func(T)
 			}
 		}
 	}
-	if err == nil {
-		err = os.Rename(f.Name(), filepath.Join(dir, name))
+	if err == nil && exists {
+		err = os.Remove(f.Name())
+	} else if err == nil {
+		err = os.Rename(f.Name(), path)
 	}
 	if err == nil {
 		err = syncDir(dir)
 	}
 	if err != nil {
 		os.Remove(f.Name())
-		return fmt.Errorf("parquet: write %s: %w", filepath.Join(dir, name), err)
+		return fmt.Errorf("parquet: write %s: %w", path, err)
 	}
 	return nil
+}
+
+// keepExisting reports whether path exists and is to be kept in place of
+// tmp: with the same bytes, or rows same finds equivalent. With other
+// content it returns ErrConflict.
+func keepExisting(path, tmp string, same func(old, tmp string) (bool, error)) (bool, error) {
+	eq, err := sameBytes(path, tmp)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil || eq {
+		return eq, err
+	}
+	if same != nil {
+		if eq, err = same(path, tmp); err != nil || eq {
+			return eq, err
+		}
+	}
+	return false, ErrConflict
+}
+
+// sameBytes reports whether files a and b hold the same bytes.
+func sameBytes(a, b string) (bool, error) {
+	fa, err := os.Open(a)
+	if err != nil {
+		return false, err
+	}
+	defer fa.Close()
+	fb, err := os.Open(b)
+	if err != nil {
+		return false, err
+	}
+	defer fb.Close()
+	sa, err := fa.Stat()
+	if err != nil {
+		return false, err
+	}
+	sb, err := fb.Stat()
+	if err != nil {
+		return false, err
+	}
+	if sa.Size() != sb.Size() {
+		return false, nil
+	}
+	ra, rb := bufio.NewReaderSize(fa, 1<<16), bufio.NewReaderSize(fb, 1<<16)
+	bufA, bufB := make([]byte, 1<<16), make([]byte, 1<<16)
+	for {
+		na, errA := io.ReadFull(ra, bufA)
+		nb, errB := io.ReadFull(rb, bufB)
+		if na != nb || !bytes.Equal(bufA[:na], bufB[:nb]) {
+			return false, nil
+		}
+		if errA == io.EOF || errA == io.ErrUnexpectedEOF {
+			return errB == io.EOF || errB == io.ErrUnexpectedEOF, nil
+		}
+		if err := errors.Join(errA, errB); err != nil {
+			return false, err
+		}
+	}
 }
 
 // readParquet reads every row of the Parquet file at path with parquet-go's

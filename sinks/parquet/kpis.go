@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -22,8 +23,18 @@ type kpiLog struct {
 	files map[int64]period // by day start
 }
 
+// dayName is the file name of the complete day starting at start.
 func dayName(start int64) string {
 	return time.UnixMilli(start).UTC().Format(time.DateOnly) + ".parquet"
+}
+
+// partialLayout names the file of a day written at the end of an input, by
+// its last minute: a longer input later writes the day under another name
+// (and removes this one), never over it.
+const partialLayout = "2006-01-02T150405.000Z"
+
+func partialDayName(last int64) string {
+	return time.UnixMilli(last).UTC().Format(partialLayout) + ".parquet"
 }
 
 func parseDayName(name string) (start, end int64, ok bool) {
@@ -31,11 +42,14 @@ func parseDayName(name string) (start, end int64, ok bool) {
 	if !found {
 		return 0, 0, false
 	}
-	t, err := time.Parse(time.DateOnly, stem)
+	if t, err := time.Parse(time.DateOnly, stem); err == nil {
+		return t.UnixMilli(), t.UnixMilli() + dayMs, true
+	}
+	t, err := time.Parse(partialLayout, stem)
 	if err != nil {
 		return 0, 0, false
 	}
-	return t.UnixMilli(), t.UnixMilli() + dayMs, true
+	return floor(t.UnixMilli(), dayMs), t.UnixMilli() + 1, true
 }
 
 // moved reports whether another process wrote the partition since this
@@ -78,7 +92,7 @@ func (l *kpiLog) write(b *sinks.Batch) error {
 	if b.End && l.st != nil {
 		// The open day's file is written at the end of the input too; more
 		// minutes of the day later rewrite it.
-		return l.writeDay(l.st.start, true, nil)
+		return l.writeDay(l.st.start, true, nil, true)
 	}
 	return nil
 }
@@ -99,14 +113,14 @@ func (l *kpiLog) add(fin []KPIRow) error {
 	if l.st.start < open {
 		from := l.st.start
 		j := upToMinute(fin, 0, from+dayMs)
-		if err := l.writeDay(from, true, fin[:j]); err != nil {
+		if err := l.writeDay(from, true, fin[:j], false); err != nil {
 			return err
 		}
 		done := []int64{from}
 		for i = j; fin[i].Minute < open; i = j {
 			d := floor(fin[i].Minute, dayMs)
 			j = upToMinute(fin, i, d+dayMs)
-			if err := l.writeDay(d, false, fin[i:j]); err != nil {
+			if err := l.writeDay(d, false, fin[i:j], false); err != nil {
 				return err
 			}
 			done = append(done, d)
@@ -144,21 +158,34 @@ func upToMinute(fin []KPIRow, i int, end int64) int {
 }
 
 // writeDay writes the file of the day starting at start with the staged
-// minutes (when staged) then fin. A day without final minutes has no file.
-func (l *kpiLog) writeDay(start int64, staged bool, fin []KPIRow) error {
+// minutes (when staged) then fin; partial names it by its last minute (the
+// end of an input). A day without final minutes has no file.
+func (l *kpiLog) writeDay(start int64, staged bool, fin []KPIRow, partial bool) error {
 	rows := len(fin)
 	if staged {
 		rows += l.st.n
 	}
+	old, had := l.files[start]
 	if rows == 0 {
-		if _, had := l.files[start]; had {
+		if had {
 			return l.s.removeFiles(l.dir, l.files, []int64{start})
 		}
 		return nil
 	}
-	name := dayName(start)
+	name, end := dayName(start), start+dayMs
+	if partial {
+		last := l.st.last
+		if len(fin) > 0 {
+			last = fin[len(fin)-1].Minute
+		}
+		name, end = partialDayName(last), last+1
+	}
+	var stale []string
+	if had && old.name != name {
+		stale = append(stale, old.name)
+	}
 	topic, part := l.id.topic, l.id.partition
-	err := writeParquet(l.dir, name, nil, func(add func(kpiRow) error) error {
+	err := writeParquet(l.dir, name, stale, func(add func(kpiRow) error) error {
 		put := func(r *KPIRow) error {
 			row, err := toKPIRow(r)
 			if err != nil {
@@ -184,13 +211,35 @@ func (l *kpiLog) writeDay(start int64, staged bool, fin []KPIRow) error {
 			}
 		}
 		return nil
-	})
+	}, sameButLatency)
 	if err != nil {
 		return err
 	}
-	l.files[start] = period{name, start + dayMs}
+	l.files[start] = period{name, end}
 	l.s.log.Debug("parquet: wrote KPIs", "file", filepath.Join(l.dir, name), "rows", rows)
 	return nil
+}
+
+// sameButLatency reports whether two KPI files hold the same rows but for
+// latency_ms_p95, which is not deterministic (SEMANTICS §6): a replay after
+// a crash recomputes a day's final minutes with other latencies, and the
+// file written first is kept.
+func sameButLatency(a, b string) (bool, error) {
+	ra, err := readParquet[kpiRow](a)
+	if err != nil {
+		return false, err
+	}
+	rb, err := readParquet[kpiRow](b)
+	if err != nil {
+		return false, err
+	}
+	for i := range ra {
+		ra[i].LatencyMsP95 = nil
+	}
+	for i := range rb {
+		rb[i].LatencyMsP95 = nil
+	}
+	return reflect.DeepEqual(ra, rb), nil
 }
 
 // reopen makes the staging file hold the day starting at start with its

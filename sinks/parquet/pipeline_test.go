@@ -75,7 +75,7 @@ func TestPipelineCrashAndReplay(t *testing.T) {
 		if crashAt > 0 {
 			sink = &crashAfter{Sink: ps, n: crashAt, cancel: cancel}
 		}
-		r, err := pipeline.NewRunner(sources.NewMemory(readBatch, values...), sink, cfg, pipeline.WithCheckpoints(store))
+		r, err := pipeline.NewRunner(sources.NewMemory(readBatch, values...), sink, store, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/clickstreamkit/clickstream"
 	"github.com/clickstreamkit/clickstream/sinks"
 )
 
@@ -27,6 +28,13 @@ var (
 	// NextOffset below FirstOffset, or events not in increasing offset order
 	// within [FirstOffset, NextOffset).
 	ErrBadBatch = errors.New("parquet: bad batch")
+	// ErrConflict is wrapped when a file to write exists with other
+	// content: a replay produced other rows than the run that wrote it (an
+	// event accepted by one clock and rejected by the other, another chunk
+	// size or input). The file is left as it is and the write fails; the
+	// error is permanent (clickstream.ErrPermanent), since retrying gives
+	// the same rows.
+	ErrConflict = fmt.Errorf("parquet: a file of that name exists with other content: %w", clickstream.ErrPermanent)
 )
 
 // DefaultChunkSize is how many offsets an events file covers by default.
@@ -135,9 +143,9 @@ func (s *Sink) Write(ctx context.Context, b *sinks.Batch) error {
 	}
 	return err
 }
+
 // Durable reports true: Write returns once the staged rows are fsynced.
 func (*Sink) Durable() bool { return true }
-
 
 // Close releases the open staging files. It writes nothing: the staging
 // files already hold, durably, what the Parquet files do not. Close may be

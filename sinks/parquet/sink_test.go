@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/clickstreamkit/clickstream"
 	"github.com/clickstreamkit/clickstream/kpi"
@@ -482,52 +483,127 @@ func TestTornStaging(t *testing.T) {
 	})
 }
 
-// SEMANTICS §6, §10: final minutes go to one file per partition and UTC day;
-// a replayed final minute replaces the one written before.
-func TestKPIDaysReplace(t *testing.T) {
+// SEMANTICS §6, §10: final minutes go to one file per partition and UTC day.
+// A replay that writes a day's file again with the same minutes keeps it (a
+// new latency_ms_p95, which is not deterministic, included); one with other
+// minutes fails with a permanent ErrConflict and leaves the file alone.
+func TestKPIDaysNeverOverwritten(t *testing.T) {
 	dir := t.TempDir()
 	sink := newSink(t, dir)
 	day := floor(t0, dayMs)
-	minute := func(d, m int64, events int64) kpi.Minute {
-		return kpi.Minute{Minute: day + d*dayMs + m*60_000, Final: true, Counts: kpi.Counts{Events: events, Sessions: 2, Purchases: 1}}
+	minute := func(d, m int64, events int64, latency ...float64) kpi.Minute {
+		km := kpi.Minute{Minute: day + d*dayMs + m*60_000, Final: true, Counts: kpi.Counts{Events: events, Sessions: 2, Purchases: 1}}
+		for _, l := range latency {
+			km.Latency.Add(l)
+		}
+		return km
 	}
-	write := func(first, next int64, ms ...kpi.Minute) {
+	write := func(first, next int64, ms ...kpi.Minute) error {
 		t.Helper()
-		if err := sink.Write(context.Background(), &sinks.Batch{Topic: "t", FirstOffset: first, NextOffset: next, KPIs: ms}); err != nil {
+		return sink.Write(context.Background(), &sinks.Batch{Topic: "t", FirstOffset: first, NextOffset: next, KPIs: ms})
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	write(0, 10, minute(0, 1, 5), minute(0, 2, 6))
-	write(10, 20, minute(0, 3, 7), minute(1, 0, 1)) // day 0 complete
-	write(20, 30, minute(1, 5, 2), minute(2, 9, 3)) // day 1 complete
-	got := slices.Sorted(mapsKeys(files(t, dir)))
-	if want := []string{"kpis/topic=t/partition=0/2025-03-14.parquet", "kpis/topic=t/partition=0/2025-03-15.parquet"}; !reflect.DeepEqual(got, want) {
+	must(write(0, 10, minute(0, 1, 5), minute(0, 2, 6)))
+	must(write(10, 20, minute(0, 3, 7, 40), minute(1, 0, 1))) // day 0 complete
+	must(write(20, 30, minute(1, 5, 2), minute(2, 9, 3)))     // day 1 complete
+	before := files(t, dir)
+	if got, want := slices.Sorted(mapsKeys(before)), []string{"kpis/topic=t/partition=0/2025-03-14.parquet", "kpis/topic=t/partition=0/2025-03-15.parquet"}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("files %v, want %v", got, want)
 	}
 
-	// crash; the replay from offset 10 emits minute 3 of day 0 again, with
-	// other values (the first run's was never checkpointed)
+	// crash; the replay from offset 10 emits the same minutes, minute 3
+	// with another latency: the files stay
 	sink = newSink(t, dir)
-	write(10, 25, minute(0, 3, 70), minute(1, 0, 1), minute(1, 5, 2))
-	write(25, 30, minute(2, 9, 3))
-	if err := sink.Write(context.Background(), &sinks.Batch{Topic: "t", FirstOffset: 30, NextOffset: 30, End: true}); err != nil {
-		t.Fatal(err)
+	must(write(10, 25, minute(0, 3, 7, 900), minute(1, 0, 1), minute(1, 5, 2)))
+	must(write(25, 30, minute(2, 9, 3)))
+	if after := files(t, dir); !reflect.DeepEqual(after, before) {
+		t.Fatal("a replay of the same minutes changed the files")
+	}
+
+	// crash; a replay with another count for minute 3 of day 0
+	sink = newSink(t, dir)
+	err := write(10, 25, minute(0, 3, 70), minute(1, 0, 1), minute(1, 5, 2))
+	if !errors.Is(err, ErrConflict) || !errors.Is(err, clickstream.ErrPermanent) || !strings.Contains(err.Error(), "2025-03-14.parquet") {
+		t.Fatalf("replay with other minutes: %v, want a permanent ErrConflict naming the file", err)
+	}
+	if after := files(t, dir); !reflect.DeepEqual(after, before) {
+		t.Fatal("a conflicting replay changed the files")
 	}
 	rows, err := ReadKPIs(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got2 []string
+	var got []string
 	for _, r := range rows {
-		got2 = append(got2, fmt.Sprintf("%s=%d", clickstream.FormatTime(r.Minute), r.Events))
+		got = append(got, fmt.Sprintf("%s=%d", clickstream.FormatTime(r.Minute), r.Events))
 	}
-	want2 := []string{"2025-03-14T00:01:00.000Z=5", "2025-03-14T00:02:00.000Z=6", "2025-03-14T00:03:00.000Z=70",
-		"2025-03-15T00:00:00.000Z=1", "2025-03-15T00:05:00.000Z=2", "2025-03-16T00:09:00.000Z=3"}
-	if !reflect.DeepEqual(got2, want2) {
-		t.Fatalf("minutes\n%v\nwant\n%v", got2, want2)
+	want := []string{"2025-03-14T00:01:00.000Z=5", "2025-03-14T00:02:00.000Z=6", "2025-03-14T00:03:00.000Z=7",
+		"2025-03-15T00:00:00.000Z=1", "2025-03-15T00:05:00.000Z=2"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("minutes\n%v\nwant\n%v", got, want)
 	}
 	if r := rows[0]; r.ConversionRate != 0.5 || r.RevenueByCurrency == nil || r.TopProducts == nil || r.LatencyMsP95 != nil {
 		t.Errorf("row %+v: want conversion 0.5, empty currency map and products, no latency", r)
+	}
+	if r := rows[2]; r.LatencyMsP95 == nil || *r.LatencyMsP95 > 41 {
+		t.Errorf("minute 3's latency %v: want the first run's 40", r.LatencyMsP95)
+	}
+}
+
+// A day written at the end of an input is named by its last minute, so a
+// longer input later writes the day under another name and removes it.
+func TestKPIPartialDayNamed(t *testing.T) {
+	dir := t.TempDir()
+	sink := newSink(t, dir)
+	m := func(min int64) kpi.Minute {
+		return kpi.Minute{Minute: t0 + min*60_000, Final: true, Counts: kpi.Counts{Events: 1}}
+	}
+	if err := sink.Write(context.Background(), &sinks.Batch{Topic: "t", FirstOffset: 0, NextOffset: 5, End: true, KPIs: []kpi.Minute{m(0)}}); err != nil {
+		t.Fatal(err)
+	}
+	first := slices.Sorted(mapsKeys(files(t, dir)))
+	if err := sink.Write(context.Background(), &sinks.Batch{Topic: "t", FirstOffset: 5, NextOffset: 9, End: true, KPIs: []kpi.Minute{m(2)}}); err != nil {
+		t.Fatal(err)
+	}
+	second := slices.Sorted(mapsKeys(files(t, dir)))
+	day := "kpis/topic=t/partition=0/" + time.UnixMilli(t0).UTC().Format(time.DateOnly)
+	want1 := []string{day + time.UnixMilli(t0).UTC().Format("T150405.000Z") + ".parquet"}
+	want2 := []string{day + time.UnixMilli(t0+120_000).UTC().Format("T150405.000Z") + ".parquet"}
+	if !reflect.DeepEqual(first, want1) || !reflect.DeepEqual(second, want2) {
+		t.Fatalf("files %v then %v, want %v then %v", first, second, want1, want2)
+	}
+}
+
+// SEMANTICS §10: an events file is never replaced by other content: a
+// replay that accepts other events than the first run (a clock-dependent
+// check, say) fails with a permanent ErrConflict and the file stays; a replay
+// of the same events rewrites nothing.
+func TestEventsNeverOverwritten(t *testing.T) {
+	s := genStream(9, "t", 0, 600)
+	other := genStream(9, "t", 0, 600)
+	other.events = slices.DeleteFunc(other.events, func(a sinks.Accepted) bool { return a.Offset%7 == 0 })
+
+	dir := t.TempDir()
+	sink := newSink(t, dir, WithChunkSize(100))
+	s.run(t, sink, 0, 350, []int64{50}, false)
+	before := files(t, dir)
+	s.run(t, newSink(t, dir, WithChunkSize(100)), 0, 350, []int64{120}, false)
+	if after := files(t, dir); !reflect.DeepEqual(after, before) {
+		t.Fatal("a replay of the same events changed the files")
+	}
+
+	err := newSink(t, dir, WithChunkSize(100)).Write(context.Background(), other.batch(0, 150, false))
+	if !errors.Is(err, ErrConflict) || !errors.Is(err, clickstream.ErrPermanent) ||
+		!strings.Contains(err.Error(), "00000000000000000000-00000000000000000100.parquet") {
+		t.Fatalf("replay with other events: %v, want a permanent ErrConflict naming the file", err)
+	}
+	if after := files(t, dir); !reflect.DeepEqual(after, before) {
+		t.Fatal("a conflicting replay changed the files")
 	}
 }
 
@@ -630,24 +706,6 @@ func TestRandomCrashesMatchCleanRun(t *testing.T) {
 			checkArchive(t, dir, s)
 		})
 	}
-}
-
-// A replay that accepts other events than the first run (a clock-dependent
-// check, say) leaves its own result: the files of chunks it leaves empty go.
-func TestReplayWithOtherEvents(t *testing.T) {
-	s := genStream(9, "t", 0, 600)
-	other := genStream(9, "t", 0, 600)
-	other.events = slices.DeleteFunc(other.events, func(a sinks.Accepted) bool {
-		return (a.Offset >= 200 && a.Offset < 300) || a.Offset%7 == 0
-	})
-	want := cleanRun(t, other, 100)
-
-	dir := t.TempDir()
-	sink := newSink(t, dir, WithChunkSize(100))
-	s.run(t, sink, 0, 600, []int64{50, 350}, false)
-	replay := newSink(t, dir, WithChunkSize(100))
-	other.run(t, replay, 0, 600, []int64{420}, true)
-	sameFiles(t, want, dir)
 }
 
 // Two processes sharing the directory own a partition in turn (a
