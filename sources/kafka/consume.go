@@ -61,9 +61,13 @@ func (h handler) Cleanup(sess sarama.ConsumerGroupSession) error {
 	return nil
 }
 
-// ConsumeClaim hands the claim's messages to Read in batches. When the claim
-// ends (a rebalance, a lost session) and the reader got anything from it, it
-// sends a Revoked notice and keeps the partition, session included, until the
+// ConsumeClaim hands the claim's messages to Read in batches, each with the
+// topic's partition count, the session's generation and whether it reaches
+// the claim's high watermark (CaughtUp). A claim that starts at the high
+// watermark sends a CaughtUp notice first, so that the reader learns of a
+// partition with nothing to read. When the claim ends (a rebalance, a lost
+// session) and the reader got anything from it, a notice included, it sends
+// a Revoked notice and keeps the partition, session included, until the
 // reader releases it: the reader can still commit.
 func (h handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
 	s := h.s
@@ -73,6 +77,11 @@ func (h handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Con
 		if off, err := h.c.client.GetOffset(s.topic, p, start); err == nil {
 			start = off
 		}
+	}
+	partitions, generation := h.partitionCount(), int64(sess.GenerationID())
+	batchOf := func(msgs []sources.Message, caughtUp bool) sources.Batch {
+		return sources.Batch{Topic: s.topic, Partition: p, Messages: msgs,
+			Partitions: partitions, Generation: generation, CaughtUp: caughtUp}
 	}
 	c := &claimState{sess: sess, claim: claim, next: start}
 	end := int64(math.MaxInt64)
@@ -103,6 +112,18 @@ func (h handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Con
 	msgs := claim.Messages()
 	ended := sess.Context().Done()
 	delivered := false
+	// The claim's high watermark is the partition's end when the claim was
+	// made, until a fetch brings a newer one.
+	if start >= 0 && start >= claim.HighWaterMarkOffset() {
+		select {
+		case s.batches <- batchOf(nil, true):
+			delivered = true
+		case <-ended:
+			return h.revoke(p, delivered)
+		case <-s.closing:
+			return nil
+		}
+	}
 	for {
 		var first *sarama.ConsumerMessage
 		select {
@@ -174,8 +195,11 @@ func (h handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Con
 		if full {
 			atEnd()
 		}
+		// The high watermark is that of the latest fetch, which brought the
+		// batch's last message or later ones.
+		caughtUp := batch[len(batch)-1].Offset+1 >= claim.HighWaterMarkOffset()
 		select {
-		case s.batches <- sources.Batch{Topic: s.topic, Partition: p, Messages: batch}:
+		case s.batches <- batchOf(batch, caughtUp):
 			delivered = true
 		case <-ended: // not delivered: the next owner reads it from the committed offset
 			return h.revoke(p, delivered)
@@ -186,6 +210,20 @@ func (h handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Con
 			return h.revoke(p, delivered)
 		}
 	}
+}
+
+// partitionCount returns the topic's partition count from freshly fetched
+// metadata, or from what the client knows if the fetch fails; 0 when unknown.
+func (h handler) partitionCount() int32 {
+	if err := h.c.client.RefreshMetadata(h.s.topic); err != nil {
+		h.s.log.Warn("kafka: metadata refresh failed", "err", err)
+	}
+	ps, err := h.c.client.Partitions(h.s.topic)
+	if err != nil {
+		h.s.log.Warn("kafka: partition count unknown", "err", err)
+		return 0
+	}
+	return int32(len(ps))
 }
 
 // revoke tells the reader that partition p goes away, if the reader got

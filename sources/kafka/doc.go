@@ -9,6 +9,13 @@
 // a notice (Batch.Revoked) and the source keeps the partition, so that the
 // reader can still commit, until the reader calls Release.
 //
+// Batches also tell the reader what the global view needs (SEMANTICS §11):
+// the topic's partition count (Batch.Partitions), the consumer-group
+// generation they were read in (Batch.Generation, for fencing checkpoints)
+// and whether they reach the partition's high watermark (Batch.CaughtUp). A
+// partition claimed at its end is announced by a CaughtUp notice without
+// messages, so that the reader can tell it idle.
+//
 // [WithBounded] turns the source into a finite one for backfills and tests:
 // it reads every partition up to the end offsets it saw when it connected,
 // then Read returns [sources.ErrEndOfInput].

@@ -207,12 +207,24 @@ func (s *Source) closed() bool {
 	}
 }
 
-// Read returns the next batch of one partition, or a Revoked notice for a
-// partition the group is taking away: the source keeps the partition, and
-// Commit still works for it, until the notice's Release is called. The first
-// Read connects; if that fails Read returns the error and the next Read tries
-// again. A bounded source returns sources.ErrEndOfInput once it has delivered
-// everything (see WithBounded).
+// Read returns the next batch of one partition, a CaughtUp notice for a
+// partition claimed at its end, or a Revoked notice for a partition the
+// group is taking away: the source keeps the partition, and Commit still
+// works for it, until the notice's Release is called. A partition that the
+// reader got anything from, a CaughtUp notice included, gets a Revoked
+// notice when it goes.
+//
+// Every batch and CaughtUp notice carries the topic's partition count, as
+// the metadata said when the partition was claimed, and the generation of
+// the consumer-group session it was read in. A batch is CaughtUp when its
+// last message reaches the high watermark of the partition's latest fetch. A
+// partition whose last offsets hold no message (transaction markers) is
+// never caught up.
+//
+// The first Read connects; if that fails Read returns the error and the next
+// Read tries again. A bounded source returns sources.ErrEndOfInput once it
+// has delivered everything (see WithBounded); CaughtUp notices still pending
+// then are dropped.
 func (s *Source) Read(ctx context.Context) (sources.Batch, error) {
 	if err := ctx.Err(); err != nil {
 		return sources.Batch{}, err
@@ -225,19 +237,21 @@ func (s *Source) Read(ctx context.Context) (sources.Batch, error) {
 	}
 	for {
 		s.mu.Lock()
-		end := s.o.bounded && s.remaining == 0
 		fatal := s.fatal
 		s.mu.Unlock()
 		switch {
 		case fatal != nil:
 			return sources.Batch{}, fatal
-		case end:
+		case s.ended():
 			return sources.Batch{}, sources.ErrEndOfInput
 		}
 		select {
 		case b := <-s.batches:
-			if !b.Revoked {
+			switch {
+			case len(b.Messages) > 0:
 				s.took(b)
+			case b.CaughtUp && s.ended():
+				continue // nothing the reader needs: the input has ended
 			}
 			return b, nil
 		case <-s.wake:
@@ -249,7 +263,14 @@ func (s *Source) Read(ctx context.Context) (sources.Batch, error) {
 	}
 }
 
-// took records that the reader now has b.
+// ended reports whether a bounded source has delivered everything.
+func (s *Source) ended() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.o.bounded && s.remaining == 0
+}
+
+// took records that the reader now has b, a batch with messages.
 func (s *Source) took(b sources.Batch) {
 	next := b.Messages[len(b.Messages)-1].Offset + 1
 	s.mu.Lock()
