@@ -348,3 +348,19 @@ func TestDirReadsVersion1(t *testing.T) {
 		t.Fatalf("Load of a version 1 head = %+v, %v", cp, err)
 	}
 }
+
+func BenchmarkSave5k(b *testing.B) {
+	d, err := checkpoint.NewDir(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	checkpointtest.Save5k(b, d)
+}
+
+func BenchmarkLoad5k(b *testing.B) {
+	d, err := checkpoint.NewDir(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	checkpointtest.Load5k(b, d)
+}

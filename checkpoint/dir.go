@@ -163,6 +163,25 @@ func (d *Dir) remove(topic string, partition int32, ids []uint64, keep map[uint6
 	}
 }
 
+// A version 2 head and a segment file are the length of their fields, the
+// fields, the payload (state or segment data) and a CRC: the payload is
+// read in place, not copied.
+func encode(fields, payload []byte) []byte {
+	b := make([]byte, 0, binary.MaxVarintLen64+len(fields)+len(payload)+4)
+	b = snap.AppendUint(b, uint64(len(fields)))
+	b = append(append(b, fields...), payload...)
+	return binary.LittleEndian.AppendUint32(b, crc32.ChecksumIEEE(b))
+}
+
+// decode splits what encode wrote, its CRC checked by readFile.
+func decode(b []byte) (fields *snap.Reader, payload []byte) {
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n > uint64(len(b)-k) {
+		return snap.NewReader(nil), nil // reading a field fails
+	}
+	return snap.NewReader(b[k : k+int(n)]), b[k+int(n):]
+}
+
 func encodeHead(cp Checkpoint) []byte {
 	b := snap.AppendHeader(nil, "checkpoint", headVersion)
 	b = snap.AppendString(b, cp.Topic)
@@ -173,8 +192,7 @@ func encodeHead(cp Checkpoint) []byte {
 	for _, s := range cp.Segments {
 		b = snap.AppendUint(b, s.ID)
 	}
-	b = snap.AppendString(b, string(cp.State))
-	return binary.LittleEndian.AppendUint32(b, crc32.ChecksumIEEE(b))
+	return encode(b, cp.State)
 }
 
 func (d *Dir) writeSegment(topic string, partition int32, s Segment) error {
@@ -182,9 +200,7 @@ func (d *Dir) writeSegment(topic string, partition int32, s Segment) error {
 	b = snap.AppendString(b, topic)
 	b = snap.AppendInt(b, int64(partition))
 	b = snap.AppendUint(b, s.ID)
-	b = snap.AppendString(b, string(s.Data))
-	b = binary.LittleEndian.AppendUint32(b, crc32.ChecksumIEEE(b))
-	return writeFile(d.path, d.segment(topic, partition, s.ID), b)
+	return writeFile(d.path, d.segment(topic, partition, s.ID), encode(b, s.Data))
 }
 
 // writeFile writes body to a temporary file in dir, fsyncs it and renames it
@@ -236,27 +252,32 @@ func (d *Dir) readHead(topic string, partition int32) (Checkpoint, error) {
 	if err != nil {
 		return Checkpoint{}, err
 	}
-	r := snap.NewReader(b)
-	v := r.Header("checkpoint", headVersion)
-	cp := Checkpoint{Topic: r.String(), Partition: int32(r.Int()), Next: r.Int()}
-	if v >= 2 {
-		cp.Generation = r.Int()
-		n := r.Len()
-		if r.Err() == nil && n > 0 {
-			cp.Segments = make([]Segment, n)
-			for i := range cp.Segments {
-				cp.Segments[i].ID = r.Uint()
-			}
+	if v1 := snap.NewReader(b); v1.Header("checkpoint", 1) == 1 && v1.Err() == nil {
+		cp := Checkpoint{Topic: v1.String(), Partition: int32(v1.Int()), Next: v1.Int(), State: []byte(v1.String())}
+		return cp, checkHead(cp, topic, partition, v1.Done())
+	}
+	r, state := decode(b)
+	r.Header("checkpoint", headVersion)
+	cp := Checkpoint{Topic: r.String(), Partition: int32(r.Int()), Next: r.Int(), Generation: r.Int(), State: state}
+	if n := r.Len(); r.Err() == nil && n > 0 {
+		cp.Segments = make([]Segment, n)
+		for i := range cp.Segments {
+			cp.Segments[i].ID = r.Uint()
 		}
 	}
-	cp.State = []byte(r.String())
-	if err := r.Done(); err != nil {
-		return Checkpoint{}, clickstream.Permanent(fmt.Errorf("head: %w", err))
+	return cp, checkHead(cp, topic, partition, r.Done())
+}
+
+// checkHead returns err, or an error if cp is not of topic/partition, as a
+// permanent error.
+func checkHead(cp Checkpoint, topic string, partition int32, err error) error {
+	if err != nil {
+		return clickstream.Permanent(fmt.Errorf("head: %w", err))
 	}
 	if cp.Topic != topic || cp.Partition != partition {
-		return Checkpoint{}, clickstream.Permanent(fmt.Errorf("%w: head of %s/%d", snap.ErrCorrupt, cp.Topic, cp.Partition))
+		return clickstream.Permanent(fmt.Errorf("%w: head of %s/%d", snap.ErrCorrupt, cp.Topic, cp.Partition))
 	}
-	return cp, nil
+	return nil
 }
 
 func (d *Dir) readSegment(topic string, partition int32, id uint64) ([]byte, error) {
@@ -267,9 +288,9 @@ func (d *Dir) readSegment(topic string, partition int32, id uint64) ([]byte, err
 	if err != nil {
 		return nil, err
 	}
-	r := snap.NewReader(b)
+	r, data := decode(b)
 	r.Header("segment", segmentVersion)
-	t, p, i, data := r.String(), r.Int(), r.Uint(), []byte(r.String())
+	t, p, i := r.String(), r.Int(), r.Uint()
 	if err := r.Done(); err != nil {
 		return nil, clickstream.Permanent(fmt.Errorf("segment %d: %w", id, err))
 	}

@@ -11,5 +11,6 @@
 //		})
 //	}
 //
-// Run may be called from parallel tests; it keeps no state.
+// Run may be called from parallel tests; it keeps no state. [Save5k] and
+// [Load5k] are benchmarks of a store at the target steady state.
 package checkpointtest
