@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -11,6 +12,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/clickstreamkit/clickstream"
+	"github.com/clickstreamkit/clickstream/checkpoint"
+	"github.com/clickstreamkit/clickstream/funnel"
 	"github.com/clickstreamkit/clickstream/internal/gen"
 	"github.com/clickstreamkit/clickstream/kpi"
 	"github.com/clickstreamkit/clickstream/pipeline"
@@ -20,79 +24,229 @@ import (
 
 var processingTime = time.Date(2025, 3, 15, 0, 0, 0, 0, time.UTC)
 
-// randomCase makes a random stream and config: duplicates, late, out of
-// order and invalid messages, and, with short gaps, sessions that bridge.
-func randomCase(seed uint64) (pipeline.Config, [][]byte) {
-	r := rand.New(rand.NewPCG(seed, 7))
+func pick[T any](r *rand.Rand, vs ...T) T { return vs[r.IntN(len(vs))] }
+
+// randomConfig varies every setting that changes the results: window_size,
+// session_gap (>= window_size, which Validate requires), watermark_delay,
+// the funnel's steps, scope and conversion_window (whole minutes or not),
+// and the currency rates.
+func randomConfig(r *rand.Rand) pipeline.Config {
 	cfg := pipeline.DefaultConfig()
 	cfg.Clock = func() time.Time { return processingTime }
-	if r.IntN(2) == 0 {
-		cfg.SessionGap, cfg.WatermarkDelay = 2*time.Minute, time.Duration(1+r.IntN(5))*time.Minute
+	cfg.WindowSize = pick(r, 30*time.Second, time.Minute, time.Minute, 2*time.Minute, 5*time.Minute)
+	gaps := []time.Duration{cfg.WindowSize}
+	for _, g := range []time.Duration{90 * time.Second, 2 * time.Minute, 5 * time.Minute, 10 * time.Minute, 30 * time.Minute} {
+		if g > cfg.WindowSize {
+			gaps = append(gaps, g)
+		}
 	}
-	if r.IntN(2) == 0 {
+	cfg.SessionGap = pick(r, gaps...)
+	cfg.WatermarkDelay = pick(r, 0, 30*time.Second, time.Minute, 2*time.Minute, 5*time.Minute, 10*time.Minute)
+	switch r.IntN(4) {
+	case 1:
 		cfg.Currencies.Rates = map[string]float64{"USD": 0.92}
+	case 2:
+		cfg.Currencies.Rates = map[string]float64{"USD": 0.92, "GBP": 1.17}
+	case 3:
+		cfg.Currencies = clickstream.Currencies{Base: "USD", Rates: map[string]float64{"EUR": 1.08}}
 	}
-	if r.IntN(3) == 0 {
-		cfg.FunnelSteps = []string{"page_view", "page_view", "purchase"}
+	cfg.FunnelSteps = pick(r, funnel.DefaultSteps,
+		[]string{"page_view", "page_view", "purchase"},
+		[]string{"add_to_cart", "purchase"},
+		[]string{"page_view", "search", "add_to_cart"},
+		[]string{"purchase", "page_view"},
+		[]string{"page_view"})
+	if r.IntN(2) == 0 {
+		cfg.FunnelScope = funnel.ScopeUser
+		cfg.ConversionWindow = pick(r, 90*time.Second, 150*time.Second, 5*time.Minute, 7*time.Minute+30*time.Second, 30*time.Minute)
 	}
+	return cfg
+}
+
+// randomGen describes a random stream for cfg from start: duplicates, late,
+// out of order and invalid messages, and, with short gaps, sessions that
+// bridge.
+func randomGen(r *rand.Rand, cfg pipeline.Config, seed uint64, start time.Time) gen.Config {
 	g := gen.Default(200+r.IntN(3000), seed)
+	g.Start = start
 	g.Users = 5 + r.IntN(60)
 	g.Rate = float64(1 + r.IntN(20))
 	g.Duplicate, g.Late, g.Invalid = r.Float64()*0.1, r.Float64()*0.05, r.Float64()*0.05
 	g.Disorder = time.Duration(r.IntN(5*60)) * time.Second
 	g.LateBy = cfg.WatermarkDelay + time.Minute
+	return g
+}
+
+func generate(g gen.Config) [][]byte {
 	msgs := gen.Generate(g)
 	values := make([][]byte, len(msgs))
 	for i, m := range msgs {
 		values[i] = m.Value
 	}
-	return cfg, values
+	return values
+}
+
+// randomCase makes a random config and stream.
+func randomCase(seed uint64) (pipeline.Config, [][]byte) {
+	r := rand.New(rand.NewPCG(seed, 7))
+	cfg := randomConfig(r)
+	return cfg, generate(randomGen(r, cfg, seed, gen.Default(0, 0).Start))
+}
+
+func describe(cfg pipeline.Config) string {
+	scope := "session"
+	if cfg.FunnelScope == funnel.ScopeUser {
+		scope = fmt.Sprintf("user/%v", cfg.ConversionWindow)
+	}
+	return fmt.Sprintf("window %v gap %v delay %v steps %v scope %s base %s rates %v",
+		cfg.WindowSize, cfg.SessionGap, cfg.WatermarkDelay, cfg.FunnelSteps, scope, cfg.Currencies.Base, cfg.Currencies.Rates)
+}
+
+// harness runs one partition as the runner does: batches written to a sink,
+// checkpoints saved to a store after a durable write, and restarts that
+// restore the latest checkpoint and replay the input from its offset. What
+// the sink received after the latest checkpoint is dropped at a crash: the
+// replay writes it again, as an idempotent sink would keep it once.
+type harness struct {
+	t      testing.TB
+	cfg    pipeline.Config
+	r      *rand.Rand
+	p      *pipeline.Processor
+	store  checkpoint.Memory
+	epochs []*sinks.Memory // what was written between checkpoints
+	next   int             // offset of the next message to process
+
+	saves, maxSegs int
+	segIDs         map[uint64]bool // every dedup segment a checkpoint listed
+}
+
+func newHarness(t testing.TB, cfg pipeline.Config, r *rand.Rand) *harness {
+	h := &harness{t: t, cfg: cfg, r: r, epochs: []*sinks.Memory{{}}, segIDs: map[uint64]bool{}}
+	var err error
+	h.p, err = pipeline.NewProcessor(cfg, "t", 0)
+	require.NoError(t, err)
+	return h
+}
+
+func (h *harness) flush() {
+	require.NoError(h.t, h.epochs[len(h.epochs)-1].Write(context.Background(), h.p.Batch()))
+	h.p.Reset()
+}
+
+// save checkpoints the partition once its batch is durable.
+func (h *harness) save() {
+	h.flush()
+	cp, err := h.p.Checkpoint()
+	require.NoError(h.t, err)
+	require.Equal(h.t, int64(h.next), cp.Next)
+	require.NoError(h.t, h.store.Save(context.Background(), cp))
+	h.p.Saved()
+	h.saves++
+	h.maxSegs = max(h.maxSegs, len(cp.Segments))
+	for _, s := range cp.Segments {
+		h.segIDs[s.ID] = true
+	}
+	h.epochs = append(h.epochs, &sinks.Memory{})
+}
+
+// restart drops the processor and what was written since the latest
+// checkpoint, and goes on from that checkpoint in a new processor of cfg.
+func (h *harness) restart(cfg pipeline.Config) {
+	h.epochs[len(h.epochs)-1] = &sinks.Memory{}
+	var err error
+	h.p, err = pipeline.NewProcessor(cfg, "t", 0)
+	require.NoError(h.t, err)
+	cp, err := h.store.Load(context.Background(), "t", 0)
+	if errors.Is(err, checkpoint.ErrNotFound) {
+		h.next = 0
+		return
+	}
+	require.NoError(h.t, err)
+	require.NoError(h.t, h.p.Restore(cp))
+	h.next = int(cp.Next)
+	h.flush()
+}
+
+// feed processes input (all messages so far, offset = index) from h.next to
+// the end in random batches, with updates, checkpoints with probability
+// saveP after a batch, and a crash and restart at each offset in crashes
+// (once each, at the end of the batch that reaches it).
+func (h *harness) feed(input [][]byte, saveP float64, crashes []int) {
+	for h.next < len(input) {
+		n := min(1+h.r.IntN(64), len(input)-h.next)
+		msgs := make([]sources.Message, n)
+		for j := range msgs {
+			off := h.next + j
+			msgs[j] = sources.Message{Topic: "t", Offset: int64(off), Value: input[off]}
+		}
+		h.p.Process(msgs, processingTime)
+		h.next += n
+		if h.r.IntN(4) == 0 {
+			h.p.Updates()
+		}
+		h.flush()
+		if len(crashes) > 0 && h.next >= crashes[0] {
+			crashes = crashes[1:]
+			h.restart(h.cfg)
+			continue
+		}
+		if h.r.Float64() < saveP {
+			h.save()
+		}
+	}
+}
+
+func (h *harness) finish() {
+	h.p.Finish()
+	h.flush()
+}
+
+// output is what the sink holds: every epoch kept, in order.
+func (h *harness) output() sinks.Output {
+	var o sinks.Output
+	for _, m := range h.epochs {
+		e := m.Output()
+		o.Updates = append(o.Updates, e.Updates...)
+		o.KPIs = append(o.KPIs, e.KPIs...)
+		o.Sessions = append(o.Sessions, e.Sessions...)
+		o.Funnel = append(o.Funnel, e.Funnel...)
+		o.DeadLetters = append(o.DeadLetters, e.DeadLetters...)
+		if e.Counters != nil {
+			o.Counters, o.Progress = e.Counters, e.Progress
+		}
+	}
+	return o
 }
 
 // run feeds values through a processor in random batches, writing each batch
-// to a memory sink; with cut >= 0 it snapshots at that offset and continues
-// in a restored processor.
+// to a memory sink; with cut >= 0 it checkpoints at that offset and
+// continues in a restored processor.
 func run(t testing.TB, cfg pipeline.Config, values [][]byte, r *rand.Rand, cut int) sinks.Output {
-	p, err := pipeline.NewProcessor(cfg, "t", 0)
-	require.NoError(t, err)
-	var sink sinks.Memory
-	flush := func() {
-		require.NoError(t, sink.Write(context.Background(), p.Batch()))
-		p.Reset()
+	h := newHarness(t, cfg, r)
+	if cut >= 0 {
+		h.feed(values[:cut], 0, nil)
+		h.save()
+		h.restart(cfg)
 	}
-	for i := 0; i < len(values); {
-		n := 1 + r.IntN(64)
-		if cut > i && cut < i+n {
-			n = cut - i
-		}
-		msgs := make([]sources.Message, 0, n)
-		for j := i; j < min(i+n, len(values)); j++ {
-			msgs = append(msgs, sources.Message{Topic: "t", Offset: int64(j), Value: values[j]})
-		}
-		p.Process(msgs, processingTime)
-		i += n
-		if r.IntN(4) == 0 {
-			p.Updates()
-		}
-		flush()
-		if i == cut {
-			cp, err := p.Checkpoint()
-			require.NoError(t, err)
-			p, err = pipeline.NewProcessor(cfg, "t", 0)
-			require.NoError(t, err)
-			require.NoError(t, p.Restore(cp))
-		}
+	h.feed(values, 0, nil)
+	h.finish()
+	return h.output()
+}
+
+func seeds(n int) []uint64 {
+	base := uint64(time.Now().UnixNano())
+	out := make([]uint64, n)
+	for i := range out {
+		out[i] = base + uint64(i)
 	}
-	p.Finish()
-	flush()
-	return sink.Output()
+	return out
 }
 
 func TestPipelineMatchesReference(t *testing.T) {
-	for i := range 40 {
-		seed := uint64(time.Now().UnixNano()) + uint64(i)
+	for _, seed := range seeds(40) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			cfg, values := randomCase(seed)
+			t.Log(describe(cfg))
 			got := run(t, cfg, values, rand.New(rand.NewPCG(seed, 1)), -1)
 			want := reference(cfg, values, processingTime)
 			t.Logf("read %d accepted %d invalid %d late %d dup %d sessions %d windows %d funnel %d", want.read, want.accepted, want.invalid, want.late, want.duplicates, len(want.sessions), len(want.kpis), len(want.funnel))
@@ -101,23 +255,121 @@ func TestPipelineMatchesReference(t *testing.T) {
 	}
 }
 
-// The same stream cut at a random point, snapshotted, restored and continued
-// gives the same outputs as an uninterrupted run.
+// SEMANTICS §10: the same stream cut at a random point, checkpointed,
+// restored and continued gives the same outputs as an uninterrupted run;
+// and so does a run that checkpoints through the store many times (dedup
+// segments accumulate, and expire as wm passes them) and crashes between
+// checkpoints, replaying from the latest.
 func TestSnapshotRestoreContinues(t *testing.T) {
-	for i := range 30 {
-		seed := uint64(time.Now().UnixNano()) + uint64(i)
+	var multi, expired int
+	for _, seed := range seeds(30) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			cfg, values := randomCase(seed)
+			t.Log(describe(cfg))
 			whole := run(t, cfg, values, rand.New(rand.NewPCG(seed, 1)), -1)
-			cut := rand.New(rand.NewPCG(seed, 2)).IntN(len(values) + 1)
+			r := rand.New(rand.NewPCG(seed, 2))
+			cut := r.IntN(len(values) + 1)
 			resumed := run(t, cfg, values, rand.New(rand.NewPCG(seed, 1)), cut)
-			assert.Equal(t, whole.KPIs, resumed.KPIs)
-			assert.Equal(t, whole.Sessions, resumed.Sessions)
-			assert.Equal(t, whole.Funnel, resumed.Funnel)
-			assert.Equal(t, whole.DeadLetters, resumed.DeadLetters)
-			assert.Equal(t, whole.Counters, resumed.Counters)
+			sameResults(t, whole, resumed)
+
+			crashes := make([]int, r.IntN(4))
+			for i := range crashes {
+				crashes[i] = r.IntN(len(values) + 1)
+			}
+			slices.Sort(crashes)
+			h := newHarness(t, cfg, rand.New(rand.NewPCG(seed, 3)))
+			h.feed(values, 0.1+0.4*r.Float64(), crashes)
+			h.finish()
+			got := h.output()
+			t.Logf("%d checkpoints, %d dedup segments, at most %d in one, %d crashes", h.saves, len(h.segIDs), h.maxSegs, len(crashes))
+			sameResults(t, whole, got)
+			compare(t, reference(cfg, values, processingTime), got)
+			if h.maxSegs > 1 {
+				multi++
+			}
+			if uint64(len(h.segIDs)) > 0 && h.maxSegs < len(h.segIDs) {
+				expired++
+			}
 		})
 	}
+	assert.Positive(t, multi, "no checkpoint had more than one dedup segment")
+	assert.Positive(t, expired, "no dedup segment expired")
+}
+
+// SEMANTICS §3, §10: a restart after the end of input. A finished run's
+// checkpoint keeps wm at its newest event_ts plus the horizon; a later run
+// over it (newer events, some below that, and re-sent old ones) takes those
+// below for late and goes on as usual with the rest, and the results of both
+// runs are those of the reference that models exactly that.
+func TestRestartAfterEndOfInput(t *testing.T) {
+	var lateAtEnd int64
+	for _, seed := range seeds(30) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			r := rand.New(rand.NewPCG(seed, 7))
+			cfg := randomConfig(r)
+			t.Log(describe(cfg))
+			horizon := time.Duration(refHorizon(cfg)) * time.Millisecond
+			start := gen.Default(0, 0).Start
+			var runs [][][]byte
+			var input [][]byte
+			h := newHarness(t, cfg, rand.New(rand.NewPCG(seed, 3)))
+			for k := range 2 + r.IntN(2) {
+				values := generate(randomGen(r, cfg, seed+uint64(k)*1_000_003, start))
+				if k > 0 {
+					// retries of the earlier runs' messages, at random places
+					for range r.IntN(20) {
+						i := r.IntN(len(values) + 1)
+						values = slices.Insert(values, i, input[r.IntN(len(input))])
+					}
+				}
+				runs = append(runs, values)
+				input = append(input, values...)
+				var crashes []int
+				if r.IntN(3) == 0 {
+					crashes = []int{len(input) - len(values) + r.IntN(len(values)+1)}
+				}
+				h.feed(input, 0.2*r.Float64(), crashes)
+				h.finish()
+				h.save()
+				h.restart(cfg)
+				// the next run starts about at the end of this one's horizon:
+				// its first minutes, below the after-end watermark, are late
+				newest, ok := newestTS(values)
+				require.True(t, ok)
+				start = time.UnixMilli(newest).Add(horizon - time.Duration(r.Int64N(int64(2*horizon))))
+			}
+			got := h.output()
+			want := referenceRuns(cfg, runs, processingTime)
+			t.Logf("%d runs: read %d accepted %d late %d (%d below an after-end watermark) dup %d", len(runs), want.read, want.accepted, want.late, want.lateAtEnd, want.duplicates)
+			lateAtEnd += want.lateAtEnd
+			compare(t, want, got)
+		})
+	}
+	assert.Positive(t, lateAtEnd, "no event was late only for an earlier run's end")
+}
+
+// newestTS returns the newest event_ts of the valid messages.
+func newestTS(values [][]byte) (int64, bool) {
+	dec := clickstream.NewDecoder(clickstream.WithClock(func() time.Time { return processingTime }))
+	newest, ok := int64(0), false
+	for _, v := range values {
+		var e clickstream.Event
+		if dec.Decode(v, &e) == nil && (!ok || e.TS > newest) {
+			newest, ok = e.TS, true
+		}
+	}
+	return newest, ok
+}
+
+// sameResults checks that two runs over the same input emitted the same
+// final results and counts.
+func sameResults(t *testing.T, want, got sinks.Output) {
+	t.Helper()
+	assert.Equal(t, want.KPIs, got.KPIs)
+	assert.Equal(t, want.Sessions, got.Sessions)
+	assert.Equal(t, want.Funnel, got.Funnel)
+	assert.Equal(t, want.DeadLetters, got.DeadLetters)
+	assert.Equal(t, want.Counters, got.Counters)
 }
 
 func compare(t *testing.T, want refOut, got sinks.Output) {
@@ -131,7 +383,7 @@ func compare(t *testing.T, want refOut, got sinks.Output) {
 	}
 	assert.Equal(t, want.dead, dead, "§1/§3 dead letters in input order")
 
-	// §6: one final window per minute with events, values equal the batch sums
+	// §6: one final window per window with events, values equal the batch sums
 	finals := map[int64]kpi.Minute{}
 	for _, m := range got.KPIs {
 		_, dup := finals[m.Minute]

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/clickstreamkit/clickstream"
+	"github.com/clickstreamkit/clickstream/funnel"
 	"github.com/clickstreamkit/clickstream/kpi"
 	"github.com/clickstreamkit/clickstream/pipeline"
 )
@@ -40,6 +41,7 @@ type refFunnel struct {
 
 type refOut struct {
 	read, accepted, invalid, late, duplicates int64
+	lateAtEnd                                 int64 // late only for an earlier run's end
 	dead                                      []refDead
 	kpis                                      map[int64]*refKPI
 	sessions                                  map[string]refSession
@@ -51,40 +53,62 @@ type arrived struct {
 	e   clickstream.Event
 }
 
+// reference computes the outputs of one finite input.
 func reference(cfg pipeline.Config, msgs [][]byte, now time.Time) refOut {
+	return referenceRuns(cfg, [][][]byte{msgs}, now)
+}
+
+// referenceRuns computes the outputs of finite inputs run one after the
+// other over the state the previous one left (its checkpoint after the end
+// of input): offsets go on across the runs, and each run's end raises the
+// watermark to the newest accepted event_ts plus the horizon, below which
+// the next run's events are late (SEMANTICS §3, §10).
+func referenceRuns(cfg pipeline.Config, runs [][][]byte, now time.Time) refOut {
 	dec := clickstream.NewDecoder(clickstream.WithClock(func() time.Time { return now }),
 		clickstream.WithMaxEventBytes(cfg.MaxEventBytes), clickstream.WithMaxFutureSkew(cfg.MaxFutureSkew))
 	out := refOut{kpis: map[int64]*refKPI{}, sessions: map[string]refSession{}, funnel: map[int64]*refFunnel{}}
 	delay := cfg.WatermarkDelay.Milliseconds()
 	maxTS, started := int64(0), false
+	floor := int64(math.MinInt64)
 	firstTS := map[string]int64{} // event_id -> event_ts of the accepted event
 	var accepted []arrived
-	for i, raw := range msgs {
-		out.read++
-		var e clickstream.Event
-		if err := dec.Decode(raw, &e); err != nil {
-			out.invalid++
-			out.dead = append(out.dead, refDead{int64(i), err.(*clickstream.ValidationError).Reason})
-			continue
+	offset := 0
+	for ri, msgs := range runs {
+		if ri > 0 && started {
+			floor = max(floor, maxTS+refHorizon(cfg))
 		}
-		wm := int64(math.MinInt64)
-		if started {
-			wm = maxTS - delay
-		}
-		if e.TS < wm {
-			out.late++
-			out.dead = append(out.dead, refDead{int64(i), clickstream.ReasonLate})
-			continue
-		}
-		if ts, ok := firstTS[e.EventID]; ok && ts >= wm {
-			out.duplicates++
-			continue
-		}
-		firstTS[e.EventID] = e.TS
-		out.accepted++
-		accepted = append(accepted, arrived{i, e})
-		if !started || e.TS > maxTS {
-			maxTS, started = e.TS, true
+		for _, raw := range msgs {
+			i := offset
+			offset++
+			out.read++
+			var e clickstream.Event
+			if err := dec.Decode(raw, &e); err != nil {
+				out.invalid++
+				out.dead = append(out.dead, refDead{int64(i), err.(*clickstream.ValidationError).Reason})
+				continue
+			}
+			wm := floor
+			if started {
+				wm = max(wm, maxTS-delay)
+			}
+			if e.TS < wm {
+				if started && e.TS >= maxTS-delay {
+					out.lateAtEnd++
+				}
+				out.late++
+				out.dead = append(out.dead, refDead{int64(i), clickstream.ReasonLate})
+				continue
+			}
+			if ts, ok := firstTS[e.EventID]; ok && ts >= wm {
+				out.duplicates++
+				continue
+			}
+			firstTS[e.EventID] = e.TS
+			out.accepted++
+			accepted = append(accepted, arrived{i, e})
+			if !started || e.TS > maxTS {
+				maxTS, started = e.TS, true
+			}
 		}
 	}
 
@@ -104,14 +128,17 @@ func reference(cfg pipeline.Config, msgs [][]byte, now time.Time) refOut {
 			out.addSession(cfg, evs[lo:hi])
 			lo = hi
 		}
+		if cfg.FunnelScope == funnel.ScopeUser {
+			out.addUserEntities(cfg, evs)
+		}
 	}
 
-	// one-minute windows
+	// windows of window_size, aligned to the epoch
 	win := cfg.WindowSize.Milliseconds()
 	users := map[int64]map[string]bool{}
 	for _, a := range accepted {
 		e := a.e
-		m := e.TS - ((e.TS%win)+win)%win
+		m := floorTo(e.TS, win)
 		k := out.kpis[m]
 		if k == nil {
 			k = &refKPI{byCurrency: map[string]float64{}, products: map[string]*kpi.Product{}}
@@ -119,6 +146,7 @@ func reference(cfg pipeline.Config, msgs [][]byte, now time.Time) refOut {
 			users[m] = map[string]bool{}
 		}
 		k.counts.Events++
+		// with session_gap >= window_size, a window's sessions are its users
 		if !users[m][e.UserID] {
 			users[m][e.UserID] = true
 			k.counts.Sessions++
@@ -158,6 +186,19 @@ func reference(cfg pipeline.Config, msgs [][]byte, now time.Time) refOut {
 	return out
 }
 
+// refHorizon is how far past the newest event_ts the results of a finished
+// input reach: window_size, session_gap, one minute (a funnel minute) and,
+// in user scope, one minute plus conversion_window, whichever is longest.
+func refHorizon(cfg pipeline.Config) int64 {
+	h := max(cfg.WindowSize, cfg.SessionGap, time.Minute)
+	if cfg.FunnelScope == funnel.ScopeUser {
+		h = max(h, time.Minute+cfg.ConversionWindow)
+	}
+	return h.Milliseconds()
+}
+
+func floorTo(ts, size int64) int64 { return ts - ((ts%size)+size)%size }
+
 func refRevenue(cfg pipeline.Config, e clickstream.Event) (float64, bool) {
 	if e.Currency == cfg.Currencies.Base {
 		return e.Price, true
@@ -186,8 +227,38 @@ func (out *refOut) addSession(cfg pipeline.Config, evs []arrived) {
 		}
 	}
 	out.sessions[s.id] = s
-	// funnel: the earliest S1, then the earliest S2 at or after it, ...
-	minute := s.start - ((s.start%60_000)+60_000)%60_000
+	if cfg.FunnelScope == funnel.ScopeSession {
+		out.addEntity(cfg, floorTo(s.start, 60_000), evs)
+	}
+}
+
+// addUserEntities cuts one user's events (sorted by event_ts) into the
+// entities of user scope (SEMANTICS §7): an entity starts at the earliest
+// first step not in an earlier entity and holds the user's events within
+// conversion_window of it, [t1, t1 + conversion_window); the next starts
+// at the earliest first step at or after that end.
+func (out *refOut) addUserEntities(cfg pipeline.Config, evs []arrived) {
+	w := cfg.ConversionWindow.Milliseconds()
+	end := int64(math.MinInt64)
+	for _, a := range evs {
+		if a.e.EventType != cfg.FunnelSteps[0] || a.e.TS < end {
+			continue
+		}
+		t1 := a.e.TS
+		end = t1 + w
+		var ent []arrived
+		for _, b := range evs {
+			if b.e.TS >= t1 && b.e.TS < end {
+				ent = append(ent, b)
+			}
+		}
+		out.addEntity(cfg, floorTo(t1, 60_000), ent)
+	}
+}
+
+// addEntity counts an entity, its events sorted by event_ts, in the funnel
+// of start minute: the earliest S1, then the earliest S2 at or after it, ...
+func (out *refOut) addEntity(cfg pipeline.Config, minute int64, evs []arrived) {
 	f := out.funnel[minute]
 	if f == nil {
 		f = &refFunnel{steps: make([]int64, len(cfg.FunnelSteps))}
