@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -136,4 +137,87 @@ func BenchmarkReplay(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.N*len(values))/b.Elapsed().Seconds(), "events/s")
 	})
+}
+
+// BenchmarkCheckpoint5k is a partition at 5,000 accepted events/s with the
+// default settings (10-minute watermark delay, 30-minute session gap), in
+// sessions of 8 events 20 s apart (625 sessions starting a second, each held
+// for the gap and the delay after its last event: about 1.6M open), checkpointed
+// every 5 s of event time into a Dir store: each
+// iteration is one interval, its events, Checkpoint and Save. It reports the
+// head (watermark, sessions, windows, funnel) and new segment sizes, the dedup
+// state retained over the horizon and its bytes per id, and the time of a
+// checkpoint and of a save.
+func BenchmarkCheckpoint5k(b *testing.B) {
+	const rate, perSession, spacing, interval = 5000, 8, 20, 5 * time.Second
+	store, err := checkpoint.NewDir(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	p, err := pipeline.NewProcessor(pipeline.DefaultConfig(), "bench", 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	types := []string{"page_view", "page_view", "page_view", "add_to_cart", "purchase"}
+	var m sources.Message
+	n, ts := 0, processingTime.Add(-24*time.Hour).UnixMilli()
+	perInterval := int(rate * interval.Seconds())
+	step := func() (cp checkpoint.Checkpoint, ckpt, save time.Duration) {
+		for range perInterval {
+			k := n % perSession // the k-th event of the session that started k*spacing s ago
+			user := n/perSession - k*spacing*rate/perSession
+			e := clickstream.Event{EventID: fmt.Sprintf("b1a9e1f0-2aee-4dfb-%012x", n), EventType: types[k%len(types)],
+				TS: ts + int64(n)*1000/rate, UserID: fmt.Sprintf("user-%09d", user), ProductID: "sku-1"}
+			if e.EventType == "purchase" {
+				e.Price, e.Currency = 10, "EUR"
+			}
+			m.Offset = int64(n)
+			p.ProcessEvent(&e, &m, processingTime)
+			n++
+		}
+		p.Updates()
+		p.Reset()
+		t := time.Now()
+		cp, err := p.Checkpoint()
+		if err != nil {
+			b.Fatal(err)
+		}
+		ckpt = time.Since(t)
+		t = time.Now()
+		if err := store.Save(context.Background(), cp); err != nil {
+			b.Fatal(err)
+		}
+		p.Saved()
+		return cp, ckpt, time.Since(t)
+	}
+	for range int(15 * time.Minute / interval) { // past the horizon: steady state
+		step()
+	}
+	var cp checkpoint.Checkpoint
+	var ckpt, save time.Duration
+	b.ReportAllocs()
+	for b.Loop() {
+		var c, s time.Duration
+		cp, c, s = step()
+		ckpt, save = ckpt+c, save+s
+	}
+	full, err := store.Load(context.Background(), "bench", 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	segBytes, newBytes := 0, 0
+	for _, s := range full.Segments {
+		segBytes += len(s.Data)
+	}
+	for _, s := range cp.Segments {
+		newBytes += len(s.Data)
+	}
+	retained := float64(rate) * (pipeline.DefaultConfig().WatermarkDelay.Seconds() + interval.Seconds())
+	b.ReportMetric(float64(len(cp.State))/1e6, "head_MB")
+	b.ReportMetric(float64(newBytes)/1e3, "new_segment_KB")
+	b.ReportMetric(float64(segBytes)/1e6, "dedup_MB")
+	b.ReportMetric(float64(segBytes)/retained, "bytes/id")
+	b.ReportMetric(float64(len(cp.Segments)), "segments")
+	b.ReportMetric(float64(ckpt.Milliseconds())/float64(b.N), "checkpoint_ms")
+	b.ReportMetric(float64(save.Milliseconds())/float64(b.N), "save_ms")
 }
