@@ -30,6 +30,7 @@ type projectFile struct {
 	AnomalyMinPoints *int               `yaml:"anomaly_min_points"`
 	AnomalyZ         *float64           `yaml:"anomaly_z"`
 	DeadletterTopic  *string            `yaml:"deadletter_topic"`
+	IdleTimeout      *time.Duration     `yaml:"idle_timeout"`
 }
 
 // loadConfig reads project.yaml at path ("" for the defaults) into a
@@ -78,6 +79,7 @@ func loadConfig(path string) (pipeline.Config, error) {
 	set(&cfg.AnomalyMinPoints, f.AnomalyMinPoints)
 	set(&cfg.AnomalyZ, f.AnomalyZ)
 	set(&cfg.DeadletterTopic, f.DeadletterTopic)
+	set(&cfg.IdleTimeout, f.IdleTimeout)
 	if err := cfg.Validate(); err != nil {
 		return cfg, fmt.Errorf("config %s: %w", path, err)
 	}

@@ -30,9 +30,10 @@ func TestConfigOverridesAndErrors(t *testing.T) {
 		require.NoError(t, os.WriteFile(p, []byte(s), 0o644))
 		return p
 	}
-	cfg, err := loadConfig(write("watermark_delay: 2m\nfunnel_scope: user\ncurrency_rates: {USD: 0.9}\n"))
+	cfg, err := loadConfig(write("watermark_delay: 2m\nfunnel_scope: user\ncurrency_rates: {USD: 0.9}\nidle_timeout: 20s\n"))
 	require.NoError(t, err)
 	assert.Equal(t, 2*time.Minute, cfg.WatermarkDelay)
+	assert.Equal(t, 20*time.Second, cfg.IdleTimeout)
 	assert.Equal(t, funnel.ScopeUser, cfg.FunnelScope)
 	assert.Equal(t, 0.9, cfg.Currencies.Rates["USD"])
 
