@@ -43,6 +43,11 @@ var ErrStateTooLarge = fmt.Errorf("checkpoint store: state larger than a MongoDB
 // command's statements open until it ends, and many at once deadlock it.
 const batch = 32
 
+// loadBatch bounds the segments of one reply to Load: FerretDB does not
+// bound a reply by bytes, and more than two segments of up to MaxState would
+// overflow a 48 MB wire message.
+const loadBatch = 2
+
 // Store keeps checkpoints in two MongoDB collections. Create it with New.
 type Store struct {
 	heads, segs *mongo.Collection
@@ -173,7 +178,8 @@ func (s *Store) Load(ctx context.Context, topic string, partition int32) (checkp
 		cp.Segments[i].ID = uint64(seg)
 		at[uint64(seg)] = i
 	}
-	cur, err := s.segs.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$gte", Value: hid + "/"}, {Key: "$lt", Value: hid + "0"}}}})
+	cur, err := s.segs.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$gte", Value: hid + "/"}, {Key: "$lt", Value: hid + "0"}}}},
+		options.Find().SetBatchSize(loadBatch))
 	if err != nil {
 		return checkpoint.Checkpoint{}, fmt.Errorf("checkpoint store: load %s/%d: segments: %w", topic, partition, err)
 	}
