@@ -34,6 +34,7 @@ import (
 	mongoopts "go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/clickstreamkit/clickstream"
+	"github.com/clickstreamkit/clickstream/checkpoint"
 	"github.com/clickstreamkit/clickstream/funnel"
 	"github.com/clickstreamkit/clickstream/internal/gen"
 	"github.com/clickstreamkit/clickstream/kpi"
@@ -558,7 +559,7 @@ func e2eReplay(t *testing.T, recs []e2eRecord) map[int32]*e2ePartExpect {
 		cfg := pipeline.DefaultConfig()
 		cfg.KeepEvents = true
 		sink := &sinks.Memory{}
-		runner, err := pipeline.NewRunner(sources.NewMemory(500, values...), sink, cfg)
+		runner, err := pipeline.NewRunner(sources.NewMemory(500, values...), sink, &checkpoint.Memory{}, cfg)
 		require.NoError(t, err)
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		err = runner.Run(ctx)

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"path/filepath"
 	"time"
 
+	"github.com/clickstreamkit/clickstream"
 	"github.com/clickstreamkit/clickstream/examples/internal/embedkafka"
 	"github.com/clickstreamkit/clickstream/examples/internal/replay"
 	"github.com/clickstreamkit/clickstream/internal/gen"
@@ -15,26 +17,43 @@ import (
 
 // The embedded demo's topics.
 const (
-	rawTopic      = "events_raw"
-	rawPartitions = 4
-	demoEvents    = 200_000 // the generated data set the producer loops over
-	demoGroup     = "fullpipeline"
+	rawTopic             = "events_raw"
+	rawPartitions        = 4
+	demoEvents           = 200_000 // the generated data set the producer loops over
+	demoSeed      uint64 = 1
+	demoGroup            = "fullpipeline"
 )
 
-// openEmbedded starts an in-process Kafka-protocol broker, a replay producer
-// feeding it a generated data set at o.rate events/s with event times shifted
-// to now, and a consumer-group source on it.
+// embeddedDir is where, under -data, the embedded broker's log and the
+// pipeline's checkpoints of it live: they belong together.
+func embeddedDir(data string) string { return filepath.Join(data, "embedded-kafka") }
+
+// openEmbedded starts an in-process Kafka-protocol broker, refills it from
+// its log under -data (every record at its old offset), starts a replay
+// producer feeding it a generated data set at o.rate events/s with event
+// times shifted to now, resuming after the records of earlier runs, and
+// opens a consumer-group source on it.
 func openEmbedded(ctx context.Context, o options, cfg *pipeline.Config, log *slog.Logger, c *closers) (input, error) {
 	broker, err := embedkafka.Start(ctx, "127.0.0.1:0", map[string]int32{rawTopic: rawPartitions, cfg.DeadletterTopic: 1})
 	if err != nil {
 		return input{}, err
 	}
 	c.add(func() error { broker.Close(); return nil })
-	log.Info("embedded Kafka-protocol broker", "addr", broker.Addrs()[0], "topic", rawTopic, "partitions", rawPartitions)
+	blog, err := embedkafka.OpenLog(filepath.Join(embeddedDir(o.data), "log"), rawTopic, rawPartitions)
+	if err != nil {
+		return input{}, err
+	}
+	c.add(blog.Close)
+	latest := latestEventTime(blog)
+	if err := blog.Restore(ctx, broker); err != nil {
+		return input{}, err
+	}
+	log.Info("embedded Kafka-protocol broker", "addr", broker.Addrs()[0], "topic", rawTopic, "partitions", rawPartitions,
+		"restored", blog.Total())
 
-	// a new seed each start: a restart resumes from checkpoints, whose dedup
-	// state would take replayed ids for retries
-	g := gen.Default(demoEvents, uint64(time.Now().UnixNano()))
+	// The same data set every run: the producer resumes after the lines it
+	// sent before (the log's records), so no id comes back for a retry.
+	g := gen.Default(demoEvents, demoSeed)
 	// event time runs as fast as the producer sends, and disorder stays within
 	// the watermark, so only the data set's deliberate late events are late
 	g.Rate = max(o.rate, 1)
@@ -45,14 +64,18 @@ func openEmbedded(ctx context.Context, o options, cfg *pipeline.Config, log *slo
 	for i, m := range msgs {
 		lines[i] = m.Value
 	}
-	prod, err := replay.NewSarama(broker.Addrs(), rawTopic, nil)
+	prod, err := embedkafka.NewProducer(broker, blog)
 	if err != nil {
 		return input{}, err
 	}
+	ro := replay.Options{Rate: o.rate, Loop: true, Live: true, Skip: blog.Total(), NotBefore: latest}
 	pctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
-		_, err := replay.Run(pctx, prod, lines, replay.Options{Rate: o.rate, Loop: true, Live: true})
+		_, err := replay.Run(pctx, logProducer{prod}, lines, ro)
+		if err != nil && !errors.Is(err, context.Canceled) {
+			log.Error("embedded producer stopped", "err", err)
+		}
 		done <- err
 	}()
 	c.add(func() error {
@@ -66,4 +89,34 @@ func openEmbedded(ctx context.Context, o options, cfg *pipeline.Config, log *slo
 
 	in, err := openKafka(kafka.URL{Brokers: broker.Addrs(), Topic: rawTopic, Group: demoGroup}, log, c)
 	return in, err
+}
+
+// latestEventTime returns the latest event_ts among the last records of
+// each partition of the log (zero when it has none): a resumed producer's
+// events go on from there, since MaxLead may have let them run ahead of
+// the clock, and behind it they would be late.
+func latestEventTime(l *embedkafka.Log) time.Time {
+	dec := clickstream.NewDecoder()
+	var e clickstream.Event
+	var latest int64
+	for p := range l.Partitions() {
+		for _, r := range l.Tail(p, 64) {
+			// a far clock: only event_ts matters, not whether it is ahead
+			if dec.DecodeAt(r.Value, &e, 1<<62) == nil {
+				latest = max(latest, e.TS)
+			}
+		}
+	}
+	if latest == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(latest)
+}
+
+// logProducer feeds replay's messages to the embedded broker through its
+// log.
+type logProducer struct{ *embedkafka.Producer }
+
+func (p logProducer) Send(ctx context.Context, m replay.Message) error {
+	return p.Producer.Send(ctx, m.Key, m.Value, m.Timestamp)
 }

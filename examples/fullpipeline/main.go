@@ -5,6 +5,8 @@
 // With no flags it is a self-contained demo: an in-process Kafka-protocol
 // broker fed by a replay producer at 500 events/s, an embedded MongoDB-wire
 // server, Parquet under ./data and the dashboard on http://127.0.0.1:8080.
+// Its data (the broker's log, checkpoints, MongoDB's files, Parquet) stays
+// in ./data (-data), so a restart goes on where the last run stopped.
 //
 //	go run ./examples/fullpipeline -source file:PATH -jsonl DIR -mongo off -parquet off -http off
 //
@@ -19,11 +21,13 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/pprof"
 	"syscall"
 	"time"
 
 	"github.com/clickstreamkit/clickstream/pipeline"
+	"github.com/clickstreamkit/clickstream/sinks/parquet"
 )
 
 func main() {
@@ -42,6 +46,7 @@ type options struct {
 	cpuprofile                          string
 	database                            string
 	rate                                float64
+	parquetChunk                        int64
 	progress                            time.Duration
 }
 
@@ -50,19 +55,23 @@ func parseFlags(args []string) (options, error) {
 	var o options
 	fs.StringVar(&o.source, "source", "embedded", "embedded | file:PATH | kafka://HOST:PORT[,HOST:PORT]/TOPIC?group=NAME[&bounded=true]")
 	fs.StringVar(&o.mongo, "mongo", "embedded", "embedded | mongodb://... | off")
-	fs.StringVar(&o.parquet, "parquet", "data/parquet", "DIR for the Parquet archive | off")
+	fs.StringVar(&o.parquet, "parquet", "", "DIR for the Parquet archive (default DATA/parquet, DATA the -data directory) | off")
+	fs.Int64Var(&o.parquetChunk, "parquet-chunk", parquet.DefaultChunkSize, "offsets per Parquet events file (keep it for a directory)")
 	fs.StringVar(&o.jsonl, "jsonl", "off", "DIR for SEMANTICS §9's JSON-lines files | off")
 	fs.StringVar(&o.http, "http", "127.0.0.1:8080", "ADDR of the read API and dashboard | off")
 	fs.Float64Var(&o.rate, "rate", 500, "events/s of the embedded replay producer")
 	fs.StringVar(&o.config, "config", "", "project.yaml with SEMANTICS settings (defaults when empty)")
-	fs.StringVar(&o.checkpoints, "checkpoints", "data/checkpoints", "DIR of per-partition checkpoints (Kafka sources) | mongo")
-	fs.StringVar(&o.data, "data", "data", "DIR for the embedded services' data")
+	fs.StringVar(&o.checkpoints, "checkpoints", "data/checkpoints", "DIR of per-partition checkpoints (Kafka sources other than embedded, whose go under -data) | mongo")
+	fs.StringVar(&o.data, "data", "data", "DIR for the embedded services' data, kept across restarts")
 	fs.StringVar(&o.database, "database", "clickstream", "MongoDB database")
 	fs.StringVar(&o.token, "token", os.Getenv("CLICKSTREAM_TOKEN"), "bearer token the read API requires (default $CLICKSTREAM_TOKEN; empty: none)")
 	fs.DurationVar(&o.progress, "progress", 5*time.Second, "interval of the progress line")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the run to FILE")
 	if err := fs.Parse(args); err != nil {
 		return o, err
+	}
+	if o.parquet == "" {
+		o.parquet = filepath.Join(o.data, "parquet")
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())

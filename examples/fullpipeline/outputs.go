@@ -49,7 +49,7 @@ func openSinks(ctx context.Context, o options, cfg *pipeline.Config, in input, l
 		}
 	}
 	if o.parquet != "off" {
-		pq, err := parquet.New(o.parquet, parquet.WithLogger(log))
+		pq, err := parquet.New(o.parquet, parquet.WithChunkSize(o.parquetChunk), parquet.WithLogger(log))
 		if err != nil {
 			return out, err
 		}
@@ -70,8 +70,12 @@ func openSinks(ctx context.Context, o options, cfg *pipeline.Config, in input, l
 		all = append(all, dl)
 		switch {
 		case o.source == "embedded":
-			// the in-process broker forgets its topics at exit: so do its checkpoints
-			out.checkpoints = &checkpoint.Memory{}
+			// beside the embedded broker's log, which keeps the offsets they cover
+			dir, err := checkpoint.NewDir(filepath.Join(embeddedDir(o.data), "checkpoints"))
+			if err != nil {
+				return out, err
+			}
+			out.checkpoints = dir
 		case out.checkpoints != nil:
 		default:
 			if o.checkpoints == "mongo" {

@@ -199,6 +199,17 @@ func (l *Log) Total() int64 {
 	return n
 }
 
+// Tail returns the last n records OpenLog found in partition p (fewer if
+// it has fewer), until Restore: what a producer resuming after them may
+// need to know. The slice is the log's: do not modify it.
+func (l *Log) Tail(p int32, n int) []Record {
+	if l.read == nil {
+		return nil
+	}
+	recs := l.read[p]
+	return recs[max(0, len(recs)-n):]
+}
+
 // add queues r for the next Sync and returns the offset it will have.
 func (l *Log) add(r Record) (int64, error) {
 	if r.Partition < 0 || int(r.Partition) >= len(l.files) {

@@ -84,6 +84,13 @@ type Options struct {
 	// times go on from now, and event_id suffixes go on from that pass.
 	Skip int64
 
+	// NotBefore, in Live mode, is the event time a resumed run goes on from
+	// (the latest event_ts an earlier run sent): no pass starts its events
+	// behind the latest event_ts sent before it, this one or a previous
+	// pass's (which MaxLead may have let run ahead of the clock), so that
+	// none of them is late for the watermark the earlier ones set.
+	NotBefore time.Time
+
 	// MaxLead bounds how far ahead of the clock Live puts an event_ts.
 	// Default 1m; it must stay below the pipeline's max_future_skew [5m].
 	MaxLead time.Duration
@@ -178,6 +185,10 @@ func (r *runner) run(ctx context.Context, lines [][]byte) error {
 	}
 	pace := pacer{rate: r.o.Rate}
 	var buf []byte
+	var latest int64 // Live: the latest shifted event_ts sent, in ms
+	if !r.o.NotBefore.IsZero() {
+		latest = r.o.NotBefore.UnixMilli()
+	}
 	for ; ; pass, from = pass+1, 0 {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -193,7 +204,8 @@ func (r *runner) run(ctx context.Context, lines [][]byte) error {
 				return err
 			}
 			if first && r.o.Live {
-				offset = time.Now().UnixMilli() - anchor(lines[from:])
+				median, least := anchor(lines[from:])
+				offset = max(time.Now().UnixMilli()-median, latest-least)
 			}
 			first = false
 			f := scanFields(line)
@@ -205,9 +217,11 @@ func (r *runner) run(ctx context.Context, lines [][]byte) error {
 			now := time.Now()
 			shifted := false
 			if r.o.Live {
-				buf, offset, shifted = liveRewrite(buf[:0], line, f, offset, pass, now.UnixMilli()+r.o.MaxLead.Milliseconds())
+				var ts int64
+				buf, offset, ts, shifted = liveRewrite(buf[:0], line, f, offset, pass, now.UnixMilli()+r.o.MaxLead.Milliseconds())
 				if shifted {
 					value = bytes.Clone(buf)
+					latest = max(latest, ts)
 				}
 			}
 			if err := r.p.Send(ctx, Message{Key: key, Value: value, Timestamp: now}); err != nil {
@@ -230,9 +244,10 @@ func (r *runner) run(ctx context.Context, lines [][]byte) error {
 	}
 }
 
-// anchor returns the median event_ts of the first 64 lines that have one, or
-// 0 when none does.
-func anchor(lines [][]byte) int64 {
+// anchor returns the median and the 10th percentile of the event_ts of the
+// first 64 lines that have one, or zeros when none does. The percentile
+// stands for their least but for a few deliberately late events.
+func anchor(lines [][]byte) (median, least int64) {
 	var ts []int64
 	for _, l := range lines {
 		if t, ok := eventTS(l, scanFields(l)); ok {
@@ -242,10 +257,10 @@ func anchor(lines [][]byte) int64 {
 		}
 	}
 	if len(ts) == 0 {
-		return 0
+		return 0, 0
 	}
 	slices.Sort(ts)
-	return ts[(len(ts)-1)/2]
+	return ts[(len(ts)-1)/2], ts[len(ts)/10]
 }
 
 func eventTS(line []byte, f fields) (int64, bool) {
@@ -258,11 +273,12 @@ func eventTS(line []byte, f fields) (int64, bool) {
 
 // liveRewrite appends line to dst with event_ts shifted by offset (lowered
 // when the result would pass limit) and, from pass 1 on, event_id suffixed.
-// It reports whether it shifted event_ts; if not, dst is not meaningful.
-func liveRewrite(dst, line []byte, f fields, offset, pass, limit int64) ([]byte, int64, bool) {
+// It returns the new event_ts and reports whether it shifted it; if not,
+// dst is not meaningful.
+func liveRewrite(dst, line []byte, f fields, offset, pass, limit int64) ([]byte, int64, int64, bool) {
 	ts, ok := eventTS(line, f)
 	if !ok {
-		return dst, offset, false
+		return dst, offset, 0, false
 	}
 	nts := ts + offset
 	if over := nts - limit; over > 0 {
@@ -296,7 +312,7 @@ func liveRewrite(dst, line []byte, f fields, offset, pass, limit int64) ([]byte,
 		dst = append(dst, r.val...)
 		i = r.s.end
 	}
-	return append(dst, line[i:]...), offset, true
+	return append(dst, line[i:]...), offset, nts, true
 }
 
 // pacer spaces calls to wait at 1/rate seconds.

@@ -427,6 +427,48 @@ func TestRunSkipResumes(t *testing.T) {
 	})
 }
 
+// Live never starts a pass behind the latest event_ts sent before it: a
+// resumed run goes on from NotBefore, and a pass after one that MaxLead let
+// run ahead of the clock goes on from there, so no event is late for the
+// watermark of the earlier ones.
+func TestRunLiveNeverGoesBack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// 10s of event time per line at 1 line/s: the lead grows to MaxLead
+		lines := [][]byte{
+			[]byte(`{"event_id":"a","event_type":"page_view","event_ts":"2025-03-14T12:00:00Z","user_id":"u1"}`),
+			[]byte(`{"event_id":"b","event_type":"page_view","event_ts":"2025-03-14T12:00:10Z","user_id":"u2"}`),
+			[]byte(`{"event_id":"c","event_type":"page_view","event_ts":"2025-03-14T12:00:20Z","user_id":"u3"}`),
+		}
+		var r recorder
+		start := time.Now()
+		notBefore := start.Add(7 * time.Second)
+		ctx, cancel := context.WithTimeout(t.Context(), 4500*time.Millisecond)
+		defer cancel()
+		o := Options{Rate: 1, Loop: true, Live: true, NotBefore: notBefore, MaxLead: 15 * time.Second}
+		if _, err := Run(ctx, &r, lines, o); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Run = %v, want the context's error", err)
+		}
+		var ts []int64
+		for i, m := range r.msgs {
+			var e clickstream.Event
+			if err := clickstream.NewDecoder().DecodeAt(m.Value, &e, r.at[i].UnixMilli()); err != nil {
+				t.Fatalf("message %d: %v", i, err)
+			}
+			ts = append(ts, e.TS)
+		}
+		if len(ts) != 5 || ts[0] != notBefore.UnixMilli() {
+			t.Fatalf("event times %v: want 5, the first at NotBefore %d", ts, notBefore.UnixMilli())
+		}
+		// the third is clamped to its send time (2s) + MaxLead
+		if want := start.Add(17 * time.Second).UnixMilli(); ts[2] != want {
+			t.Errorf("third event at %d, want %d (clamped)", ts[2], want)
+		}
+		if ts[3] < ts[2] {
+			t.Errorf("the second pass starts at %d, behind the first pass's latest %d", ts[3], ts[2])
+		}
+	})
+}
+
 func TestRunStops(t *testing.T) {
 	lines, _ := genLines(100, 6, 50)
 	r := recorder{failAt: 10}
