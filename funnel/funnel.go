@@ -249,7 +249,9 @@ func (f *Funnel) sweepUsers(wm int64) {
 				break
 			}
 			end, _ := slices.BinarySearchFunc(ms, t1+f.window, func(mk session.Mark, t int64) int { return cmp.Compare(mk.TS, t) })
-			f.count(minuteOf(t1), ms[i:end])
+			// events at t1 itself belong to the entity, whichever arrived first
+			lo, _ := slices.BinarySearchFunc(ms[:i], t1, func(mk session.Mark, t int64) int { return cmp.Compare(mk.TS, t) })
+			f.count(minuteOf(t1), ms[lo:end])
 			ms = ms[end:]
 		}
 		if len(ms) == 0 {

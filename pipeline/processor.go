@@ -21,13 +21,9 @@ import (
 // Processor runs the order of work of SEMANTICS §2 for one partition and
 // gathers the results in a batch. Create it with NewProcessor.
 type Processor struct {
-	cfg      *Config
-	dec      *clickstream.Decoder
-	wm       *window.Watermark
-	dd       *dedup.Deduper
-	ss       *session.Sessionizer
-	win      *window.TumblingWindow[kpi.Obs, *kpi.Partial]
-	fun      *funnel.Funnel
+	cfg *Config
+	dec *clickstream.Decoder
+	operators
 	ev       clickstream.Event
 	out      sinks.Batch
 	counters sinks.Counters
@@ -47,6 +43,36 @@ type Processor struct {
 	openIn      func(m int64) bool
 }
 
+// operators are a processor's stateful operators, made together.
+type operators struct {
+	wm  *window.Watermark
+	dd  *dedup.Deduper
+	ss  *session.Sessionizer
+	win *window.TumblingWindow[kpi.Obs, *kpi.Partial]
+	fun *funnel.Funnel
+}
+
+// newOperators returns empty operators of the settings c.
+func newOperators(c *Config) (operators, error) {
+	o := operators{wm: window.NewWatermark(c.WatermarkDelay), dd: dedup.New()}
+	o.dd.Incremental()
+	var err error
+	if o.fun, err = c.newFunnel(); err != nil {
+		return o, err
+	}
+	sopts := []session.Option{session.WithGap(c.SessionGap), session.WithCurrencies(c.Currencies),
+		session.WithWindowSize(c.WindowSize)}
+	if o.fun.Scope() == funnel.ScopeSession {
+		sopts = append(sopts, session.WithMarker(o.fun.Mark))
+	}
+	if o.ss, err = session.New(sopts...); err != nil {
+		return o, err
+	}
+	money := &c.Currencies
+	o.win, err = window.NewTumbling[kpi.Obs](c.WindowSize, func() *kpi.Partial { return kpi.NewPartial(money) })
+	return o, err
+}
+
 // NewProcessor returns an empty processor for one partition of topic.
 func NewProcessor(cfg Config, topic string, partition int32) (*Processor, error) {
 	if err := cfg.Validate(); err != nil {
@@ -56,23 +82,8 @@ func NewProcessor(cfg Config, topic string, partition int32) (*Processor, error)
 	p.out.Topic, p.out.Partition, p.out.FirstOffset = topic, partition, -1
 	p.shown = sinks.Progress{Watermark: window.NegInf, FunnelBefore: window.NegInf}
 	p.dec = p.cfg.NewDecoder()
-	p.wm = window.NewWatermark(cfg.WatermarkDelay)
-	p.dd = dedup.New()
-	p.dd.Incremental()
 	var err error
-	if p.fun, err = cfg.newFunnel(); err != nil {
-		return nil, err
-	}
-	sopts := []session.Option{session.WithGap(cfg.SessionGap), session.WithCurrencies(cfg.Currencies),
-		session.WithWindowSize(cfg.WindowSize)}
-	if p.fun.Scope() == funnel.ScopeSession {
-		sopts = append(sopts, session.WithMarker(p.fun.Mark))
-	}
-	if p.ss, err = session.New(sopts...); err != nil {
-		return nil, err
-	}
-	money := &p.cfg.Currencies
-	if p.win, err = window.NewTumbling[kpi.Obs](cfg.WindowSize, func() *kpi.Partial { return kpi.NewPartial(money) }); err != nil {
+	if p.operators, err = newOperators(p.cfg); err != nil {
 		return nil, err
 	}
 	p.emitFinal = func(_, _ int64, a *kpi.Partial) { p.out.KPIs = append(p.out.KPIs, a.Minute(true)) }
@@ -336,7 +347,7 @@ func (p *Processor) Checkpoint() (checkpoint.Checkpoint, error) {
 		b = snap.AppendInt(b, s.newest)
 		segs[i] = checkpoint.Segment{ID: s.id, Data: s.data}
 	}
-	for _, part := range p.stateful() {
+	for _, part := range p.operators.stateful() {
 		var err error
 		if b, err = snap.AppendSection(b, part.AppendBinary); err != nil {
 			return checkpoint.Checkpoint{}, err
@@ -357,12 +368,12 @@ type stateful interface {
 	UnmarshalBinary([]byte) error
 }
 
-func (p *Processor) stateful() []stateful { return []stateful{p.wm, p.ss, p.win, p.fun} }
+func (o *operators) stateful() []stateful { return []stateful{o.wm, o.ss, o.win, o.fun} }
 
 // Restore replaces the state with a checkpoint of the same topic and
 // partition, taken with the same settings; a checkpoint of other settings
 // (window_size, session_gap, watermark_delay, the funnel's) is refused with a
-// permanent error. What the restored watermark makes final is emitted into
+// permanent error, changing nothing. What the restored watermark makes final is emitted into
 // the batch (a checkpoint taken right after an idle advance).
 func (p *Processor) Restore(cp checkpoint.Checkpoint) error {
 	if err := p.restore(cp); err != nil {
@@ -388,7 +399,11 @@ func (p *Processor) restore(cp checkpoint.Checkpoint) error {
 	for i := range segs {
 		segs[i] = segment{id: r.Uint(), newest: r.Int()}
 	}
-	for _, part := range p.stateful() {
+	ops, err := newOperators(p.cfg)
+	if err != nil {
+		return err
+	}
+	for _, part := range ops.stateful() {
 		sub := r.Section()
 		if r.Err() != nil {
 			break
@@ -413,9 +428,10 @@ func (p *Processor) restore(cp checkpoint.Checkpoint) error {
 		}
 		datas[i] = s.Data
 	}
-	if err := p.dd.Restore(p.wm.Current(), datas...); err != nil {
+	if err := ops.dd.Restore(ops.wm.Current(), datas...); err != nil {
 		return err
 	}
+	p.operators = ops
 	p.next, p.funMin, p.counters, p.segs, p.segID, p.parts = next, funMin, c, segs, segID, partitions
 	p.openIn = p.ss.OpenInMinute
 	p.Reset()
