@@ -38,7 +38,7 @@ func openSinks(ctx context.Context, o options, cfg *pipeline.Config, in input, l
 		if err != nil {
 			return out, err
 		}
-		if out.mongo, err = mongosink.New(client, o.database, mongosink.WithLogger(log)); err != nil {
+		if out.mongo, err = mongosink.New(client, o.database, mongosink.WithLogger(log), mongosink.WithWindowSize(cfg.WindowSize)); err != nil {
 			return out, err
 		}
 		all = append(all, out.mongo)
