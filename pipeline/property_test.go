@@ -476,7 +476,7 @@ func compare(t *testing.T, want refOut, got sinks.Output) {
 // (e1.ts <= e2.ts), whatever the order of arrival, as in session scope. The
 // generated streams rarely give one user two events in the same
 // millisecond, so this case is spelled out.
-func TestUserFunnelStepAtFirstStepTime(t *testing.T) {
+func TestPipelineUserFunnelStepAtFirstStepTime(t *testing.T) {
 	for name, scope := range map[string]funnel.Scope{"session": funnel.ScopeSession, "user": funnel.ScopeUser} {
 		t.Run(name, func(t *testing.T) {
 			cfg := pipeline.DefaultConfig()

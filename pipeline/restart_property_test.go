@@ -133,7 +133,7 @@ func TestRestartAfterSettingsChange(t *testing.T) {
 // A refused restore leaves the processor it was offered to as it was: a
 // caller that goes on with it (from scratch, say) must not find part of the
 // checkpoint's state in it. One event is enough to tell.
-func TestRefusedRestoreChangesNothing(t *testing.T) {
+func TestRestartRefusedChangesNothing(t *testing.T) {
 	for name, scope := range map[string]funnel.Scope{"session": funnel.ScopeSession, "user": funnel.ScopeUser} {
 		cfg := pipeline.DefaultConfig()
 		cfg.Clock = func() time.Time { return processingTime }
