@@ -125,10 +125,10 @@ func put[V any](m map[int64]map[part]V, minute int64, p part, v V) {
 	}
 	m[minute][p] = v
 }
+
 // Durable reports false: the files are written at Close, so a pipeline
 // writing into a JSONL sink never checkpoints or commits.
 func (*JSONL) Durable() bool { return false }
-
 
 // Close writes the files.
 func (j *JSONL) Close(context.Context) error {

@@ -93,9 +93,9 @@ func (m *Memory) Batches() int {
 	defer m.mu.Unlock()
 	return m.batches
 }
+
 // Durable reports false: what a Memory sink holds ends with the process.
 func (*Memory) Durable() bool { return false }
-
 
 // Close marks the sink closed.
 func (m *Memory) Close(context.Context) error {

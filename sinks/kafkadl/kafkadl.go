@@ -144,10 +144,10 @@ func (s *Sink) Write(ctx context.Context, b *sinks.Batch) error {
 	}
 	return nil
 }
+
 // Durable reports true: Write returns once every record is acknowledged by
 // all in-sync replicas.
 func (*Sink) Durable() bool { return true }
-
 
 // Close closes the producer. It may be called more than once.
 func (s *Sink) Close(context.Context) error {

@@ -100,9 +100,9 @@ func (r *Reference) Write(_ context.Context, b *sinks.Batch) error {
 	}
 	return nil
 }
+
 // Durable reports false: the reference lives in memory.
 func (*Reference) Durable() bool { return false }
-
 
 // Close does nothing.
 func (r *Reference) Close(context.Context) error { return nil }
