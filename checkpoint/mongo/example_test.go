@@ -12,7 +12,7 @@ import (
 	cpmongo "github.com/clickstreamkit/clickstream/checkpoint/mongo"
 )
 
-// Checkpoints in the database the results go to, for pipeline.WithCheckpoints.
+// Checkpoints in the database the results go to, for pipeline.NewRunner.
 func Example() {
 	uri := os.Getenv("MONGODB_URI")
 	if uri == "" {
@@ -27,5 +27,5 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	_ = store // pipeline.NewRunner(src, sink, cfg, pipeline.WithCheckpoints(store))
+	_ = store // pipeline.NewRunner(src, sink, store, cfg)
 }
