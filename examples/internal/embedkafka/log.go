@@ -285,12 +285,14 @@ func (l *Log) Restore(ctx context.Context, b *Broker) error {
 	return nil
 }
 
-// Close closes the files; queued records not yet synced are lost.
+// Close closes the files; queued records not yet synced are lost. Further
+// calls do nothing.
 func (l *Log) Close() error {
 	var errs []error
-	for _, f := range l.files {
+	for i, f := range l.files {
 		if f != nil {
 			errs = append(errs, f.Close())
+			l.files[i] = nil
 		}
 	}
 	return errors.Join(errs...)

@@ -305,4 +305,7 @@ func TestProducerMisuse(t *testing.T) {
 	if err := l.Restore(context.Background(), b); err == nil {
 		t.Fatal("second Restore: nil error")
 	}
+	if err := errors.Join(l.Close(), l.Close()); err != nil {
+		t.Fatalf("Close twice: %v", err)
+	}
 }
