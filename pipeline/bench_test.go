@@ -14,6 +14,7 @@ import (
 	"github.com/clickstreamkit/clickstream"
 	"github.com/clickstreamkit/clickstream/checkpoint"
 	"github.com/clickstreamkit/clickstream/internal/gen"
+	"github.com/clickstreamkit/clickstream/internal/snap"
 	"github.com/clickstreamkit/clickstream/pipeline"
 	"github.com/clickstreamkit/clickstream/sinks"
 	"github.com/clickstreamkit/clickstream/sources"
@@ -145,9 +146,9 @@ func BenchmarkReplay(b *testing.B) {
 // for the gap and the delay after its last event: about 1.6M open), checkpointed
 // every 5 s of event time into a Dir store: each
 // iteration is one interval, its events, Checkpoint and Save. It reports the
-// head (watermark, sessions, windows, funnel) and new segment sizes, the dedup
-// state retained over the horizon and its bytes per id, and the time of a
-// checkpoint and of a save.
+// head (watermark, windows, funnel) and new segment sizes, the dedup state
+// retained over the horizon and its bytes per id, the open sessions' segments,
+// and the time of a checkpoint, of a save and of a restore.
 func BenchmarkCheckpoint5k(b *testing.B) {
 	const rate, perSession, spacing, interval = 5000, 8, 20, 5 * time.Second
 	store, err := checkpoint.NewDir(b.TempDir())
@@ -205,17 +206,32 @@ func BenchmarkCheckpoint5k(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	segBytes, newBytes := 0, 0
+	segBytes, sessBytes, newBytes := 0, 0, 0
 	for _, s := range full.Segments {
-		segBytes += len(s.Data)
+		if snap.NewReader(s.Data).String() == "session-segment" {
+			sessBytes += len(s.Data)
+		} else {
+			segBytes += len(s.Data)
+		}
 	}
 	for _, s := range cp.Segments {
 		newBytes += len(s.Data)
 	}
+	b.StopTimer()
+	q, err := pipeline.NewProcessor(pipeline.DefaultConfig(), "bench", 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	t := time.Now()
+	if err := q.Restore(full); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(time.Since(t).Milliseconds()), "restore_ms")
 	retained := float64(rate) * (pipeline.DefaultConfig().WatermarkDelay.Seconds() + interval.Seconds())
 	b.ReportMetric(float64(len(cp.State))/1e6, "head_MB")
 	b.ReportMetric(float64(newBytes)/1e3, "new_segment_KB")
 	b.ReportMetric(float64(segBytes)/1e6, "dedup_MB")
+	b.ReportMetric(float64(sessBytes)/1e6, "sessions_MB")
 	b.ReportMetric(float64(segBytes)/retained, "bytes/id")
 	b.ReportMetric(float64(len(cp.Segments)), "segments")
 	b.ReportMetric(float64(ckpt.Milliseconds())/float64(b.N), "checkpoint_ms")

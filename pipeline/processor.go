@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -68,6 +69,7 @@ func newOperators(c *Config) (operators, error) {
 	if o.ss, err = session.New(sopts...); err != nil {
 		return o, err
 	}
+	o.ss.Incremental()
 	money := &c.Currencies
 	o.win, err = window.NewTumbling[kpi.Obs](c.WindowSize, func() *kpi.Partial { return kpi.NewPartial(money) })
 	return o, err
@@ -296,30 +298,36 @@ func (p *Processor) Reset() {
 		DeadLetters: o.DeadLetters[:0], Events: o.Events[:0]}
 }
 
-const processorVersion = 2
+const processorVersion = 3
 
 // maxSegmentIDs bounds the dedup ids of one checkpoint segment (about
-// 19 bytes each): well within a MongoDB document.
-const maxSegmentIDs = 200_000
+// 19 bytes each), and maxSegmentBytes the open sessions of one: well within
+// a MongoDB document.
+const (
+	maxSegmentIDs   = 200_000
+	maxSegmentBytes = 4 << 20
+)
 
-// segment is a dedup segment of the partition's checkpoint; data is nil once
-// a store holds it.
+// segment is a segment of the partition's checkpoint; data is nil once a
+// store holds it.
 type segment struct {
-	id     uint64
-	newest int64 // newest event_ts in it: it is dropped once wm passes that
-	data   []byte
+	id      uint64
+	session bool  // open sessions; else dedup ids
+	newest  int64 // of dedup ids, the newest event_ts: dropped once wm passes it
+	data    []byte
 }
 
 // Checkpoint returns the partition's state after the last message processed
-// and the offset it covers: a head of the watermark, sessions, windows,
-// funnel and counters, rewritten whole each time, and the dedup ids as
-// segments, one more for the ids accepted since the last checkpoint, those
-// the watermark expired left out. Take it once the batch is durable and
+// and the offset it covers: a head of the watermark, windows, funnel and
+// counters, rewritten whole each time, and segments written once: the dedup
+// ids accepted since the last checkpoint (those the watermark expired left
+// out), and the users whose sessions changed (see
+// session.Sessionizer.AppendSegments). Take it once the batch is durable and
 // Reset: the results waiting in the batch are not part of it. Call Saved
 // once a store holds it.
 func (p *Processor) Checkpoint() (checkpoint.Checkpoint, error) {
 	wm := p.wm.Current()
-	p.segs = slices.DeleteFunc(p.segs, func(s segment) bool { return s.newest < wm })
+	p.segs = slices.DeleteFunc(p.segs, func(s segment) bool { return !s.session && s.newest < wm })
 	for more := true; more; {
 		var data []byte
 		var newest int64
@@ -329,6 +337,15 @@ func (p *Processor) Checkpoint() (checkpoint.Checkpoint, error) {
 			p.segs = append(p.segs, segment{id: p.segID, newest: newest, data: data})
 		}
 	}
+	fresh, keep := p.ss.AppendSegments(func() uint64 { p.segID++; return p.segID }, maxSegmentBytes)
+	p.segs = slices.DeleteFunc(p.segs, func(s segment) bool {
+		_, kept := slices.BinarySearch(keep, s.id)
+		return s.session && !kept
+	})
+	for _, f := range fresh {
+		p.segs = append(p.segs, segment{id: f.ID, session: true, data: f.Data})
+	}
+	slices.SortFunc(p.segs, func(a, b segment) int { return cmp.Compare(a.id, b.id) })
 	b := snap.AppendHeader(nil, "pipeline", processorVersion)
 	b = snap.AppendString(b, p.out.Topic)
 	b = snap.AppendInt(b, int64(p.out.Partition))
@@ -344,6 +361,7 @@ func (p *Processor) Checkpoint() (checkpoint.Checkpoint, error) {
 	segs := make([]checkpoint.Segment, len(p.segs))
 	for i, s := range p.segs {
 		b = snap.AppendUint(b, s.id)
+		b = snap.AppendBool(b, s.session)
 		b = snap.AppendInt(b, s.newest)
 		segs[i] = checkpoint.Segment{ID: s.id, Data: s.data}
 	}
@@ -397,7 +415,7 @@ func (p *Processor) restore(cp checkpoint.Checkpoint) error {
 	segID := r.Uint()
 	segs := make([]segment, r.Len())
 	for i := range segs {
-		segs[i] = segment{id: r.Uint(), newest: r.Int()}
+		segs[i] = segment{id: r.Uint(), session: r.Bool(), newest: r.Int()}
 	}
 	ops, err := newOperators(p.cfg)
 	if err != nil {
@@ -419,16 +437,24 @@ func (p *Processor) restore(cp checkpoint.Checkpoint) error {
 		return fmt.Errorf("%w: state covers offset %d, checkpoint says %d", snap.ErrCorrupt, next, cp.Next)
 	}
 	if len(cp.Segments) != len(segs) {
-		return fmt.Errorf("%w: %d dedup segments listed, %d loaded", snap.ErrCorrupt, len(segs), len(cp.Segments))
+		return fmt.Errorf("%w: %d segments listed, %d loaded", snap.ErrCorrupt, len(segs), len(cp.Segments))
 	}
-	datas := make([][]byte, len(segs))
+	var ids [][]byte
+	var open []session.Segment
 	for i, s := range cp.Segments {
 		if s.ID != segs[i].id {
-			return fmt.Errorf("%w: dedup segment %d loaded where %d is listed", snap.ErrCorrupt, s.ID, segs[i].id)
+			return fmt.Errorf("%w: segment %d loaded where %d is listed", snap.ErrCorrupt, s.ID, segs[i].id)
 		}
-		datas[i] = s.Data
+		if segs[i].session {
+			open = append(open, session.Segment{ID: s.ID, Data: s.Data})
+		} else {
+			ids = append(ids, s.Data)
+		}
 	}
-	if err := ops.dd.Restore(ops.wm.Current(), datas...); err != nil {
+	if err := ops.dd.Restore(ops.wm.Current(), ids...); err != nil {
+		return err
+	}
+	if err := ops.ss.RestoreSegments(open...); err != nil {
 		return err
 	}
 	p.operators = ops

@@ -66,6 +66,8 @@ type Sessionizer struct {
 	byMinute map[int64]int32 // open sessions by start minute
 	idle     []idleUser      // users without open sessions, by idleSince
 	rec      Record
+	advanced int64 // the watermark of the last Advance
+	inc      *increments
 }
 
 type user struct {
@@ -73,6 +75,8 @@ type user struct {
 	open      []int32 // open sessions, by start
 	wins      []int64 // starts of open windows this user's session has counted in
 	idleSince int64   // when the last session closed, while open is empty
+	seg       uint64  // the segment holding the user's open sessions, 0 none
+	dirty     bool    // changed since the last AppendSegments
 }
 
 type idleUser struct {
@@ -112,7 +116,7 @@ var ErrBadGap = errors.New("session: gap must be positive")
 // New returns an empty Sessionizer.
 func New(opts ...Option) (*Sessionizer, error) {
 	s := &Sessionizer{gap: DefaultGap.Milliseconds(), winSize: time.Minute.Milliseconds(),
-		users: map[string]int32{}, byMinute: map[int64]int32{}}
+		users: map[string]int32{}, byMinute: map[int64]int32{}, advanced: window.NegInf}
 	for _, o := range opts {
 		o(s)
 	}
@@ -130,6 +134,10 @@ func (s *Sessionizer) Add(e *clickstream.Event) Handle {
 		ui = s.newUser(e.UserID)
 	}
 	u := &s.uslab[ui]
+	if s.inc != nil && !u.dirty {
+		u.dirty = true
+		s.inc.dirty = append(s.inc.dirty, ui)
+	}
 	target := int32(-1)
 	for k := 0; k < len(u.open); {
 		si := u.open[k]
@@ -294,6 +302,7 @@ func (s *Sessionizer) FirstInWindow(h Handle, start, wm int64) bool {
 // Advance emits every session made final by wm (wm >= end + gap), earliest
 // end first. The record is reused after emit returns.
 func (s *Sessionizer) Advance(wm int64, emit func(*Record)) {
+	s.advanced = wm
 	for len(s.heap) > 0 {
 		si := s.heap[0]
 		ss := &s.sslab[si]
@@ -307,6 +316,7 @@ func (s *Sessionizer) Advance(wm int64, emit func(*Record)) {
 		emit(&s.rec)
 		u.open = slices.DeleteFunc(u.open, func(x int32) bool { return x == si })
 		if len(u.open) == 0 { // kept a while: a returning user costs nothing
+			s.leave(u)
 			u.idleSince = ss.end + s.gap
 			s.idle = append(s.idle, idleUser{ss.user, u.idleSince})
 		}
@@ -418,36 +428,84 @@ func (s *Sessionizer) removeHeap(i int) {
 	}
 }
 
-const version = 1
+const version = 2
 
-// AppendBinary appends the open sessions (encoding.BinaryAppender).
+// AppendBinary appends the state (encoding.BinaryAppender): the open
+// sessions, or after Incremental only what AppendSegments leaves out.
 func (s *Sessionizer) AppendBinary(dst []byte) ([]byte, error) {
 	dst = snap.AppendHeader(dst, "session", version)
 	dst = snap.AppendInt(dst, s.gap)
-	users := s.sortedUsers()
+	dst = snap.AppendInt(dst, s.advanced)
+	var users []int32
+	if s.inc == nil {
+		users = s.sortedUsers()
+	}
 	dst = snap.AppendUint(dst, uint64(len(users)))
 	for _, ui := range users {
-		u := &s.uslab[ui]
-		dst = snap.AppendString(dst, u.id)
-		dst = snap.AppendUint(dst, uint64(len(u.wins)))
-		for _, w := range u.wins {
-			dst = snap.AppendInt(dst, w)
-		}
-		dst = snap.AppendUint(dst, uint64(len(u.open)))
-		for _, si := range u.open {
-			ss := &s.sslab[si]
-			for _, v := range [...]int64{ss.start, ss.end, ss.events, ss.pv, ss.atc, ss.pur} {
-				dst = snap.AppendInt(dst, v)
-			}
-			dst = snap.AppendFloat(dst, ss.revenue)
-			dst = snap.AppendUint(dst, uint64(len(ss.marks)))
-			for _, m := range ss.marks {
-				dst = snap.AppendInt(dst, m.TS)
-				dst = snap.AppendUint(dst, uint64(m.Tag))
-			}
-		}
+		dst = s.appendUser(dst, ui)
 	}
 	return dst, nil
+}
+
+// appendUser appends a user's open sessions and window marks.
+func (s *Sessionizer) appendUser(dst []byte, ui int32) []byte {
+	u := &s.uslab[ui]
+	dst = snap.AppendString(dst, u.id)
+	dst = snap.AppendUint(dst, uint64(len(u.wins)))
+	for _, w := range u.wins {
+		dst = snap.AppendInt(dst, w)
+	}
+	dst = snap.AppendUint(dst, uint64(len(u.open)))
+	for _, si := range u.open {
+		ss := &s.sslab[si]
+		for _, v := range [...]int64{ss.start, ss.end, ss.events, ss.pv, ss.atc, ss.pur} {
+			dst = snap.AppendInt(dst, v)
+		}
+		dst = snap.AppendFloat(dst, ss.revenue)
+		dst = snap.AppendUint(dst, uint64(len(ss.marks)))
+		for _, m := range ss.marks {
+			dst = snap.AppendInt(dst, m.TS)
+			dst = snap.AppendUint(dst, uint64(m.Tag))
+		}
+	}
+	return dst
+}
+
+// readUser adds the user appendUser wrote, leaving out the sessions final at
+// the watermark of the last Advance (an incremental state keeps them until
+// a segment is dropped); it returns -1 for a user left without one.
+func (s *Sessionizer) readUser(r *snap.Reader) int32 {
+	id := r.String()
+	var wins []int64
+	for range r.Len() {
+		wins = append(wins, r.Int())
+	}
+	ui := int32(-1)
+	for range r.Len() {
+		start, end, events, pv, atc, pur := r.Int(), r.Int(), r.Int(), r.Int(), r.Int(), r.Int()
+		revenue := r.Float()
+		n := r.Len()
+		if r.Err() != nil || end+s.gap <= s.advanced {
+			for range n {
+				r.Int()
+				r.Uint()
+			}
+			continue
+		}
+		if ui < 0 {
+			ui = s.newUser(id)
+			s.uslab[ui].wins = wins
+		}
+		si := s.newSession(ui, start)
+		ss := &s.sslab[si]
+		ss.end, ss.events, ss.pv, ss.atc, ss.pur, ss.revenue = end, events, pv, atc, pur, revenue
+		for range n {
+			ss.marks = append(ss.marks, Mark{TS: r.Int(), Tag: uint8(r.Uint())})
+		}
+		s.down(int(ss.heapAt))
+		s.uslab[ui].open = append(s.uslab[ui].open, si)
+	}
+	return ui
 }
 
 func (s *Sessionizer) sortedUsers() []int32 {
@@ -462,7 +520,8 @@ func (s *Sessionizer) sortedUsers() []int32 {
 }
 
 // UnmarshalBinary replaces the state with what AppendBinary wrote; the
-// options (gap, currencies, marker) stay as configured.
+// options (gap, currencies, marker) stay as configured. After Incremental,
+// RestoreSegments then adds the segments.
 func (s *Sessionizer) UnmarshalBinary(b []byte) error {
 	r := snap.NewReader(b)
 	r.Header("session", version)
@@ -470,27 +529,18 @@ func (s *Sessionizer) UnmarshalBinary(b []byte) error {
 		return errors.New("session: snapshot taken with another gap")
 	}
 	ns := &Sessionizer{gap: s.gap, winSize: s.winSize, money: s.money, marker: s.marker,
-		users: map[string]int32{}, byMinute: map[int64]int32{}}
-	nu := r.Len()
-	for range nu {
-		ui := ns.newUser(r.String())
-		u := &ns.uslab[ui]
-		for range r.Len() {
-			u.wins = append(u.wins, r.Int())
-		}
-		for range r.Len() {
-			si := ns.newSession(ui, r.Int())
-			ss := &ns.sslab[si]
-			ss.end, ss.events, ss.pv, ss.atc, ss.pur = r.Int(), r.Int(), r.Int(), r.Int(), r.Int()
-			ss.revenue = r.Float()
-			for range r.Len() {
-				ss.marks = append(ss.marks, Mark{TS: r.Int(), Tag: uint8(r.Uint())})
-			}
-			ns.down(int(ss.heapAt))
-			u.open = append(u.open, si)
-		}
+		users: map[string]int32{}, byMinute: map[int64]int32{}, advanced: r.Int()}
+	if s.inc != nil {
+		ns.inc = &increments{}
+	}
+	for range r.Len() {
+		ui := ns.readUser(r)
 		if r.Err() != nil {
 			break
+		}
+		if ns.inc != nil && ui >= 0 { // for the next AppendSegments to write
+			ns.uslab[ui].dirty = true
+			ns.inc.dirty = append(ns.inc.dirty, ui)
 		}
 	}
 	if err := r.Done(); err != nil {

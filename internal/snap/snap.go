@@ -168,6 +168,9 @@ func (r *Reader) Bool() bool {
 	return v
 }
 
+// More reports whether bytes remain to be read, and no error happened.
+func (r *Reader) More() bool { return r.err == nil && len(r.b) > 0 }
+
 // Section reads what AppendSection wrote; the result shares the reader's
 // bytes.
 func (r *Reader) Section() []byte {
