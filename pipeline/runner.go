@@ -58,12 +58,16 @@ type part struct {
 	ckptAt     time.Time // last checkpoint
 	lastMsg    time.Time // processing time of the last message, or of the assignment
 	idleAt     time.Time // last idle advance
+	counted    int64     // the partition's read count in Stats.Read
 	caughtUp   bool
 }
 
 // Stats is a Runner's progress.
 type Stats struct {
-	Counters   sinks.Counters // over every partition this runner holds
+	Counters sinks.Counters // over every partition this runner holds, restored counts included
+	// Read is the messages this runner has read since it started, whatever
+	// partitions it holds now: its rate is the runner's throughput.
+	Read       int64
 	Partitions int
 	Batches    int64 // batches written
 	// LastFinalMinute is the newest window emitted as final (Unix millis), 0
@@ -287,13 +291,12 @@ func (r *Runner) part(ctx context.Context, topic string, partition int32, now ti
 			return nil, err
 		}
 		st.restored, st.generation = cp.Next, cp.Generation
+		st.counted = p.Counters().Read
 		r.log.Info("restored checkpoint", "topic", topic, "partition", partition, "next", cp.Next,
 			"segments", len(cp.Segments), "watermark", p.Progress().Watermark)
 	}
 	r.parts[k] = st
-	r.mu.Lock()
-	r.stats.Partitions = len(r.parts)
-	r.mu.Unlock()
+	r.publish()
 	return st, nil
 }
 
@@ -304,10 +307,9 @@ func (r *Runner) revoke(ctx context.Context, b sources.Batch) error {
 		if err := r.flush(ctx, st, true); err != nil {
 			return err
 		}
+		r.publish()        // what it read counts in Stats.Read
 		delete(r.parts, k) // a partition that comes back starts afresh
-		r.mu.Lock()
-		r.stats.Partitions = len(r.parts)
-		r.mu.Unlock()
+		r.publish()
 		r.log.Info("partition revoked", "topic", b.Topic, "partition", b.Partition, "next", st.p.Next())
 	}
 	if b.Release != nil {
@@ -355,14 +357,23 @@ func (r *Runner) flushAll(ctx context.Context, updates, force bool) error {
 			return err
 		}
 	}
+	r.publish()
+	return nil
+}
+
+// publish updates the counters and partitions of Stats.
+func (r *Runner) publish() {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	var total sinks.Counters
 	for _, st := range r.parts {
-		total.Add(st.p.Counters())
+		c := st.p.Counters()
+		total.Add(c)
+		r.stats.Read += c.Read - st.counted
+		st.counted = c.Read
 	}
 	r.stats.Counters = total
-	r.mu.Unlock()
-	return nil
+	r.stats.Partitions = len(r.parts)
 }
 
 // flush writes what the partition emitted since the last write; then, every

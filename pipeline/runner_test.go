@@ -204,6 +204,9 @@ func TestRunnerRestartKeepsWatermark(t *testing.T) {
 		stop2, _ := start(r2)
 		q2.send(0, 2, view("c", "u", t0+30_000)) // a straggler of the final window
 		time.Sleep(10 * time.Second)
+		st := r2.Stats()
+		assert.Equal(t, int64(3), st.Counters.Read, "the restored counts go on")
+		assert.Equal(t, int64(1), st.Read, "what this runner read, for its rate")
 		require.ErrorIs(t, stop2(), context.Canceled)
 		o := sink2.output()
 		require.Len(t, o.DeadLetters, 1)

@@ -56,9 +56,9 @@ func (p *progress) tick() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if dt := now.Sub(p.last.at).Seconds(); dt > 0 {
-		p.rate = float64(st.Counters.Read-p.last.read) / dt
+		p.rate = float64(st.Read-p.last.read) / dt
 	}
-	p.last = sample{at: now, read: st.Counters.Read}
+	p.last = sample{at: now, read: st.Read}
 }
 
 func (p *progress) stats() stats {
