@@ -35,7 +35,7 @@ type Record struct {
 	Minute      int64
 	Entered     int64
 	Steps       []int64
-	StepRates   []float64 // StepRates[0] is 1 when Entered > 0
+	StepRates   []float64 // k-1 entries, Steps[j] / Steps[j-1] for j = 1..k-1 (0 when the divisor is)
 	OverallRate float64
 	// MedianTimeToConvertMs is the lower median, over entities reaching the
 	// last step, of its greedy event's ts minus the first step's; valid when
@@ -273,14 +273,10 @@ func (f *Funnel) record(m int64, a *minuteAcc) Record {
 // setRates derives the rates and the median from the counts and times.
 func (r *Record) setRates() {
 	r.Entered = r.Steps[0]
-	r.StepRates = make([]float64, len(r.Steps))
-	for j := range r.Steps {
-		div := r.Steps[0]
-		if j > 0 {
-			div = r.Steps[j-1]
-		}
-		if div > 0 {
-			r.StepRates[j] = float64(r.Steps[j]) / float64(div)
+	r.StepRates = make([]float64, len(r.Steps)-1)
+	for j := range r.StepRates {
+		if div := r.Steps[j]; div > 0 {
+			r.StepRates[j] = float64(r.Steps[j+1]) / float64(div)
 		}
 	}
 	r.OverallRate = 0

@@ -101,7 +101,7 @@ func TestFunnelRecordPerStartMinute(t *testing.T) {
 	assert.Equal(t, int64(0), r.Minute)
 	assert.Equal(t, int64(3), r.Entered)
 	assert.Equal(t, []int64{3, 3, 2}, r.Steps)
-	assert.Equal(t, []float64{1, 1, 2.0 / 3}, r.StepRates)
+	assert.Equal(t, []float64{1, 2.0 / 3}, r.StepRates, "§7: k-1 rates, c2/c1 and c3/c2")
 	assert.InDelta(t, 2.0/3, r.OverallRate, 1e-12)
 	assert.Equal(t, int64(1000), r.MedianTimeToConvertMs, "§7 lower median of 1000 and 3000")
 	// minutes without sessions emit nothing; minute 2 emits later
@@ -109,7 +109,7 @@ func TestFunnelRecordPerStartMinute(t *testing.T) {
 	require.Len(t, got, 1)
 	assert.Equal(t, int64(2*m), got[0].Minute)
 	assert.False(t, got[0].HasMedian)
-	assert.Equal(t, []float64{1, 0, 0}, got[0].StepRates)
+	assert.Equal(t, []float64{0, 0}, got[0].StepRates)
 }
 
 func TestFunnelUserScope(t *testing.T) {
@@ -228,5 +228,5 @@ func ExampleFunnel() {
 		fmt.Println(r.Entered, r.Steps, r.StepRates, r.OverallRate, r.MedianTimeToConvertMs)
 	})
 	// Output:
-	// 2 [2 1 1] [1 0.5 1] 0.5 9000
+	// 2 [2 1 1] [0.5 1] 0.5 9000
 }

@@ -369,13 +369,9 @@ func ratio(a, b int64) float64 {
 }
 
 func stepRates(c []int64) []float64 {
-	r := make([]float64, len(c))
-	for i := range c {
-		if i == 0 {
-			r[i] = 1
-			continue
-		}
-		r[i] = ratio(c[i], c[i-1])
+	r := make([]float64, len(c)-1)
+	for i := range r {
+		r[i] = ratio(c[i+1], c[i])
 	}
 	return r
 }

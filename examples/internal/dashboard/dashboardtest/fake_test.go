@@ -244,7 +244,7 @@ func TestFunnelAndProducts(t *testing.T) {
 	s := paused(t, Options{})
 	var f Funnel
 	getJSON(t, s, "/funnel?minutes_back=5", &f)
-	if !slices.Equal(f.Steps, FunnelSteps) || len(f.Counts) != 3 || f.StepRates[0] != 1 || len(f.Minutes) != 5 {
+	if !slices.Equal(f.Steps, FunnelSteps) || len(f.Counts) != 3 || len(f.StepRates) != 2 || len(f.Minutes) != 5 {
 		t.Fatalf("funnel %+v", f)
 	}
 	var sum [3]int64
@@ -254,7 +254,7 @@ func TestFunnelAndProducts(t *testing.T) {
 		}
 	}
 	if !slices.Equal(sum[:], f.Counts) || f.Entered != f.Counts[0] ||
-		f.StepRates[2] != float64(f.Counts[2])/float64(f.Counts[1]) || f.OverallRate != float64(f.Counts[2])/float64(f.Counts[0]) {
+		f.StepRates[1] != float64(f.Counts[2])/float64(f.Counts[1]) || f.OverallRate != float64(f.Counts[2])/float64(f.Counts[0]) {
 		t.Errorf("funnel sums: %+v", f)
 	}
 	var p struct {

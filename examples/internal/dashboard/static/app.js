@@ -357,7 +357,7 @@ function renderFunnel(f) {
   const base = Math.max(f.entered || 0, f.counts[0] || 0, 1);
   const steps = f.steps.map((name, i) => {
     const count = f.counts[i] ?? 0;
-    const rate = Array.isArray(f.step_rates) ? f.step_rates[i] : undefined;
+    const rate = Array.isArray(f.step_rates) && i > 0 ? f.step_rates[i - 1] : undefined; // c(i+1)/c(i)
     const bar = el('div', { class: 'funnel-bar' });
     bar.style.width = `${Math.max(0, Math.min(100, (count / base) * 100)).toFixed(2)}%`;
     const rateText = i === 0
