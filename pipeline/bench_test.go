@@ -13,7 +13,9 @@ import (
 
 	"github.com/clickstreamkit/clickstream"
 	"github.com/clickstreamkit/clickstream/checkpoint"
+	cpmongo "github.com/clickstreamkit/clickstream/checkpoint/mongo"
 	"github.com/clickstreamkit/clickstream/internal/gen"
+	"github.com/clickstreamkit/clickstream/internal/mongotest"
 	"github.com/clickstreamkit/clickstream/internal/snap"
 	"github.com/clickstreamkit/clickstream/pipeline"
 	"github.com/clickstreamkit/clickstream/sinks"
@@ -144,17 +146,32 @@ func BenchmarkReplay(b *testing.B) {
 // default settings (10-minute watermark delay, 30-minute session gap), in
 // sessions of 8 events 20 s apart (625 sessions starting a second, each held
 // for the gap and the delay after its last event: about 1.6M open), checkpointed
-// every 5 s of event time into a Dir store: each
-// iteration is one interval, its events, Checkpoint and Save. It reports the
+// every 5 s of event time into a Dir store, and into the MongoDB store when
+// MONGODB_URI is set: each iteration is one interval, its events, Checkpoint
+// and Save. It reports the
 // head (watermark, windows, funnel) and new segment sizes, the dedup state
 // retained over the horizon and its bytes per id, the open sessions' segments,
 // and the time of a checkpoint, of a save and of a restore.
 func BenchmarkCheckpoint5k(b *testing.B) {
+	b.Run("dir", func(b *testing.B) {
+		store, err := checkpoint.NewDir(b.TempDir())
+		if err != nil {
+			b.Fatal(err)
+		}
+		benchCheckpoint5k(b, store)
+	})
+	b.Run("mongo", func(b *testing.B) {
+		c := mongotest.Client(b)
+		store, err := cpmongo.New(c, mongotest.Database(b, c, "bench_"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		benchCheckpoint5k(b, store)
+	})
+}
+
+func benchCheckpoint5k(b *testing.B, store checkpoint.Store) {
 	const rate, perSession, spacing, interval = 5000, 8, 20, 5 * time.Second
-	store, err := checkpoint.NewDir(b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
 	p, err := pipeline.NewProcessor(pipeline.DefaultConfig(), "bench", 0)
 	if err != nil {
 		b.Fatal(err)
