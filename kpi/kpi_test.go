@@ -190,3 +190,70 @@ func ExampleMerge() {
 	// Output:
 	// 16 5 0.4 15
 }
+
+// The sketch has no upper bound: a replay of data 627 days old reports that
+// latency (the dense sketch clamped it at 1e9 ms, 11.6 days), and spans that
+// do not overlap merge.
+func TestSketchUnbounded(t *testing.T) {
+	const days627 = 627 * 24 * 3600 * 1000.0
+	var old, recent kpi.Sketch
+	for i := range 100 {
+		old.Add(days627 + float64(i)*1000)
+		recent.Add(float64(1 + i))
+	}
+	assert.InEpsilon(t, days627, old.Quantile(0.95), 0.01)
+	recent.Merge(&old) // old's span lies far above recent's
+	assert.InEpsilon(t, days627, recent.Quantile(0.95), 0.01)
+	assert.InEpsilon(t, 50.0, recent.Quantile(0.25), 0.02)
+	old.Merge(&recent) // and recent's below old's
+	assert.Equal(t, uint64(300), old.Count())
+	assert.InEpsilon(t, 1.0, old.Quantile(0), 0.01)
+
+	back := kpi.SketchOf(recent.Bins())
+	assert.Equal(t, recent.Quantile(0.95), back.Quantile(0.95), "bins above the old range survive")
+	assert.Equal(t, recent.Bins(), back.Bins())
+
+	var edge kpi.Sketch
+	for _, v := range []float64{math.NaN(), -5, 0, 1e-4, math.Inf(1), math.MaxFloat64} {
+		edge.Add(v)
+	}
+	assert.Equal(t, uint64(6), edge.Count())
+	assert.Equal(t, 0.0, edge.Quantile(0.5), "NaN, negative and tiny values count as 0")
+	assert.InEpsilon(t, math.MaxFloat64, edge.Quantile(1), 0.02, "+Inf counts as the largest value")
+}
+
+// A window's record does not change when the window goes on.
+func TestMinuteLatencyIsACopy(t *testing.T) {
+	money := clickstream.Currencies{Base: "EUR"}
+	p := kpi.NewPartial(&money)
+	p.Reset(0, 60_000)
+	e := &clickstream.Event{EventType: "search"}
+	p.Add(kpi.Obs{Event: e, LatencyMs: 10})
+	m := p.Minute(false)
+	for range 50 {
+		p.Add(kpi.Obs{Event: e, LatencyMs: 5000})
+	}
+	assert.Equal(t, uint64(1), m.Latency.Count())
+	assert.InEpsilon(t, 10.0, m.Latency.Quantile(1), 0.01)
+	p.Reset(60_000, 120_000)
+	next := p.Minute(false)
+	assert.Equal(t, uint64(0), next.Latency.Count())
+}
+
+// BenchmarkSketchAdd adds latencies from 1 ms to 3 min.
+func BenchmarkSketchAdd(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 2))
+	vals := make([]float64, 4096)
+	for i := range vals {
+		vals[i] = math.Exp(r.Float64() * 12)
+	}
+	var s kpi.Sketch
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		s.Add(vals[i%len(vals)])
+		i++
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "values/s")
+	b.ReportMetric(float64(len(s.Bins())), "bins")
+}

@@ -78,7 +78,7 @@ func (p *Partial) Reset(start, end int64) {
 		p.pool = append(p.pool, pr)
 	}
 	clear(p.products)
-	p.latency = Sketch{}
+	p.latency.Reset()
 }
 
 // Add folds one accepted event in.
@@ -144,7 +144,7 @@ func (p *Partial) product(id string) *Product {
 
 // Minute returns the window's record.
 func (p *Partial) Minute(final bool) Minute {
-	m := Minute{Minute: p.start, Final: final, Counts: p.counts, Latency: p.latency}
+	m := Minute{Minute: p.start, Final: final, Counts: p.counts, Latency: p.latency.Clone()}
 	m.RevenueByCurrency = make(map[string]float64, len(p.byCur))
 	for k, v := range p.byCur {
 		m.RevenueByCurrency[k] = v

@@ -2,30 +2,41 @@ package kpi
 
 import (
 	"math"
+	"slices"
 
 	"github.com/clickstreamkit/clickstream/internal/snap"
 )
 
 // Sketch is a mergeable quantile sketch with relative error at most 1 % for
-// values in [1e-3, 1e9] (a DDSketch with logarithmic bins); smaller values
-// count as 0, larger ones as 1e9. Its zero value is empty and ready.
+// values above 1e-3, without an upper bound (a DDSketch with logarithmic
+// bins: a replay of years-old data reports its latency as it is); values at
+// or below 1e-3, negative ones and NaN count as 0. It holds only the span of
+// bins between the smallest and the largest value seen, a few hundred for
+// latencies from milliseconds to hours. Its zero value is empty and ready; a
+// copy shares the bins: use Clone for an independent one.
 type Sketch struct {
 	zero  uint64
 	count uint64
-	bins  [numBins]uint32
+	lo    int32    // the index of bins[0]
+	bins  []uint32 // bins[i] counts index lo+i
 }
 
 const (
-	relErr  = 0.01
-	minVal  = 1e-3
-	numBins = 1400
+	relErr = 0.01
+	minVal = 1e-3
 )
 
 var (
 	gamma    = (1 + relErr) / (1 - relErr)
 	logGamma = math.Log(gamma)
 	binShift = int(math.Ceil(math.Log(minVal) / logGamma))
+	maxIndex = index(math.MaxFloat64) // +Inf counts there
 )
+
+// index returns the bin of v > minVal.
+func index(v float64) int32 {
+	return int32(int(math.Ceil(math.Log(v)/logGamma)) - binShift)
+}
 
 // Add counts one value.
 func (s *Sketch) Add(v float64) {
@@ -34,19 +45,70 @@ func (s *Sketch) Add(v float64) {
 		s.zero++
 		return
 	}
-	i := int(math.Ceil(math.Log(v)/logGamma)) - binShift
-	s.bins[min(max(i, 0), numBins-1)]++
+	i := maxIndex
+	if v <= math.MaxFloat64 {
+		i = index(v)
+	}
+	if k := i - s.lo; k >= 0 && int(k) < len(s.bins) { // the common case, inline
+		s.bins[k]++
+		return
+	}
+	s.add(i, 1)
+}
+
+// add counts n at bin i, growing the span to it.
+func (s *Sketch) add(i int32, n uint32) {
+	if k := i - s.lo; k >= 0 && int(k) < len(s.bins) {
+		s.bins[k] += n
+		return
+	}
+	s.grow(i)
+	s.bins[i-s.lo] += n
+}
+
+func (s *Sketch) grow(i int32) {
+	if len(s.bins) == 0 {
+		s.lo = i
+		s.bins = append(s.bins[:0], 0)
+		return
+	}
+	if i < s.lo {
+		k := int(s.lo - i)
+		s.bins = slices.Insert(s.bins, 0, make([]uint32, k)...)
+		s.lo = i
+		return
+	}
+	s.bins = append(s.bins, make([]uint32, int(i-s.lo)+1-len(s.bins))...)
 }
 
 // Count returns the number of values added.
 func (s *Sketch) Count() uint64 { return s.count }
 
+// Reset empties s, keeping its memory.
+func (s *Sketch) Reset() {
+	clear(s.bins)
+	*s = Sketch{bins: s.bins[:0]}
+}
+
+// Clone returns a copy of s that shares nothing with it.
+func (s *Sketch) Clone() Sketch {
+	c := *s
+	c.bins = slices.Clone(s.bins)
+	return c
+}
+
 // Merge adds o's values to s.
 func (s *Sketch) Merge(o *Sketch) {
 	s.zero += o.zero
 	s.count += o.count
+	if len(o.bins) == 0 {
+		return
+	}
+	s.add(o.lo, 0)
+	s.add(o.lo+int32(len(o.bins))-1, 0)
+	off := int(o.lo - s.lo)
 	for i, c := range o.bins {
-		s.bins[i] += c
+		s.bins[off+i] += c
 	}
 }
 
@@ -62,10 +124,15 @@ func (s *Sketch) Quantile(q float64) float64 {
 	}
 	for i, c := range s.bins {
 		if seen += uint64(c); seen > rank {
-			return 2 * math.Pow(gamma, float64(i+binShift)) / (gamma + 1)
+			return value(s.lo + int32(i))
 		}
 	}
-	return 2 * math.Pow(gamma, float64(numBins-1+binShift)) / (gamma + 1)
+	return value(s.lo + int32(len(s.bins)) - 1)
+}
+
+// value is the value bin i stands for, within 1 % of every value in it.
+func value(i int32) float64 {
+	return min(2*math.Pow(gamma, float64(int(i)+binShift))/(gamma+1), math.MaxFloat64)
 }
 
 // Bins returns the non-empty bins as (index, count) pairs, index -1 for zero,
@@ -77,7 +144,7 @@ func (s *Sketch) Bins() []Bin {
 	}
 	for i, c := range s.bins {
 		if c > 0 {
-			out = append(out, Bin{Index: int32(i), Count: uint64(c)})
+			out = append(out, Bin{Index: s.lo + int32(i), Count: uint64(c)})
 		}
 	}
 	return out
@@ -97,8 +164,8 @@ func SketchOf(bins []Bin) Sketch {
 		switch {
 		case b.Index == -1:
 			s.zero += b.Count
-		case b.Index >= 0 && b.Index < numBins:
-			s.bins[b.Index] += uint32(b.Count)
+		case b.Index >= 0 && b.Index <= maxIndex:
+			s.add(b.Index, uint32(b.Count))
 		default:
 			continue
 		}
