@@ -14,7 +14,7 @@ const DefaultBaseCurrency = "EUR"
 // Revenue returns what a purchase adds to revenue, and whether it counts
 // there at all.
 func (c Currencies) Revenue(e *Event) (float64, bool) {
-	if e.Kind != KindPurchase {
+	if e.Kind() != KindPurchase {
 		return 0, false
 	}
 	base := c.Base

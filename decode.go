@@ -635,7 +635,6 @@ func (sc *scan) validate(e *Event) error {
 	*e = Event{
 		EventID:   sc.str[fEventID],
 		EventType: sc.str[fEventType],
-		Kind:      kind,
 		TS:        ts,
 		UserID:    sc.str[fUserID],
 		SessionID: sc.str[fSessionID],

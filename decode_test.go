@@ -26,7 +26,7 @@ func TestDecodeSeedEvent(t *testing.T) {
 	var e clickstream.Event
 	require.NoError(t, decoder().Decode([]byte(seedEvent), &e))
 	assert.Equal(t, clickstream.Event{
-		EventID: "b1a9e1f0-2aee-4dfb-9d19-0a3c0b5a2c0e", EventType: "page_view", Kind: clickstream.KindPageView,
+		EventID: "b1a9e1f0-2aee-4dfb-9d19-0a3c0b5a2c0e", EventType: "page_view",
 		TS: time.Date(2025, 3, 14, 12, 0, 4, 235e6, time.UTC).UnixMilli(), UserID: "u_204983", SessionID: "s_7a3b1e",
 		Page: "/product/sku_12345", ProductID: "sku_12345", Price: 29.90, HasPrice: true, Currency: "EUR",
 		UTM:    clickstream.UTM{Source: "google", Medium: "cpc", Campaign: "spring24"},
@@ -128,7 +128,7 @@ func TestDecodeValid(t *testing.T) {
 		{"§1 unknown type flows through", `{"event_id":"e1","event_type":"search","event_ts":"2025-03-14T12:00:00Z","user_id":"u1"}`,
 			func(t *testing.T, e clickstream.Event) {
 				assert.Equal(t, "search", e.EventType)
-				assert.Equal(t, clickstream.KindOther, e.Kind)
+				assert.Equal(t, clickstream.KindOther, e.Kind())
 			}},
 		{"§1 unknown fields are ignored", ev(`"extra":{"deep":[1,2,{"x":null}],"s":"\u00e9"},"n":-1.5e3`),
 			func(t *testing.T, e clickstream.Event) { assert.Equal(t, "e1", e.EventID) }},

@@ -38,6 +38,10 @@ func KindOf(eventType string) Kind {
 	return KindOther
 }
 
+// Kind returns the kind of the event's type: it is derived, never stored, so
+// that an event however decoded counts the same.
+func (e *Event) Kind() Kind { return KindOf(e.EventType) }
+
 // Event is one validated clickstream event (SEMANTICS §1).
 //
 // Times are milliseconds since the Unix epoch, UTC. Strings produced by
@@ -46,7 +50,6 @@ func KindOf(eventType string) Kind {
 type Event struct {
 	EventID   string
 	EventType string
-	Kind      Kind
 	TS        int64 // event_ts, Unix milliseconds UTC
 	UserID    string
 	SessionID string // the client's own; never used for sessionization

@@ -15,7 +15,7 @@ import (
 )
 
 func purchase(product string, price float64, cur string) *clickstream.Event {
-	return &clickstream.Event{EventType: "purchase", Kind: clickstream.KindPurchase, ProductID: product,
+	return &clickstream.Event{EventType: "purchase", ProductID: product,
 		Price: price, HasPrice: true, Currency: cur}
 }
 
@@ -67,7 +67,7 @@ func TestTopProductsOrderAndMerge(t *testing.T) {
 	p := kpi.NewPartial(&money)
 	p.Reset(0, 60_000)
 	view := func(id string) *clickstream.Event {
-		return &clickstream.Event{EventType: "page_view", Kind: clickstream.KindPageView, ProductID: id}
+		return &clickstream.Event{EventType: "page_view", ProductID: id}
 	}
 	for i := range 12 {
 		p.Add(kpi.Obs{Event: view(fmt.Sprintf("p%02d", i))})

@@ -91,10 +91,11 @@ func (p *Partial) Add(o Obs) {
 	}
 	p.latency.Add(o.LatencyMs)
 	var pr *Product
-	if e.ProductID != "" && e.Kind != clickstream.KindOther {
+	kind := e.Kind()
+	if e.ProductID != "" && kind != clickstream.KindOther {
 		pr = p.product(e.ProductID)
 	}
-	switch e.Kind {
+	switch kind {
 	case clickstream.KindPageView:
 		c.PageViews++
 		if pr != nil {

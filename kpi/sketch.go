@@ -93,7 +93,10 @@ func (s *Sketch) Reset() {
 // Clone returns a copy of s that shares nothing with it.
 func (s *Sketch) Clone() Sketch {
 	c := *s
-	c.bins = slices.Clone(s.bins)
+	c.bins = nil // empty ones compare equal
+	if len(s.bins) > 0 {
+		c.bins = slices.Clone(s.bins)
+	}
 	return c
 }
 

@@ -135,7 +135,6 @@ func (p *Processor) ProcessDecoded(msgs []sources.Message, decoded []Decoded, no
 // message m (whose Value may be nil).
 func (p *Processor) ProcessEvent(e *clickstream.Event, m *sources.Message, now time.Time) {
 	p.ev = *e
-	p.ev.Kind = clickstream.KindOf(e.EventType)
 	p.take(m, &p.ev, nil, now.UnixMilli())
 }
 

@@ -152,13 +152,13 @@ func referenceRuns(cfg pipeline.Config, runs [][][]byte, now time.Time) refOut {
 			k.counts.Sessions++
 		}
 		var p *kpi.Product
-		if e.ProductID != "" && e.Kind != clickstream.KindOther {
+		if e.ProductID != "" && e.Kind() != clickstream.KindOther {
 			if p = k.products[e.ProductID]; p == nil {
 				p = &kpi.Product{ProductID: e.ProductID}
 				k.products[e.ProductID] = p
 			}
 		}
-		switch e.Kind {
+		switch e.Kind() {
 		case clickstream.KindPageView:
 			k.counts.PageViews++
 			if p != nil {
@@ -214,7 +214,7 @@ func (out *refOut) addSession(cfg pipeline.Config, evs []arrived) {
 	s.id = s.user + "/" + clickstream.FormatTime(s.start)
 	for _, a := range evs {
 		s.events++
-		switch a.e.Kind {
+		switch a.e.Kind() {
 		case clickstream.KindPageView:
 			s.pv++
 		case clickstream.KindAddToCart:

@@ -77,7 +77,7 @@ func (st *segStore) load(t *testing.T, opts ...session.Option) *session.Sessioni
 // window marks, and the segments must stay within a few times a full
 // snapshot.
 func TestSegmentsRestore(t *testing.T) {
-	marker := func(e *clickstream.Event) (uint8, bool) { return uint8(e.Kind), e.Kind != clickstream.KindOther }
+	marker := func(e *clickstream.Event) (uint8, bool) { return uint8(e.Kind()), e.Kind() != clickstream.KindOther }
 	for seed := range uint64(40) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, 7))
@@ -110,7 +110,7 @@ func TestSegmentsRestore(t *testing.T) {
 				ts := wm + rng.Int64N(delay+1)
 				kinds := []string{"page_view", "page_view", "add_to_cart", "purchase", "search"}
 				k := kinds[rng.IntN(len(kinds))]
-				e := &clickstream.Event{EventID: fmt.Sprint(step), EventType: k, Kind: clickstream.KindOf(k),
+				e := &clickstream.Event{EventID: fmt.Sprint(step), EventType: k,
 					TS: ts, UserID: fmt.Sprintf("u%d", rng.IntN(users)), Price: 2, HasPrice: true, Currency: "EUR"}
 				for _, s := range []*session.Sessionizer{ref, inc} {
 					h := s.Add(e)

@@ -168,7 +168,7 @@ func (s *Sessionizer) Add(e *clickstream.Event) Handle {
 		s.down(int(ss.heapAt))
 	}
 	ss.events++
-	switch e.Kind {
+	switch e.Kind() {
 	case clickstream.KindPageView:
 		ss.pv++
 	case clickstream.KindAddToCart:

@@ -16,11 +16,11 @@ import (
 const min = int64(60_000)
 
 func pv(user string, ts int64) *clickstream.Event {
-	return &clickstream.Event{EventID: fmt.Sprint(user, ts), EventType: "page_view", Kind: clickstream.KindPageView, TS: ts, UserID: user}
+	return &clickstream.Event{EventID: fmt.Sprint(user, ts), EventType: "page_view", TS: ts, UserID: user}
 }
 
 func buy(user string, ts int64, price float64, cur string) *clickstream.Event {
-	return &clickstream.Event{EventID: fmt.Sprint(user, ts), EventType: "purchase", Kind: clickstream.KindPurchase,
+	return &clickstream.Event{EventID: fmt.Sprint(user, ts), EventType: "purchase",
 		TS: ts, UserID: user, Price: price, HasPrice: true, Currency: cur}
 }
 
@@ -94,7 +94,7 @@ func TestSessionFinality(t *testing.T) {
 }
 
 func TestSessionSnapshot(t *testing.T) {
-	marker := func(e *clickstream.Event) (uint8, bool) { return uint8(e.Kind), true }
+	marker := func(e *clickstream.Event) (uint8, bool) { return uint8(e.Kind()), true }
 	s, err := session.New(session.WithMarker(marker), session.WithCurrencies(clickstream.Currencies{Base: "EUR", Rates: map[string]float64{"USD": 0.5}}))
 	require.NoError(t, err)
 	s.Add(pv("a", 0))
@@ -128,7 +128,7 @@ func ExampleSessionizer() {
 	s, _ := session.New(session.WithGap(30 * time.Minute))
 	min := time.Minute.Milliseconds()
 	for _, ts := range []int64{0, 40 * min, 20 * min} { // the last one bridges
-		s.Add(&clickstream.Event{EventID: fmt.Sprint(ts), EventType: "page_view", Kind: clickstream.KindPageView, TS: ts, UserID: "u1"})
+		s.Add(&clickstream.Event{EventID: fmt.Sprint(ts), EventType: "page_view", TS: ts, UserID: "u1"})
 	}
 	s.Advance(window.PosInf, func(r *session.Record) {
 		fmt.Println(r.SessionID(), r.Events, r.DurationMs)

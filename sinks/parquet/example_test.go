@@ -26,9 +26,9 @@ func Example() {
 		log.Fatal(err)
 	}
 	ts, _ := clickstream.ParseTimestamp("2025-03-14T12:00:05.250+01:00")
-	view := clickstream.Event{EventID: "e1", EventType: "page_view", Kind: clickstream.KindPageView, TS: ts,
+	view := clickstream.Event{EventID: "e1", EventType: "page_view", TS: ts,
 		UserID: "u1", Page: "/p/42", ProductID: "sku-42"}
-	buy := clickstream.Event{EventID: "e3", EventType: "purchase", Kind: clickstream.KindPurchase, TS: ts + 30_000,
+	buy := clickstream.Event{EventID: "e3", EventType: "purchase", TS: ts + 30_000,
 		UserID: "u1", ProductID: "sku-42", Price: 19.99, HasPrice: true, Currency: "EUR"}
 	// Offset 1 held an invalid message: no accepted event.
 	b := &sinks.Batch{Topic: "clicks", Partition: 0, FirstOffset: 0, NextOffset: 3, End: true,

@@ -135,7 +135,7 @@ func toEventRow(topic string, partition int32, offset int64, e *clickstream.Even
 
 func (r *eventRow) row() Row {
 	e := clickstream.Event{
-		EventID: r.EventID, EventType: r.EventType, Kind: clickstream.KindOf(r.EventType), TS: r.EventTS,
+		EventID: r.EventID, EventType: r.EventType, TS: r.EventTS,
 		UserID: r.UserID, SessionID: deref(r.SessionID), Page: deref(r.Page), ProductID: deref(r.ProductID),
 		Currency: deref(r.Currency),
 		UTM:      clickstream.UTM{Source: deref(r.UTMSource), Medium: deref(r.UTMMedium), Campaign: deref(r.UTMCampaign)},
@@ -228,7 +228,6 @@ func decodeEvent(body string, e *clickstream.Event) error {
 		&e.UTM.Source, &e.UTM.Medium, &e.UTM.Campaign, &e.Device.UA, &e.Device.OS, &e.Geo.Country, &e.Geo.City} {
 		*p = r.string()
 	}
-	e.Kind = clickstream.KindOf(e.EventType)
 	if !r.done() {
 		return fmt.Errorf("parquet: staged event: %w", ErrCorrupt)
 	}

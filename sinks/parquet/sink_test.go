@@ -68,8 +68,7 @@ func genStream(seed uint64, topic string, partition int32, total int64) *stream 
 			Device:    clickstream.Device{UA: maybe("Mozilla/5.0"), OS: maybe(pick([]string{"ios", "android", "linux"})), Mobile: r.IntN(2) == 0},
 			Geo:       clickstream.Geo{Country: maybe(pick([]string{"DE", "FR", "US"})), City: maybe("Berlin")},
 		}
-		e.Kind = clickstream.KindOf(e.EventType)
-		if e.Kind == clickstream.KindPurchase || r.IntN(10) == 0 {
+		if e.Kind() == clickstream.KindPurchase || r.IntN(10) == 0 {
 			e.Price, e.HasPrice, e.Currency = float64(r.IntN(10_000))/100, true, pick(currencies)
 		}
 		s.events = append(s.events, sinks.Accepted{Offset: off, Event: e})
