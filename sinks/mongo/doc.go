@@ -3,10 +3,11 @@
 //
 // # Documents
 //
-// Each partition writes its own partials; nothing is incremented, every
-// document is set whole with $set in an upsert keyed by what identifies it,
-// so a replayed batch rewrites the same documents (idempotence). The _id is
-// "<topic, path-escaped>/<partition>/<key>".
+// Each partition writes its own partials; nothing is incremented, and every
+// update is filtered on the _id alone, "<topic, path-escaped>/<partition>/<key>",
+// so a replayed batch rewrites the same documents (idempotence) and the
+// server finds each document by its primary key (FerretDB pushes down no
+// other filter).
 //
 //   - kpis_minute, key the window start (RFC 3339 UTC millis): minute (date),
 //     topic, partition, final, events, page_views, add_to_carts, purchases,
@@ -14,21 +15,28 @@
 //     conversion_rate, aov, top_products [{product_id, views, carts,
 //     purchases, revenue}], latency_bins [{i, n}] (the sparse latency
 //     sketch, so partials merge), latency_ms_p95 (null without latency),
-//     updated_at. Final windows replace anything. A running update (final
-//     false) never replaces a final window: Write leaves out the updates of
-//     windows it finds final, and filters the others on
-//     {_id, final: {$ne: true}}, so that should a final land in between, the
-//     upsert's insert meets the existing _id; that duplicate key error counts
-//     as done when the server reports everything else applied (MongoDB),
-//     else Write fails and the retried batch leaves the update out (FerretDB
-//     stops an unordered bulk write at the first error).
+//     updated_at, and running: null. That is a final window, which replaces
+//     the document whole. A window still running is _id, minute, topic,
+//     partition, final false, and its values from events to updated_at under
+//     running: a running update sets running.events, running.page_views and
+//     so on, one field at a time, and on insert minute, topic, partition and
+//     final. In a final document those paths cannot be created under null:
+//     the server refuses a running update of a final window (write error 28,
+//     PathNotViable, on MongoDB and FerretDB alike) and leaves the document
+//     as it is, whoever sends it and whenever (a replay's stale update, a
+//     previous owner's last command), with no second filter key and no read
+//     before the write; Write counts that refusal as done. Documents of
+//     earlier versions of the sink, without running, read as before (a
+//     running update of such a final window adds running, which reads
+//     ignore, and leaves its values as they are).
 //   - sessions, key the session_id: session_id, user_id, topic, partition,
 //     start, end (dates), duration_ms, events, page_views, add_to_carts,
-//     purchases, revenue, bounced, converted, updated_at.
+//     purchases, revenue, bounced, converted, updated_at. Final when
+//     written: inserted (see below).
 //   - funnel_minute, key the start minute: minute (date), topic, partition,
 //     entered, steps, step_rates, overall_rate, median_time_to_convert_ms
 //     (null when none), times_ms (the sorted conversion times, so that the
-//     merged median is exact), updated_at.
+//     merged median is exact), updated_at. Final when written: inserted.
 //   - progress, _id "<topic, path-escaped>/<partition>": topic, partition,
 //     partitions, watermark, funnel_before (sinks.Progress; times as Unix
 //     millis, math.MinInt64 for -inf and math.MaxInt64 for +inf),
@@ -37,6 +45,19 @@
 //     none moves backwards when a replay sends an older progress. A batch
 //     without results writes it too when its progress is beyond what the
 //     sink last published (an idle partition's watermark advancing).
+//
+// Sessions and funnel minutes never change once written, so they are sent
+// as unordered inserts, in commands of up to 1,000 documents (or
+// [WithMaxBulk]'s value if larger). A replay after a crash inserts documents
+// that are there already: the server answers each with a duplicate key
+// error (11000), names it and goes on with the others (MongoDB and FerretDB
+// alike), and just those documents are then replaced on their _id, so that
+// the last write of a key wins. KPI windows go in update commands of at most
+// [WithMaxBulk] statements (default 1,000; FerretDB needs 32). An answer
+// that accounts for every statement is taken as it is; one that does not
+// (FerretDB stops an update command at its first error and names it loosely)
+// makes Write send each statement of the command again on its own, which
+// their idempotence allows.
 //
 // Indexes: {minute: 1} on kpis_minute and funnel_minute, {start: 1} on
 // sessions, created by [Sink.EnsureIndexes] or the first Write.

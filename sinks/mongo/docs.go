@@ -1,6 +1,7 @@
 package mongo
 
 import (
+	"fmt"
 	"net/url"
 	"strconv"
 
@@ -23,12 +24,24 @@ func docID(topic string, partition int32, rest string) string {
 
 // kpiDoc is a document of the KPI collection: one partition's partial of one
 // window, in the KPI record shape of SEMANTICS §6 plus what merging needs.
+// A final window has its values at the top level and Running nil (null in
+// the document); a window still running has them in Running, where a
+// running update sets them field by field ("running.events", ...): in a
+// final document that path cannot be created under null, so a stale
+// running update fails on it and changes nothing. Documents of earlier
+// versions of the sink have no running field and their values at the top.
 type kpiDoc struct {
-	ID                string             `bson:"_id,omitempty"`
-	Minute            bson.DateTime      `bson:"minute"`
-	Topic             string             `bson:"topic"`
-	Partition         int32              `bson:"partition"`
-	Final             bool               `bson:"final"`
+	ID        string        `bson:"_id,omitempty"`
+	Minute    bson.DateTime `bson:"minute"`
+	Topic     string        `bson:"topic"`
+	Partition int32         `bson:"partition"`
+	Final     bool          `bson:"final"`
+	Values    kpiValues     `bson:",inline"`
+	Running   *kpiValues    `bson:"running"`
+}
+
+// kpiValues are the values of a window's partial.
+type kpiValues struct {
 	Events            int64              `bson:"events"`
 	PageViews         int64              `bson:"page_views"`
 	AddToCarts        int64              `bson:"add_to_carts"`
@@ -59,9 +72,8 @@ type binDoc struct {
 	N int64 `bson:"n"`
 }
 
-func newKPIDoc(topic string, partition int32, m *kpi.Minute, now bson.DateTime) kpiDoc {
-	d := kpiDoc{
-		Minute: bson.DateTime(m.Minute), Topic: topic, Partition: partition, Final: m.Final,
+func newKPIValues(m *kpi.Minute, now bson.DateTime) kpiValues {
+	v := kpiValues{
 		Events: m.Events, PageViews: m.PageViews, AddToCarts: m.AddToCarts, Purchases: m.Purchases,
 		Sessions: m.Sessions, Revenue: m.Revenue, RevenuePurchases: m.RevenuePurchases,
 		RevenueByCurrency: make(map[string]float64, len(m.RevenueByCurrency)),
@@ -69,37 +81,47 @@ func newKPIDoc(topic string, partition int32, m *kpi.Minute, now bson.DateTime) 
 		TopProducts: make([]productDoc, 0, len(m.TopProducts)),
 		UpdatedAt:   now,
 	}
-	for k, v := range m.RevenueByCurrency {
-		d.RevenueByCurrency[k] = v
+	for k, x := range m.RevenueByCurrency {
+		v.RevenueByCurrency[k] = x
 	}
 	for _, p := range m.TopProducts {
-		d.TopProducts = append(d.TopProducts, productDoc(p))
+		v.TopProducts = append(v.TopProducts, productDoc(p))
 	}
 	bins := m.Latency.Bins()
-	d.LatencyBins = make([]binDoc, 0, len(bins))
+	v.LatencyBins = make([]binDoc, 0, len(bins))
 	for _, b := range bins {
-		d.LatencyBins = append(d.LatencyBins, binDoc{I: b.Index, N: int64(b.Count)})
+		v.LatencyBins = append(v.LatencyBins, binDoc{I: b.Index, N: int64(b.Count)})
 	}
 	if p95, ok := m.LatencyP95(); ok {
-		d.LatencyMsP95 = &p95
+		v.LatencyMsP95 = &p95
 	}
-	return d
+	return v
+}
+
+// values returns the document's current values: the running ones of a
+// window not final yet.
+func (d *kpiDoc) values() *kpiValues {
+	if !d.Final && d.Running != nil {
+		return d.Running
+	}
+	return &d.Values
 }
 
 func (d *kpiDoc) minute() kpi.Minute {
+	v := d.values()
 	m := kpi.Minute{Minute: int64(d.Minute), Final: d.Final,
-		Counts: kpi.Counts{Events: d.Events, PageViews: d.PageViews, AddToCarts: d.AddToCarts,
-			Purchases: d.Purchases, Sessions: d.Sessions, Revenue: d.Revenue, RevenuePurchases: d.RevenuePurchases},
-		RevenueByCurrency: d.RevenueByCurrency, TopProducts: make([]kpi.Product, 0, len(d.TopProducts)),
+		Counts: kpi.Counts{Events: v.Events, PageViews: v.PageViews, AddToCarts: v.AddToCarts,
+			Purchases: v.Purchases, Sessions: v.Sessions, Revenue: v.Revenue, RevenuePurchases: v.RevenuePurchases},
+		RevenueByCurrency: v.RevenueByCurrency, TopProducts: make([]kpi.Product, 0, len(v.TopProducts)),
 	}
 	if m.RevenueByCurrency == nil {
 		m.RevenueByCurrency = map[string]float64{}
 	}
-	for _, p := range d.TopProducts {
+	for _, p := range v.TopProducts {
 		m.TopProducts = append(m.TopProducts, kpi.Product(p))
 	}
-	bins := make([]kpi.Bin, 0, len(d.LatencyBins))
-	for _, b := range d.LatencyBins {
+	bins := make([]kpi.Bin, 0, len(v.LatencyBins))
+	for _, b := range v.LatencyBins {
 		if b.N > 0 {
 			bins = append(bins, kpi.Bin{Index: b.I, Count: uint64(b.N)})
 		}
@@ -108,17 +130,18 @@ func (d *kpiDoc) minute() kpi.Minute {
 	return m
 }
 
-// kpiUpsert is the upsert of one window.
-type kpiUpsert struct {
-	id    string
-	model mongo.WriteModel
-	final bool
+// kpiWrite is the write of one window.
+type kpiWrite struct {
+	model   mongo.WriteModel
+	running bool
 }
 
-// kpiUpserts returns the upserts of b's windows. Per window the last value
-// wins, a final one over running ones. A running update is guarded: its
-// filter does not match a final document.
-func kpiUpserts(b *sinks.Batch, now bson.DateTime) []kpiUpsert {
+// kpiWrites returns the writes of b's windows, each an update filtered on
+// the _id alone. Per window the last value wins, a final one over running
+// ones. A final window replaces the document whole; a running update sets
+// the running.* fields (and, on insert, minute, topic, partition and final
+// false), which a final document's null running field refuses.
+func kpiWrites(b *sinks.Batch, now bson.DateTime) ([]kpiWrite, error) {
 	pick := make(map[int64]int, len(b.KPIs))
 	var order []int64
 	for i := range b.KPIs {
@@ -131,19 +154,35 @@ func kpiUpserts(b *sinks.Batch, now bson.DateTime) []kpiUpsert {
 			pick[m.Minute] = i
 		}
 	}
-	ups := make([]kpiUpsert, 0, len(order))
+	ws := make([]kpiWrite, 0, len(order))
 	for _, minute := range order {
 		m := &b.KPIs[pick[minute]]
 		id := docID(b.Topic, b.Partition, clickstream.FormatTime(m.Minute))
 		filter := bson.D{{Key: "_id", Value: id}}
-		if !m.Final {
-			filter = append(filter, bson.E{Key: "final", Value: bson.D{{Key: "$ne", Value: true}}})
+		values := newKPIValues(m, now)
+		if m.Final {
+			doc := kpiDoc{ID: id, Minute: bson.DateTime(m.Minute), Topic: b.Topic, Partition: b.Partition, Final: true, Values: values}
+			ws = append(ws, kpiWrite{model: mongo.NewReplaceOneModel().SetFilter(filter).SetReplacement(doc).SetUpsert(true)})
+			continue
 		}
-		doc := newKPIDoc(b.Topic, b.Partition, m, now)
-		ups = append(ups, kpiUpsert{id: id, final: m.Final, model: mongo.NewUpdateOneModel().SetFilter(filter).
-			SetUpdate(bson.D{{Key: "$set", Value: doc}}).SetUpsert(true)})
+		raw, err := bson.Marshal(values)
+		if err != nil {
+			return nil, fmt.Errorf("encode window %s: %w", id, err)
+		}
+		elems, err := bson.Raw(raw).Elements()
+		if err != nil {
+			return nil, fmt.Errorf("encode window %s: %w", id, err)
+		}
+		set := make(bson.D, 0, len(elems))
+		for _, e := range elems {
+			set = append(set, bson.E{Key: "running." + e.Key(), Value: e.Value()})
+		}
+		update := bson.D{{Key: "$set", Value: set}, {Key: "$setOnInsert", Value: bson.D{
+			{Key: "minute", Value: bson.DateTime(m.Minute)}, {Key: "topic", Value: b.Topic},
+			{Key: "partition", Value: b.Partition}, {Key: "final", Value: false}}}}
+		ws = append(ws, kpiWrite{running: true, model: mongo.NewUpdateOneModel().SetFilter(filter).SetUpdate(update).SetUpsert(true)})
 	}
-	return ups
+	return ws, nil
 }
 
 // sessionDoc is a document of the sessions collection: a final session (the
@@ -173,7 +212,8 @@ func (d *sessionDoc) record() session.Record {
 		Purchases: d.Purchases, Revenue: d.Revenue, Bounced: d.Bounced, Converted: d.Converted}
 }
 
-func sessionModels(b *sinks.Batch, now bson.DateTime) []mongo.WriteModel {
+// sessionDocs returns b's sessions as documents, the last of each id.
+func sessionDocs(b *sinks.Batch, now bson.DateTime) []any {
 	last := make(map[string]int, len(b.Sessions))
 	var order []string
 	for i := range b.Sessions {
@@ -183,18 +223,15 @@ func sessionModels(b *sinks.Batch, now bson.DateTime) []mongo.WriteModel {
 		}
 		last[id] = i
 	}
-	models := make([]mongo.WriteModel, 0, len(order))
+	docs := make([]any, 0, len(order))
 	for _, id := range order {
 		s := &b.Sessions[last[id]]
-		doc := sessionDoc{SessionID: s.SessionID(), UserID: s.UserID, Topic: b.Topic, Partition: b.Partition,
+		docs = append(docs, sessionDoc{ID: docID(b.Topic, b.Partition, id), SessionID: s.SessionID(), UserID: s.UserID, Topic: b.Topic, Partition: b.Partition,
 			Start: bson.DateTime(s.Start), End: bson.DateTime(s.End), DurationMs: s.DurationMs,
 			Events: s.Events, PageViews: s.PageViews, AddToCarts: s.AddToCarts, Purchases: s.Purchases,
-			Revenue: s.Revenue, Bounced: s.Bounced, Converted: s.Converted, UpdatedAt: now}
-		models = append(models, mongo.NewUpdateOneModel().
-			SetFilter(bson.D{{Key: "_id", Value: docID(b.Topic, b.Partition, id)}}).
-			SetUpdate(bson.D{{Key: "$set", Value: doc}}).SetUpsert(true))
+			Revenue: s.Revenue, Bounced: s.Bounced, Converted: s.Converted, UpdatedAt: now})
 	}
-	return models
+	return docs
 }
 
 // funnelDoc is a document of the funnel collection: one partition's funnel of
@@ -230,7 +267,9 @@ func nonNil[T any](s []T) []T {
 	return s
 }
 
-func funnelModels(b *sinks.Batch, now bson.DateTime) []mongo.WriteModel {
+// funnelDocs returns b's funnel records as documents, the last of each
+// start minute.
+func funnelDocs(b *sinks.Batch, now bson.DateTime) []any {
 	last := make(map[int64]int, len(b.Funnel))
 	var order []int64
 	for i := range b.Funnel {
@@ -240,21 +279,19 @@ func funnelModels(b *sinks.Batch, now bson.DateTime) []mongo.WriteModel {
 		}
 		last[m] = i
 	}
-	models := make([]mongo.WriteModel, 0, len(order))
+	docs := make([]any, 0, len(order))
 	for _, minute := range order {
 		f := &b.Funnel[last[minute]]
-		doc := funnelDoc{Minute: bson.DateTime(f.Minute), Topic: b.Topic, Partition: b.Partition,
+		doc := funnelDoc{ID: docID(b.Topic, b.Partition, clickstream.FormatTime(minute)), Minute: bson.DateTime(f.Minute), Topic: b.Topic, Partition: b.Partition,
 			Entered: f.Entered, Steps: append([]int64{}, f.Steps...), StepRates: append([]float64{}, f.StepRates...),
 			OverallRate: f.OverallRate, TimesMs: append([]int64{}, f.TimesMs...), UpdatedAt: now}
 		if f.HasMedian {
 			med := f.MedianTimeToConvertMs
 			doc.MedianTimeToConvertMs = &med
 		}
-		models = append(models, mongo.NewUpdateOneModel().
-			SetFilter(bson.D{{Key: "_id", Value: docID(b.Topic, b.Partition, clickstream.FormatTime(minute))}}).
-			SetUpdate(bson.D{{Key: "$set", Value: doc}}).SetUpsert(true))
+		docs = append(docs, doc)
 	}
-	return models
+	return docs
 }
 
 // progressID is the _id of a partition's progress document.

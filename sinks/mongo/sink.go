@@ -29,22 +29,27 @@ const (
 // DefaultWriteTimeout bounds one Write (and EnsureIndexes).
 const DefaultWriteTimeout = 60 * time.Second
 
+// DefaultMaxBulk is the default of WithMaxBulk: statements per update
+// command, and the least documents per insert command.
+const DefaultMaxBulk = 1000
+
 // ErrClosed is returned by Write after Close.
 var ErrClosed = errors.New("mongo sink: closed")
 
 // Sink writes the pipeline's results to MongoDB (SEMANTICS §6, §7, §10): one
 // document per (minute, topic, partition) in the KPI and funnel collections,
-// one per (session, topic, partition) in the sessions collection, each
-// upserted whole, so a replayed batch rewrites the same documents. A running
-// KPI update never replaces a final window. After the results, it publishes
-// the partition's progress, one document per (topic, partition) that never
-// moves backwards. Queries merge the partitions' partials into the global
-// view, final only where every partition's progress has passed it
-// (SEMANTICS §11).
+// one per (session, topic, partition) in the sessions collection. Sessions
+// and funnel minutes are final when written and are inserted; a replayed
+// batch's duplicates are replaced on their _id. KPI windows are updated on
+// their _id alone, and a running update never replaces a final window.
+// After the results, it publishes the partition's progress, one document per
+// (topic, partition) that never moves backwards. Queries merge the
+// partitions' partials into the global view, final only where every
+// partition's progress has passed it (SEMANTICS §11).
 //
 // Write makes every result of the batch durable with write concern majority
-// in one unordered bulk write per collection, and does not retry: the
-// pipeline's Runner retries a failed batch whole with back-off.
+// in unordered bulk writes (see WithMaxBulk for their size), and does not
+// retry: the pipeline's Runner retries a failed batch whole with back-off.
 //
 // A Sink is safe for concurrent use.
 type Sink struct {
@@ -53,6 +58,7 @@ type Sink struct {
 	timeout                          time.Duration
 	window                           int64 // window size, millis
 	now                              func() time.Time
+	maxBulk                          int
 
 	mu      sync.Mutex
 	indexed bool
@@ -77,6 +83,7 @@ type config struct {
 	timeout                          time.Duration
 	window                           time.Duration
 	now                              func() time.Time
+	maxBulk                          int
 }
 
 // WithLogger sets the logger. Default: discard.
@@ -107,6 +114,24 @@ func WithWindowSize(d time.Duration) Option { return func(c *config) { c.window 
 // timeout (see the package documentation).
 func WithWriteTimeout(d time.Duration) Option { return func(c *config) { c.timeout = d } }
 
+// WithMaxBulk sets the most statements sent in one update command (the KPI
+// windows, and the rewrites of documents a replay inserts again); insert
+// commands (sessions, funnel minutes) carry up to max(n, DefaultMaxBulk)
+// documents. Default 1,000, for MongoDB; the driver splits commands further
+// where the server's limits require.
+//
+// FerretDB v1 on SQLite needs a small value, 32: within one update command
+// it keeps one pooled SQLite connection per statement that matched a
+// document until the command ends; past 100 (its pool) the command waits for
+// a connection forever while holding locks every other write needs, and the
+// server stops accepting writes for good. The replay of a batch after a
+// crash, an outage or a rebalance matches every document it rewrites, and
+// concurrent writers (a consumer group's members, a crashed process's last
+// command still running) share the pool, hence well below 100. Its insert
+// commands hold no matched document: commands of 20,000 documents, new or
+// all duplicates, and four such at once, go through.
+func WithMaxBulk(n int) Option { return func(c *config) { c.maxBulk = n } }
+
 // WithClock sets the clock of the updated_at fields. Default time.Now.
 func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
 
@@ -115,7 +140,8 @@ func WithClock(now func() time.Time) Option { return func(c *config) { c.now = n
 // starts nothing; indexes are created by EnsureIndexes or the first Write.
 func New(client *mongo.Client, database string, opts ...Option) (*Sink, error) {
 	c := config{kpis: DefaultKPIs, sessions: DefaultSessions, funnel: DefaultFunnel, progress: DefaultProgress,
-		log: slog.New(slog.DiscardHandler), timeout: DefaultWriteTimeout, window: time.Minute, now: time.Now}
+		log: slog.New(slog.DiscardHandler), timeout: DefaultWriteTimeout, window: time.Minute, now: time.Now,
+		maxBulk: DefaultMaxBulk}
 	for _, o := range opts {
 		o(&c)
 	}
@@ -134,13 +160,15 @@ func New(client *mongo.Client, database string, opts ...Option) (*Sink, error) {
 		return nil, errors.New("mongo sink: window size under a millisecond")
 	case c.log == nil || c.now == nil:
 		return nil, errors.New("mongo sink: nil logger or clock")
+	case c.maxBulk <= 0:
+		return nil, fmt.Errorf("mongo sink: max bulk %d: want at least 1 statement per command", c.maxBulk)
 	}
 	wc := options.Collection().SetWriteConcern(writeconcern.Majority())
 	db := client.Database(database)
 	return &Sink{
 		kpis: db.Collection(c.kpis, wc), sessions: db.Collection(c.sessions, wc), funnel: db.Collection(c.funnel, wc),
 		progress: db.Collection(c.progress, wc),
-		log:      c.log, timeout: c.timeout, window: c.window.Milliseconds(), now: c.now,
+		log:      c.log, timeout: c.timeout, window: c.window.Milliseconds(), now: c.now, maxBulk: c.maxBulk,
 		published: map[partKey]sinks.Progress{},
 	}, nil
 }
@@ -177,7 +205,7 @@ func (s *Sink) ensureIndexes(ctx context.Context) error {
 	return nil
 }
 
-// Write upserts b's KPI windows, sessions and funnel records and returns nil
+// Write writes b's KPI windows, sessions and funnel records and returns nil
 // once they are durable (write concern majority); then it publishes
 // b.Progress, unless this sink already published a progress of the
 // partition at least as far in every field (so a batch without results but
@@ -235,29 +263,29 @@ func ahead(p, q sinks.Progress) bool {
 	return p.Partitions > q.Partitions || p.Watermark > q.Watermark || p.FunnelBefore > q.FunnelBefore
 }
 
-// writeResults upserts b's windows, sessions and funnel records.
+// writeResults writes b's windows, then its sessions and funnel records.
 func (s *Sink) writeResults(ctx context.Context, b *sinks.Batch, indexed bool, where string, now bson.DateTime) error {
 	if !indexed {
 		if err := s.ensureIndexes(ctx); err != nil {
 			return err
 		}
 	}
-	if ups := kpiUpserts(b, now); len(ups) > 0 {
-		skipped, err := s.writeKPIs(ctx, ups)
+	if len(b.KPIs) > 0 {
+		kept, err := s.writeKPIs(ctx, b, now)
 		if err != nil {
 			return fmt.Errorf("mongo sink: write %s of %s: %w", s.kpis.Name(), where, err)
 		}
-		if skipped > 0 {
-			s.log.Debug("running updates of final windows skipped", "topic", b.Topic, "partition", b.Partition, "n", skipped)
+		if kept > 0 {
+			s.log.Debug("running updates of final windows left out", "topic", b.Topic, "partition", b.Partition, "n", kept)
 		}
 	}
-	if models := sessionModels(b, now); len(models) > 0 {
-		if _, err := bulk(ctx, s.sessions, models, nil); err != nil {
+	if docs := sessionDocs(b, now); len(docs) > 0 {
+		if err := s.insert(ctx, s.sessions, docs); err != nil {
 			return fmt.Errorf("mongo sink: write %s of %s: %w", s.sessions.Name(), where, err)
 		}
 	}
-	if models := funnelModels(b, now); len(models) > 0 {
-		if _, err := bulk(ctx, s.funnel, models, nil); err != nil {
+	if docs := funnelDocs(b, now); len(docs) > 0 {
+		if err := s.insert(ctx, s.funnel, docs); err != nil {
 			return fmt.Errorf("mongo sink: write %s of %s: %w", s.funnel.Name(), where, err)
 		}
 	}
@@ -266,102 +294,167 @@ func (s *Sink) writeResults(ctx context.Context, b *sinks.Batch, indexed bool, w
 	return nil
 }
 
-// writeKPIs upserts the windows, leaving out the running updates of windows
-// already final: they would change nothing (their filter matches no final
-// document), and some servers (FerretDB) stop an unordered bulk write at the
-// duplicate key error such an upsert meets. It returns how many it left out.
-func (s *Sink) writeKPIs(ctx context.Context, ups []kpiUpsert) (skipped int, err error) {
-	var running []string
-	for _, u := range ups {
-		if !u.final {
-			running = append(running, u.id)
-		}
+// writeKPIs writes the windows in update commands of at most maxBulk
+// statements, and returns how many running updates met a final window (the
+// server refused them, which leaves the final as it is).
+func (s *Sink) writeKPIs(ctx context.Context, b *sinks.Batch, now bson.DateTime) (kept int, err error) {
+	ws, err := kpiWrites(b, now)
+	if err != nil {
+		return 0, err
 	}
-	final := map[string]bool{}
-	if len(running) > 0 {
-		cur, err := s.kpis.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: running}}}, {Key: "final", Value: true}},
-			options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
-		if err != nil {
-			return 0, fmt.Errorf("find final windows: %w", err)
-		}
-		var ids []struct {
-			ID string `bson:"_id"`
-		}
-		if err := cur.All(ctx, &ids); err != nil {
-			return 0, fmt.Errorf("find final windows: %w", err)
-		}
-		for _, d := range ids {
-			final[d.ID] = true
-		}
+	models := make([]mongo.WriteModel, len(ws))
+	for i := range ws {
+		models[i] = ws[i].model
 	}
-	models := make([]mongo.WriteModel, 0, len(ups))
-	var guarded []bool
-	for _, u := range ups {
-		if final[u.id] {
-			skipped++
-			continue
-		}
-		models = append(models, u.model)
-		guarded = append(guarded, !u.final)
-	}
-	if len(models) == 0 {
-		return skipped, nil
-	}
-	n, err := bulk(ctx, s.kpis, models, guarded)
-	return skipped + n, err
-}
-
-// maxBulk is the most models sent in one bulk write command. FerretDB v1
-// with its SQLite backend keeps, within one update command, one pooled SQLite
-// connection per statement that matched a document until the command ends;
-// past 100 (its pool) the command waits for a connection forever while
-// holding locks every other write needs, and the server stops accepting
-// writes for good. The replay of a batch after a crash, an outage or a
-// rebalance matches every document it rewrites, so it must be sent in small
-// commands; concurrent writers (a consumer group's members, a crashed
-// process's last command still running) share the pool, hence well below 100.
-const maxBulk = 32
-
-// bulk runs models as unordered bulk writes of at most maxBulk models. A
-// duplicate key error of a model marked in guarded means its filter found the
-// document final (a final written since writeKPIs looked): the upsert then
-// tried to insert an existing _id. Such errors count as done, in kept,
-// provided the server reports every other model of the command as applied;
-// otherwise the error is returned and the batch is retried whole.
-func bulk(ctx context.Context, coll *mongo.Collection, models []mongo.WriteModel, guarded []bool) (kept int, err error) {
-	for start := 0; start < len(models); start += maxBulk {
-		end := min(start+maxBulk, len(models))
-		var g []bool
-		if start < len(guarded) {
-			g = guarded[start:min(end, len(guarded))]
-		}
-		n, err := bulkOnce(ctx, coll, models[start:end], g)
+	for start := 0; start < len(models); start += s.maxBulk {
+		end := min(start+s.maxBulk, len(models))
+		refused, err := bulk(ctx, s.kpis, models[start:end], func(i, code int) bool {
+			return code == codePathNotViable && ws[start+i].running
+		})
 		if err != nil {
 			return 0, err
 		}
-		kept += n
+		kept += len(refused)
 	}
 	return kept, nil
 }
 
-// bulkOnce is one command of bulk.
-func bulkOnce(ctx context.Context, coll *mongo.Collection, models []mongo.WriteModel, guarded []bool) (kept int, err error) {
+// insert writes final records, which never change once written, as
+// unordered inserts in commands of at most max(maxBulk, DefaultMaxBulk)
+// documents. A replay inserts documents that are there already: the
+// duplicate key answers name them, and just those are replaced, on their
+// _id alone, in update commands of at most maxBulk statements. Their content
+// is the same by construction, but the last write of a key wins all the
+// same.
+func (s *Sink) insert(ctx context.Context, coll *mongo.Collection, docs []any) error {
+	per := max(s.maxBulk, DefaultMaxBulk)
+	var again []mongo.WriteModel
+	for start := 0; start < len(docs); start += per {
+		end := min(start+per, len(docs))
+		models := make([]mongo.WriteModel, 0, end-start)
+		for _, d := range docs[start:end] {
+			models = append(models, mongo.NewInsertOneModel().SetDocument(d))
+		}
+		dups, err := bulk(ctx, coll, models, func(_, code int) bool { return code == codeDuplicateKey || code == codeDuplicateKeyOld })
+		if err != nil {
+			return err
+		}
+		for _, i := range dups {
+			d := docs[start+i]
+			again = append(again, mongo.NewReplaceOneModel().SetFilter(bson.D{{Key: "_id", Value: idOf(d)}}).
+				SetReplacement(d).SetUpsert(true))
+		}
+	}
+	for start := 0; start < len(again); start += s.maxBulk {
+		if _, err := bulk(ctx, coll, again[start:min(start+s.maxBulk, len(again))], nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// idOf returns the _id of a document of sessionDocs or funnelDocs.
+func idOf(d any) string {
+	switch d := d.(type) {
+	case sessionDoc:
+		return d.ID
+	case funnelDoc:
+		return d.ID
+	}
+	panic(fmt.Sprintf("mongo sink: no _id in %T", d))
+}
+
+// The write error codes bulk's callers expect.
+const (
+	codePathNotViable   = 28    // a running update's running.* under a final's null
+	codeDuplicateKey    = 11000 // an insert of an _id already there
+	codeDuplicateKeyOld = 11001
+)
+
+// bulk sends models as one unordered bulk write and returns the statements
+// that failed as expected: with a write error for which expected reports
+// true. Any other error is returned (the batch is then retried whole, which
+// the idempotent statements allow). Servers differ in what an unordered bulk
+// write does after a write error: MongoDB goes on with the other statements
+// and names each failed one; FerretDB does so for inserts, but stops an
+// update command at its first error and answers with one error at index 0
+// and nothing counted, whichever statement failed. An answer that does not
+// account for every statement is therefore not trusted: bulk then sends each
+// statement again in a command of its own.
+func bulk(ctx context.Context, coll *mongo.Collection, models []mongo.WriteModel, expected func(i, code int) bool) (failed []int, err error) {
+	failed, whole, err := bulkOnce(ctx, coll, models, expected)
+	if err != nil || whole || len(models) == 1 {
+		return failed, err
+	}
+	failed = failed[:0]
+	for i := range models {
+		f, _, err := bulkOnce(ctx, coll, models[i:i+1], func(_, code int) bool { return expected != nil && expected(i, code) })
+		if err != nil {
+			return nil, err
+		}
+		if len(f) > 0 {
+			failed = append(failed, i)
+		}
+	}
+	return failed, nil
+}
+
+// bulkOnce is one command of bulk; whole reports whether its answer
+// accounts for every statement.
+func bulkOnce(ctx context.Context, coll *mongo.Collection, models []mongo.WriteModel, expected func(i, code int) bool) (failed []int, whole bool, err error) {
 	res, err := coll.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
+	if err == nil {
+		return nil, true, nil
+	}
 	var bwe mongo.BulkWriteException
-	if err == nil || !errors.As(err, &bwe) || bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0 || res == nil {
-		return 0, err
+	if !errors.As(err, &bwe) || bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0 || res == nil {
+		return nil, false, err
 	}
-	for _, we := range bwe.WriteErrors {
-		dup := we.Code == 11000 || we.Code == 11001
-		if !dup || we.Index < 0 || we.Index >= len(guarded) || !guarded[we.Index] {
-			return 0, err
+	idx := make([]int, len(bwe.WriteErrors))
+	codes := make([]int, len(bwe.WriteErrors))
+	for i, we := range bwe.WriteErrors {
+		idx[i], codes[i] = we.Index, we.Code
+	}
+	ok, whole := settle(len(models), res.InsertedCount+res.MatchedCount+res.UpsertedCount, idx, codes, func(i, code int) bool {
+		return expected != nil && expected(i, code)
+	})
+	if !ok {
+		return nil, false, err
+	}
+	return idx, whole, nil
+}
+
+// settle reads the answer to an unordered bulk write of n statements, of
+// which applied were applied and those at idx failed with codes. When the
+// answer accounts for every statement (each applied or failed), whole is
+// true and ok reports whether each failure is expected. When it accounts
+// for fewer, its indexes are not trusted: ok reports whether each code is
+// one some statement may expectedly fail with.
+func settle(n int, applied int64, idx, codes []int, expected func(i, code int) bool) (ok, whole bool) {
+	done := applied + int64(len(idx))
+	if done > int64(n) {
+		return false, false
+	}
+	if done < int64(n) {
+		for _, code := range codes {
+			some := false
+			for i := 0; i < n && !some; i++ {
+				some = expected(i, code)
+			}
+			if !some {
+				return false, false
+			}
 		}
-		kept++
+		return true, false
 	}
-	if int(res.MatchedCount+res.UpsertedCount)+kept != len(models) {
-		return 0, err
+	seen := make(map[int]bool, len(idx))
+	for k, i := range idx {
+		if i < 0 || i >= n || seen[i] || !expected(i, codes[k]) {
+			return false, false
+		}
+		seen[i] = true
 	}
-	return kept, nil
+	return true, true
 }
 
 // Durable reports true: Write returns once the server acknowledged the
