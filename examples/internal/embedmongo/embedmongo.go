@@ -5,38 +5,119 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
 )
 
-// Server is a running embedded FerretDB instance.
+// ErrClosed is returned by EnsureIndexes once the server is closed.
+var ErrClosed = errors.New("embedmongo: server closed")
+
+// Server is a running embedded FerretDB instance. Its methods are safe for
+// concurrent use.
 type Server struct {
 	uri    string
 	addr   string
 	cancel context.CancelFunc
 	done   chan struct{}
+	ix     *indexer // nil without the _id index
 
 	closeOnce sync.Once
 	runErr    error
 }
 
+// Option configures Start.
+type Option func(*config)
+
+type config struct {
+	idIndex  bool
+	interval time.Duration
+	sync     string
+	tick     <-chan time.Time // replaces the interval's ticker in tests
+}
+
+// WithIDIndex adds (true) or leaves out (false) an SQLite index on the
+// expression FerretDB's _id filter compares, on every collection. Without
+// it SQLite scans the whole collection for every lookup, update, upsert or
+// delete by _id (FerretDB's own unique _id index is on another expression),
+// so their rate falls with the collection's size; with it they cost the
+// same at any size. Default true.
+//
+// The index is invisible to MongoDB clients (listIndexes does not show it)
+// and goes with its collection when that is dropped. Collections are made
+// by their first write, so the server adds the index to those it finds at
+// Start, every WithIndexInterval, and on EnsureIndexes.
+func WithIDIndex(on bool) Option { return func(c *config) { c.idIndex = on } }
+
+// WithIndexInterval sets how often the server looks for collections
+// without the _id index (see WithIDIndex) and indexes them; 0 looks only
+// at Start and on EnsureIndexes. A look opens each database file, reads
+// its list of collections in a read transaction and closes it; only a
+// collection without the index takes SQLite's write lock, for as long as
+// indexing what it holds takes. Default 1s.
+func WithIndexInterval(d time.Duration) Option { return func(c *config) { c.interval = d } }
+
+// WithSynchronous sets SQLite's synchronous pragma on every connection:
+// "normal", "full" or "extra". Default "normal".
+//
+// FerretDB runs SQLite in WAL mode. With synchronous=NORMAL a commit is
+// written to the WAL file, not fsynced: SQLite fsyncs the WAL only before
+// it checkpoints it into the database file. The write has completed when
+// the commit returns, so the commit lives in the operating system's page
+// cache, and a crash of the process (SIGKILL, a panic, the OOM killer)
+// loses nothing; the database is never corrupted either way. Only a crash
+// of the operating system or a power loss can lose the commits since the
+// last checkpoint, rolling the database back to an earlier consistent
+// state: a prefix of its commits. The demo's exactly-once claims, and the
+// restart tests that SIGKILL it, are about process crashes, so NORMAL keeps
+// them and makes each write cheaper (one fsync per checkpoint, not per
+// commit; see BenchmarkUpsertByID). After a power loss, results in the
+// database may be behind offsets checkpointed elsewhere (the embedded
+// source's checkpoint files are fsynced), and the lost results would not
+// be written again; checkpoints in the same database roll back with the
+// results they cover. Choose "full" where a power loss matters.
+func WithSynchronous(mode string) Option { return func(c *config) { c.sync = mode } }
+
 // Start starts a MongoDB-wire server listening on addr (for example
 // "127.0.0.1:27018", or "127.0.0.1:0" for a free port) that stores its data in
-// SQLite files under dir, which is created if needed.
+// SQLite files under dir, one <database>.sqlite each, creating dir if needed.
 //
 // The server runs until Close is called or ctx is canceled. Its logs go to
-// logger at warning level and above; a nil logger discards them.
-func Start(ctx context.Context, addr, dir string, logger *slog.Logger) (*Server, error) {
-	if addr == "" {
-		return nil, errors.New("embedmongo: empty listen address")
+// logger at warning level and above; a nil logger discards them. Before
+// it listens it adds the _id index (see WithIDIndex) to the collections
+// already in dir; a failure to add it is logged, not returned.
+func Start(ctx context.Context, addr, dir string, logger *slog.Logger, opts ...Option) (*Server, error) {
+	c := config{idIndex: true, interval: time.Second, sync: "normal"}
+	for _, o := range opts {
+		o(&c)
 	}
-	if dir == "" {
+	switch {
+	case addr == "":
+		return nil, errors.New("embedmongo: empty listen address")
+	case dir == "":
 		return nil, errors.New("embedmongo: empty data directory")
+	case c.interval < 0:
+		return nil, errors.New("embedmongo: negative index interval")
+	case c.sync != "normal" && c.sync != "full" && c.sync != "extra":
+		return nil, fmt.Errorf("embedmongo: synchronous %q: want normal, full or extra", c.sync)
+	}
+
+	// ferretdb.New leaks its SQLite backend when it cannot listen, and
+	// FerretDB's leak check panics when the garbage collector finds it:
+	// refuse a taken address before. (A race with another process taking
+	// it between the two remains.)
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("embedmongo: %w", err)
+	}
+	if err = l.Close(); err != nil {
+		return nil, fmt.Errorf("embedmongo: %w", err)
 	}
 
 	abs, err := filepath.Abs(dir)
@@ -53,13 +134,22 @@ func Start(ctx context.Context, addr, dir string, logger *slog.Logger) (*Server,
 	if logger != nil {
 		h = &minLevelHandler{Handler: logger.Handler(), min: slog.LevelWarn}
 	}
+	log := slog.New(h)
+
+	var ix *indexer
+	if c.idIndex {
+		// Before FerretDB opens the files: nothing writes to them yet.
+		ix = &indexer{dir: abs, log: log, warned: map[string]bool{}}
+		if err := ix.all(ctx); err != nil {
+			log.Warn("embedmongo: _id expression index not added", "err", err)
+		}
+	}
 
 	f, err := ferretdb.New(&ferretdb.Config{
-		Listener: ferretdb.ListenerConfig{TCP: addr},
-		Logger:   slog.New(h).With("component", "ferretdb"),
-		Handler:  "sqlite",
-		// A directory URI: FerretDB keeps one SQLite file per database in it.
-		SQLiteURL: (&url.URL{Scheme: "file", Path: filepath.ToSlash(abs) + "/"}).String(),
+		Listener:  ferretdb.ListenerConfig{TCP: addr},
+		Logger:    log.With("component", "ferretdb"),
+		Handler:   "sqlite",
+		SQLiteURL: sqliteURL(abs, c.sync),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("embedmongo: %w", err)
@@ -79,14 +169,70 @@ func Start(ctx context.Context, addr, dir string, logger *slog.Logger) (*Server,
 		addr:   u.Host,
 		cancel: cancel,
 		done:   make(chan struct{}),
+		ix:     ix,
 	}
 
-	go func() {
-		defer close(s.done)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer cancel() // stops the index loop if FerretDB stops on its own
 		s.runErr = f.Run(runCtx)
+	})
+	tick := c.tick
+	if tick == nil && ix != nil && c.interval > 0 {
+		t := time.NewTicker(c.interval)
+		context.AfterFunc(runCtx, t.Stop)
+		tick = t.C
+	}
+	if ix != nil && tick != nil {
+		wg.Go(func() { ix.loop(runCtx, tick) })
+	}
+	go func() {
+		wg.Wait()
+		close(s.done)
 	}()
 
 	return s, nil
+}
+
+// sqliteURL is FerretDB's SQLite URL for the directory dir: a directory
+// URI, since FerretDB keeps one file per database in it. FerretDB adds its
+// defaults (busy_timeout(10000), journal_mode(wal), auto_vacuum(none)).
+func sqliteURL(dir, sync string) string {
+	q := url.Values{"_pragma": {"synchronous(" + sync + ")"}}
+	return (&url.URL{Scheme: "file", Path: filepath.ToSlash(dir) + "/", RawQuery: q.Encode()}).String()
+}
+
+// loop indexes the collections made since its last pass on every tick.
+func (x *indexer) loop(ctx context.Context, tick <-chan time.Time) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick:
+			if err := x.all(ctx); err != nil && ctx.Err() == nil {
+				x.log.Warn("embedmongo: _id expression index not added", "err", err)
+			}
+		}
+	}
+}
+
+// EnsureIndexes adds the _id index (see WithIDIndex) to every collection
+// of database that lacks it, now, and returns when it is done: call it
+// after creating collections that will grow before the next periodic look.
+// A database that does not exist yet has nothing to index. A collection
+// whose SQLite table is not laid out as expected is left without the
+// index, with a warning in the log, not an error. Without WithIDIndex it
+// does nothing.
+func (s *Server) EnsureIndexes(ctx context.Context, database string) error {
+	if s.ix == nil {
+		return nil
+	}
+	select {
+	case <-s.done:
+		return ErrClosed
+	default:
+	}
+	return s.ix.database(ctx, database)
 }
 
 // URI returns the server's MongoDB connection string, like
