@@ -5,6 +5,14 @@
 //
 // Once it listens it prints MONGODB_URI=mongodb://HOST:PORT/ on stdout.
 // scripts/services.sh builds and starts it next to a local Kafka broker.
+//
+// By default it runs the server as the demo does: every collection gets an
+// SQLite index on the expression FerretDB's _id filter compares (found at
+// start and every -index-interval), so upserts by _id cost the same at any
+// collection size, and SQLite runs with synchronous=NORMAL, which loses
+// nothing on a crash of the process, only the last commits on a power loss
+// (see embedmongo.WithSynchronous). -id-index=false and -synchronous full
+// turn either off.
 package main
 
 import (
@@ -16,6 +24,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/clickstreamkit/clickstream/examples/internal/embedmongo"
 )
@@ -31,20 +40,25 @@ func defaultDir() string {
 func main() {
 	addr := flag.String("addr", "127.0.0.1:27018", "TCP address to listen on (port 0 picks a free port)")
 	dir := flag.String("dir", defaultDir(), "directory for the SQLite database files")
+	idIndex := flag.Bool("id-index", true, "index the _id expression of FerretDB's SQLite tables")
+	interval := flag.Duration("index-interval", time.Second, "how often to look for collections to index (0: only at start)")
+	sync := flag.String("synchronous", "normal", "SQLite synchronous pragma: normal, full or extra")
 	flag.Parse()
 
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := run(*addr, *dir, logger); err != nil {
+	opts := []embedmongo.Option{embedmongo.WithIDIndex(*idIndex), embedmongo.WithIndexInterval(*interval),
+		embedmongo.WithSynchronous(*sync)}
+	if err := run(*addr, *dir, logger, opts...); err != nil {
 		logger.Error("mongoserver failed", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(addr, dir string, logger *slog.Logger) error {
+func run(addr, dir string, logger *slog.Logger, opts ...embedmongo.Option) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	srv, err := embedmongo.Start(ctx, addr, dir, logger)
+	srv, err := embedmongo.Start(ctx, addr, dir, logger, opts...)
 	if err != nil {
 		return err
 	}
