@@ -59,6 +59,7 @@ type part struct {
 	lastMsg    time.Time // processing time of the last message, or of the assignment
 	idleAt     time.Time // last idle advance
 	counted    int64     // the partition's read count in Stats.Read
+	ended      bool      // a finite input's end closed it
 	caughtUp   bool
 }
 
@@ -214,6 +215,9 @@ func (r *Runner) take(ctx context.Context, rr readResult, free chan<- []Decoded)
 	st.p.SetPartitions(rr.b.Partitions)
 	msgs, decoded := rr.b.Messages, rr.decoded
 	if len(msgs) == 0 {
+		if rr.b.End {
+			return r.finish(ctx, st)
+		}
 		return nil
 	}
 	if st.restored >= 0 && msgs[0].Offset > st.restored {
@@ -233,26 +237,37 @@ func (r *Runner) take(ctx context.Context, rr readResult, free chan<- []Decoded)
 	case free <- rr.decoded:
 	default:
 	}
+	if rr.b.End {
+		return r.finish(ctx, st)
+	}
 	if st.p.Pending() >= r.cfg.MaxPending {
 		return r.flush(ctx, st, false)
 	}
 	return nil
 }
 
-// end closes every partition at the end of a finite input, including those
-// it had nothing left to read from (restored, then closed), and returns
-// ErrEndOfInput once their results and checkpoints are durable.
-func (r *Runner) end(ctx context.Context) error {
-	if en, ok := r.src.(sources.Enumerator); ok {
-		for _, p := range en.Partitions() {
-			if _, err := r.part(ctx, p.Topic, p.Partition, r.cfg.Clock()); err != nil {
-				return err
-			}
-		}
+// finish closes a partition at the end of a finite input (SEMANTICS §3) and
+// makes its results and checkpoint durable.
+func (r *Runner) finish(ctx context.Context, st *part) error {
+	if st.ended {
+		return nil
 	}
+	st.ended = true
+	st.p.Finish()
+	st.dirty = true
+	return r.flush(ctx, st, true)
+}
+
+// end closes, at the end of a finite input, the partitions whose End notice
+// did not come, and returns ErrEndOfInput once every result and checkpoint
+// is durable.
+func (r *Runner) end(ctx context.Context) error {
 	for _, st := range r.parts {
-		st.p.Finish()
-		st.dirty = true
+		if !st.ended {
+			st.ended = true
+			st.p.Finish()
+			st.dirty = true
+		}
 	}
 	if err := r.flushAll(ctx, false, true); err != nil {
 		return err

@@ -18,6 +18,7 @@ import (
 	"github.com/clickstreamkit/clickstream/pipeline"
 	"github.com/clickstreamkit/clickstream/sinks"
 	"github.com/clickstreamkit/clickstream/sources"
+	"github.com/clickstreamkit/clickstream/sources/sourcetest"
 	"github.com/clickstreamkit/clickstream/window"
 )
 
@@ -71,6 +72,7 @@ type queue struct {
 	mu        sync.Mutex
 	committed map[int32]int64
 	commitErr error
+	ended     bool // end was called: Read returns ErrEndOfInput once the batches are out
 }
 
 func newQueue() *queue {
@@ -80,6 +82,9 @@ func newQueue() *queue {
 func (q *queue) Read(ctx context.Context) (sources.Batch, error) {
 	select {
 	case b, ok := <-q.ch:
+		if !ok && q.ended {
+			return sources.Batch{}, sources.ErrEndOfInput
+		}
 		if !ok {
 			return sources.Batch{}, errors.New("connection lost")
 		}
@@ -105,6 +110,16 @@ func (q *queue) commitOf(p int32) int64 {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.committed[p]
+}
+
+// end ends a finite input: an End notice for each of ps, then
+// ErrEndOfInput.
+func (q *queue) end(ps ...int32) {
+	for _, p := range ps {
+		q.ch <- sources.Batch{Topic: q.topic, Partition: p, Partitions: 2, End: true}
+	}
+	q.ended = true
+	close(q.ch)
 }
 
 // send feeds events to partition p of the queue's topic from offset first.
@@ -214,6 +229,32 @@ func TestRunnerRestartKeepsWatermark(t *testing.T) {
 		for _, k := range o.KPIs {
 			assert.NotEqual(t, t0, k.Minute, "the final window is not reopened")
 		}
+	})
+}
+
+// The end of a finite input comes in-band, partition by partition: a
+// partition with nothing left to read (its checkpoint covers it all) is
+// restored and closed by its End notice, whatever wraps the source.
+func TestRunnerEndNoticeClosesRestoredPartitions(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := newDir(t)
+		q := newQueue()
+		r, err := pipeline.NewRunner(q, &durableSink{}, store, testConfig())
+		require.NoError(t, err)
+		stop, _ := start(r)
+		q.send(0, 0, view("a", "u", t0))
+		q.send(1, 0, view("b", "v", t0))
+		time.Sleep(10 * time.Second)
+		require.ErrorIs(t, stop(), context.Canceled) // sessions still open, checkpointed
+
+		q2, sink := newQueue(), &durableSink{}
+		r2, err := pipeline.NewRunner(sourcetest.OneMessage(q2), sink, store, testConfig())
+		require.NoError(t, err)
+		q2.end(0, 1)
+		require.NoError(t, r2.Run(context.Background()))
+		o := sink.output()
+		require.Len(t, o.Sessions, 2, "both restored partitions closed")
+		assert.ElementsMatch(t, []string{"u", "v"}, []string{o.Sessions[0].UserID, o.Sessions[1].UserID})
 	})
 }
 

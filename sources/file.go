@@ -26,6 +26,7 @@ type File struct {
 	maxLine   int
 	committed int64
 	done      bool // no message left
+	ended     bool // the End notice went out
 	eof       bool // the file ended with a line end
 }
 
@@ -40,7 +41,9 @@ func OpenFile(path string, maxLine int) (*File, error) {
 	return &File{f: f, r: bufio.NewReaderSize(f, 1<<20), path: path, batch: 4096, maxLine: maxLine}, nil
 }
 
-// Read returns up to 4096 lines in one batch whose values share one buffer.
+// Read returns up to 4096 lines in one batch whose values share one buffer;
+// the batch that reaches the end of the file is marked End (a notice without
+// lines when none is left), and later Reads return ErrEndOfInput.
 func (s *File) Read(ctx context.Context) (Batch, error) {
 	if err := ctx.Err(); err != nil {
 		return Batch{}, err
@@ -50,7 +53,7 @@ func (s *File) Read(ctx context.Context) (Batch, error) {
 	if s.f == nil {
 		return Batch{}, ErrClosed
 	}
-	if s.done {
+	if s.ended {
 		return Batch{}, ErrEndOfInput
 	}
 	b := Batch{Topic: s.path, Partitions: 1, Messages: make([]Message, 0, s.batch)}
@@ -76,9 +79,7 @@ func (s *File) Read(ctx context.Context) (Batch, error) {
 			break
 		}
 	}
-	if len(b.Messages) == 0 {
-		return Batch{}, ErrEndOfInput
-	}
+	b.End, s.ended = s.done, s.done
 	return b, nil
 }
 

@@ -17,6 +17,7 @@ type Memory struct {
 	next      int
 	batch     int
 	committed int64
+	ended     bool // the End notice went out
 	closed    bool
 }
 
@@ -26,7 +27,8 @@ func NewMemory(batch int, values ...[]byte) *Memory {
 	return &Memory{values: values, batch: max(batch, 1)}
 }
 
-// Read returns the next batch, or ErrEndOfInput after the last.
+// Read returns the next batch (the last one marked End, or an End notice
+// when there are no values), then ErrEndOfInput.
 func (m *Memory) Read(ctx context.Context) (Batch, error) {
 	if err := ctx.Err(); err != nil {
 		return Batch{}, err
@@ -36,11 +38,12 @@ func (m *Memory) Read(ctx context.Context) (Batch, error) {
 	if m.closed {
 		return Batch{}, ErrClosed
 	}
-	if m.next >= len(m.values) {
+	if m.ended {
 		return Batch{}, ErrEndOfInput
 	}
 	end := min(m.next+m.batch, len(m.values))
-	b := Batch{Topic: "memory", Partitions: 1, Messages: make([]Message, 0, end-m.next)}
+	m.ended = end == len(m.values)
+	b := Batch{Topic: "memory", Partitions: 1, End: m.ended, Messages: make([]Message, 0, end-m.next)}
 	for i := m.next; i < end; i++ { // copies: the batch belongs to the caller
 		b.Messages = append(b.Messages, Message{Topic: "memory", Offset: int64(i), Value: bytes.Clone(m.values[i])})
 	}

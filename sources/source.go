@@ -24,8 +24,9 @@ type Message struct {
 }
 
 // Batch is a run of consecutive messages of one partition, or a notice
-// without messages: that the partition is being taken away (Revoked), or
-// that it is assigned and caught up with nothing to read (CaughtUp).
+// without messages: that the partition is being taken away (Revoked), that
+// it is assigned and caught up with nothing to read (CaughtUp), or that a
+// finite input has nothing more of it (End).
 type Batch struct {
 	Topic     string
 	Partition int32
@@ -49,6 +50,13 @@ type Batch struct {
 	// the source lets the partition go only after Release.
 	Revoked bool
 	Release func()
+	// End reports that a finite input has delivered, with this batch (with
+	// messages or without), every message of the partition: the reader
+	// closes its windows and sessions (SEMANTICS §3). A finite source sends
+	// it once for every partition it covers, including those it had nothing
+	// left to deliver from (so that a reader restarted after a crash closes
+	// their restored state too), and then returns ErrEndOfInput.
+	End bool
 }
 
 // Source delivers messages, partition by partition, in offset order.
@@ -71,25 +79,4 @@ type Source interface {
 	Read(ctx context.Context) (Batch, error)
 	Commit(ctx context.Context, topic string, partition int32, next int64) error
 	Close(ctx context.Context) error
-}
-
-// Lagger is a source that knows how far behind its reader is: per partition,
-// the messages not yet read.
-type Lagger interface {
-	Lag() map[int32]int64
-}
-
-// Partition names one partition of a topic.
-type Partition struct {
-	Topic     string
-	Partition int32
-}
-
-// Enumerator is a finite source that lists every partition it covers once
-// Read has returned ErrEndOfInput, including those it had nothing left to
-// deliver from, so that a reader restarting after a crash can restore and
-// close their state too (SEMANTICS §3: at the end of input every window and
-// session closes).
-type Enumerator interface {
-	Partitions() []Partition
 }

@@ -46,23 +46,8 @@ func newLatencyTracker() *latencyTracker {
 	}
 }
 
-// source wraps src to note the record timestamps of what it delivers. The
-// wrapper keeps src's sources.Enumerator, which the runner needs at the end
-// of a bounded input.
-func (l *latencyTracker) source(src sources.Source) sources.Source {
-	s := &stampSource{src, l}
-	if en, ok := src.(sources.Enumerator); ok {
-		return &stampEnumerator{s, en}
-	}
-	return s
-}
-
-type stampEnumerator struct {
-	*stampSource
-	en sources.Enumerator
-}
-
-func (s *stampEnumerator) Partitions() []sources.Partition { return s.en.Partitions() }
+// source wraps src to note the record timestamps of what it delivers.
+func (l *latencyTracker) source(src sources.Source) sources.Source { return &stampSource{src, l} }
 
 // sink wraps s to observe the latencies of the messages a write covers.
 func (l *latencyTracker) sink(s sinks.Sink) sinks.Sink { return &stampSink{s, l} }

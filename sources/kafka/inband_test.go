@@ -173,6 +173,9 @@ func TestCaughtUpAtTheEnd(t *testing.T) {
 				t.Errorf("no batch was behind: batches of at most 7 messages out of %d", len(want))
 			}
 			if bounded {
+				if b, err := src.Read(ctx); err != nil || !b.End || b.Partition != 0 || len(b.Messages) > 0 || b.Generation != generation {
+					t.Errorf("Read after the last message = %+v, %v; want the End notice of partition 0 in generation %d", b, err, generation)
+				}
 				if b, err := src.Read(ctx); !errors.Is(err, sources.ErrEndOfInput) {
 					t.Errorf("Read after the end = %+v, %v; want ErrEndOfInput", b, err)
 				}

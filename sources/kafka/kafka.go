@@ -15,11 +15,7 @@ import (
 	"github.com/clickstreamkit/clickstream/sources"
 )
 
-var (
-	_ sources.Source     = (*Source)(nil)
-	_ sources.Lagger     = (*Source)(nil)
-	_ sources.Enumerator = (*Source)(nil)
-)
+var _ sources.Source = (*Source)(nil)
 
 // StartAt says where a partition without a committed offset is read from.
 type StartAt int
@@ -66,9 +62,10 @@ func WithStartAt(s StartAt) Option { return func(o *options) { o.start = s } }
 
 // WithBounded makes the source finite: when it connects it notes the end
 // offset (high watermark) of every partition of the topic, delivers messages
-// below those ends only, and Read returns sources.ErrEndOfInput once every
-// partition has been delivered up to its end (partitions whose committed
-// offset is already there count as delivered). It still joins the consumer
+// below those ends only, and once every partition has been delivered up to
+// its end (partitions whose committed offset is already there count as
+// delivered) Read returns an End notice for every partition of the topic,
+// then sources.ErrEndOfInput. It still joins the consumer
 // group, and Commit still commits there: commit before Close, as the
 // pipeline does after ErrEndOfInput. Meant for backfills and tests with one
 // member per group: a member waits for every partition, including those
@@ -110,6 +107,8 @@ type Source struct {
 	ends      map[int32]int64       // bounded: where each partition ends
 	done      map[int32]bool        // bounded: partitions delivered up to their end
 	remaining int                   // bounded: partitions not done
+	endNotes  []sources.Batch       // bounded: the End notices, once everything is delivered
+	lastGen   int64                 // the generation of the latest batch handed out
 	fatal     error                 // the consumer cannot go on
 }
 
@@ -243,6 +242,9 @@ func (s *Source) Read(ctx context.Context) (sources.Batch, error) {
 		case fatal != nil:
 			return sources.Batch{}, fatal
 		case s.ended():
+			if b, ok := s.endNotice(); ok {
+				return b, nil
+			}
 			return sources.Batch{}, sources.ErrEndOfInput
 		}
 		select {
@@ -253,6 +255,9 @@ func (s *Source) Read(ctx context.Context) (sources.Batch, error) {
 			case b.CaughtUp && s.ended():
 				continue // nothing the reader needs: the input has ended
 			}
+			s.mu.Lock()
+			s.lastGen = max(s.lastGen, b.Generation)
+			s.mu.Unlock()
 			return b, nil
 		case <-s.wake:
 		case <-ctx.Done():
@@ -261,6 +266,27 @@ func (s *Source) Read(ctx context.Context) (sources.Batch, error) {
 			return sources.Batch{}, sources.ErrClosed
 		}
 	}
+}
+
+// endNotice returns the next End notice of a bounded source that has
+// delivered everything: one per partition it covers, in partition order.
+func (s *Source) endNotice() (sources.Batch, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.endNotes == nil {
+		s.endNotes = []sources.Batch{}
+		for p := range s.ends {
+			s.endNotes = append(s.endNotes, sources.Batch{Topic: s.topic, Partition: p,
+				Partitions: int32(len(s.ends)), Generation: s.lastGen, End: true})
+		}
+		slices.SortFunc(s.endNotes, func(a, b sources.Batch) int { return cmp.Compare(a.Partition, b.Partition) })
+	}
+	if len(s.endNotes) == 0 {
+		return sources.Batch{}, false
+	}
+	b := s.endNotes[0]
+	s.endNotes = s.endNotes[1:]
+	return b, true
 }
 
 // ended reports whether a bounded source has delivered everything.
@@ -386,19 +412,6 @@ func committed(admin sarama.ClusterAdmin, group, topic string, partition int32) 
 		return 0, b.Err
 	}
 	return b.Offset, nil
-}
-
-// Partitions lists the topic's partitions a bounded source covers (empty
-// before it connects, and for an unbounded source).
-func (s *Source) Partitions() []sources.Partition {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]sources.Partition, 0, len(s.ends))
-	for p := range s.ends {
-		out = append(out, sources.Partition{Topic: s.topic, Partition: p})
-	}
-	slices.SortFunc(out, func(a, b sources.Partition) int { return cmp.Compare(a.Partition, b.Partition) })
-	return out
 }
 
 // Lag returns, for each partition this member holds, how many messages the

@@ -432,8 +432,11 @@ func TestStartAtNewest(t *testing.T) {
 		t.Fatal(err)
 	}
 	closeAtEnd(t, src)
+	if b, err := src.Read(ctx); err != nil || !b.End || len(b.Messages) > 0 {
+		t.Errorf("bounded Read from newest = %+v, %v; want the End notice", b, err)
+	}
 	if b, err := src.Read(ctx); !errors.Is(err, sources.ErrEndOfInput) {
-		t.Errorf("bounded Read from newest = %d messages, %v; want ErrEndOfInput", len(b.Messages), err)
+		t.Errorf("bounded Read after the End notice = %d messages, %v; want ErrEndOfInput", len(b.Messages), err)
 	}
 }
 

@@ -83,6 +83,7 @@ func (s *oneMessage) Read(ctx context.Context) (sources.Batch, error) {
 	one.Messages = s.pending.Messages[:1:1]
 	s.pending.Messages = s.pending.Messages[1:]
 	one.CaughtUp = s.pending.CaughtUp && len(s.pending.Messages) == 0
+	one.End = s.pending.End && len(s.pending.Messages) == 0
 	return one, nil
 }
 

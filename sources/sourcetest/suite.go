@@ -88,7 +88,9 @@ func clone(vs [][]byte) [][]byte {
 // non-empty batches of one partition or in notices (Revoked, or CaughtUp
 // without messages); no message of a partition follows a CaughtUp batch of
 // it before a Revoked notice; the partition count, when reported, holds the
-// batch's partition; the generation never goes back; a finite source then returns
+// batch's partition; the generation never goes back; a finite source marks
+// the end of each partition it covers once (End, on its last batch or in a
+// notice), with nothing of the partition after it, then returns
 // ErrEndOfInput, again and again; Read with an ended context returns
 // ctx.Err() and loses nothing; Commit is idempotent and never moves back; a
 // reopened source resumes at the committed offsets; Close may be repeated and
@@ -124,6 +126,7 @@ type reading struct {
 	revoked  []part
 	kept     []sources.Message // values handed out and left untouched, with their copies in got
 	caughtUp map[part]bool     // whether the partition's latest batch with messages was CaughtUp
+	ended    map[part]bool     // partitions whose End came
 }
 
 // readAll reads src until ErrEndOfInput, checking the batches' in-band
@@ -133,7 +136,7 @@ type reading struct {
 // source left them alone.
 func readAll(t *testing.T, ctx context.Context, src sources.Source, partitions int32, mutate bool) reading {
 	t.Helper()
-	r := reading{got: map[part][]sources.Message{}, caughtUp: map[part]bool{}}
+	r := reading{got: map[part][]sources.Message{}, caughtUp: map[part]bool{}, ended: map[part]bool{}}
 	caught := map[part]bool{} // partitions caught up since their last Revoked notice
 	var generation int64
 	for n := 0; ; n++ {
@@ -164,11 +167,15 @@ func readAll(t *testing.T, ctx context.Context, src sources.Source, partitions i
 			t.Fatalf("Read: batch of %v in generation %d after one in generation %d: the generation went back", k, b.Generation, generation)
 		}
 		generation = b.Generation
+		if r.ended[k] {
+			t.Fatalf("Read: a batch of %v (%d messages, End %v) after its End", k, len(b.Messages), b.End)
+		}
+		r.ended[k] = b.End
 		if len(b.Messages) == 0 {
-			if !b.CaughtUp {
-				t.Fatalf("Read: empty batch for %v, neither a Revoked nor a CaughtUp notice", k)
+			if !b.CaughtUp && !b.End {
+				t.Fatalf("Read: empty batch for %v, neither a Revoked, a CaughtUp nor an End notice", k)
 			}
-			caught[k] = true
+			caught[k] = caught[k] || b.CaughtUp
 			continue
 		}
 		if caught[k] {
@@ -301,6 +308,12 @@ func testReadAll(t *testing.T, open Opener) {
 	r := readAll(t, ctx, fx.Source, fx.Partitions, true)
 	want, _ := wantByPart(t, fx.Want, values, r.got)
 	sameMessages(t, want, r.got)
+	checkEnds(t, fx, r)
+	for k := range want {
+		if !r.ended[k] {
+			t.Errorf("%v: no End before ErrEndOfInput", k)
+		}
+	}
 	if fx.CaughtUp {
 		for k := range want {
 			if !r.caughtUp[k] {
@@ -330,9 +343,33 @@ func testReadAll(t *testing.T, open Opener) {
 	closeSource(t, ctx, fx.Source)
 }
 
+// checkEnds checks that every partition the source covers ended.
+func checkEnds(t *testing.T, fx Fixture, r reading) {
+	t.Helper()
+	n := 0
+	for _, e := range r.ended {
+		if e {
+			n++
+		}
+	}
+	switch {
+	case fx.Partitions > 0 && n != int(fx.Partitions):
+		t.Errorf("%d partitions ended before ErrEndOfInput, want %d: %v", n, fx.Partitions, r.ended)
+	case n == 0:
+		t.Errorf("no partition ended before ErrEndOfInput")
+	}
+}
+
+// testEmpty checks that an empty input still ends each partition it covers:
+// a reader restarted after a crash closes its restored state then.
 func testEmpty(t *testing.T, open Opener) {
 	ctx := timeout(t)
 	fx := open(t, nil)
+	r := readAll(t, ctx, fx.Source, fx.Partitions, false)
+	if len(r.got) > 0 {
+		t.Errorf("an empty input delivered %v", r.got)
+	}
+	checkEnds(t, fx, r)
 	wantEnd(t, ctx, fx.Source)
 	closeSource(t, ctx, fx.Source)
 }

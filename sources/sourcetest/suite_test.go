@@ -32,6 +32,7 @@ func TestRunCatchesBrokenSources(t *testing.T) {
 		{"nocaughtup", "is not CaughtUp"},
 		{"partitions", "says the topic has 2 partitions, want 1"},
 		{"generation", "the generation went back"},
+		{"noend", "no End before ErrEndOfInput"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.kind, func(t *testing.T) {
@@ -95,7 +96,7 @@ type broken struct {
 	values    [][]byte
 	next      int
 	buf       []byte // reuse: the one buffer of every batch
-	noticed   bool   // the CaughtUp notice after the last batch is sent
+	noticed   bool   // the CaughtUp and End notice after the last batch is sent
 	mu        sync.Mutex
 	committed int64
 	closed    bool
@@ -112,11 +113,11 @@ func (s *broken) Read(ctx context.Context) (sources.Batch, error) {
 		return sources.Batch{}, sources.ErrClosed
 	}
 	if s.next >= len(s.values) {
-		if len(s.values) == 0 || s.noticed {
+		if s.noticed {
 			return sources.Batch{}, sources.ErrEndOfInput
 		}
 		s.noticed = true
-		return sources.Batch{Topic: "broken", Partitions: 1, Generation: 2, CaughtUp: true}, nil
+		return sources.Batch{Topic: "broken", Partitions: 1, Generation: 2, CaughtUp: len(s.values) > 0, End: s.kind != "noend"}, nil
 	}
 	if s.kind == "emptybatch" && s.next == 4 {
 		s.next++ // and deliver nothing
