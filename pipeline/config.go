@@ -67,8 +67,9 @@ func DefaultConfig() Config {
 // ErrConfig is wrapped by every configuration error.
 var ErrConfig = errors.New("pipeline: bad config")
 
-// Validate checks c and fills the optional fields left empty.
-func (c *Config) Validate() error {
+// withDefaults returns c with the optional fields left empty filled:
+// Clock, Logger, the base currency and MaxPending.
+func (c Config) withDefaults() Config {
 	if c.Clock == nil {
 		c.Clock = time.Now
 	}
@@ -81,6 +82,13 @@ func (c *Config) Validate() error {
 	if c.MaxPending <= 0 {
 		c.MaxPending = 50_000
 	}
+	return c
+}
+
+// Validate reports whether c's settings are usable (the optional fields
+// may be left empty: NewProcessor and NewRunner fill them). It changes
+// nothing.
+func (c Config) Validate() error {
 	switch {
 	case c.MaxEventBytes <= 0:
 		return fmt.Errorf("%w: max_event_bytes must be positive", ErrConfig)

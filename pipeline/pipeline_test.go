@@ -96,8 +96,17 @@ func TestConfigValidation(t *testing.T) {
 			mutate(&cfg)
 			_, err := pipeline.NewProcessor(cfg, "t", 0)
 			assert.ErrorIs(t, err, pipeline.ErrConfig)
+			assert.ErrorIs(t, cfg.Validate(), pipeline.ErrConfig)
 		})
 	}
+	// the optional fields may stay empty, and Validate fills none of them
+	cfg := pipeline.DefaultConfig()
+	cfg.Currencies.Base, cfg.MaxPending = "", 0
+	before := fmt.Sprintf("%+v", cfg)
+	require.NoError(t, cfg.Validate())
+	assert.Equal(t, before, fmt.Sprintf("%+v", cfg), "Validate changes nothing")
+	_, err := pipeline.NewProcessor(cfg, "t", 0)
+	require.NoError(t, err)
 }
 
 func lines(events ...clickstream.Event) [][]byte {

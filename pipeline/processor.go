@@ -77,6 +77,7 @@ func newOperators(c *Config) (operators, error) {
 
 // NewProcessor returns an empty processor for one partition of topic.
 func NewProcessor(cfg Config, topic string, partition int32) (*Processor, error) {
+	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -96,6 +96,7 @@ func NewRunner(src sources.Source, sink sinks.Sink, store checkpoint.Store, cfg 
 	if src == nil || sink == nil || store == nil {
 		return nil, fmt.Errorf("%w: a source, a sink and a checkpoint store are required", ErrConfig)
 	}
+	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
