@@ -112,3 +112,13 @@ func (e *ValidationError) Error() string {
 
 // Unwrap makes errors.Is(err, ErrInvalidEvent) hold.
 func (e *ValidationError) Unwrap() error { return ErrInvalidEvent }
+
+// ReasonOf returns the reason of the *ValidationError in err's chain, and
+// false when there is none.
+func ReasonOf(err error) (Reason, bool) {
+	var ve *ValidationError
+	if errors.As(err, &ve) {
+		return ve.Reason, true
+	}
+	return "", false
+}

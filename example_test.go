@@ -18,7 +18,12 @@ func ExampleDecoder() {
 	if errors.As(err, &ve) {
 		fmt.Println(ve.Reason, ve.Field)
 	}
+	wrapped := fmt.Errorf("offset 7: %w", err)
+	fmt.Println(clickstream.ReasonOf(wrapped))
+	fmt.Println(clickstream.ReasonOf(errors.New("not an event error")))
 	// Output:
 	// <nil> u1 2025-03-14T12:00:04.235Z 29.9
 	// bad_price price
+	// bad_price true
+	//  false
 }
