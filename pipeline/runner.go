@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/clickstreamkit/clickstream"
@@ -39,6 +40,8 @@ type Runner struct {
 	cfg      Config
 	log      *slog.Logger
 	parts    map[partKey]*part
+	free     chan []Decoded // decoded slices handed back for reuse
+	workers  sync.WaitGroup // one goroutine per partition held
 
 	mu    sync.Mutex
 	stats Stats
@@ -49,18 +52,60 @@ type partKey struct {
 	partition int32
 }
 
-// part is a partition the runner holds.
+// part is a partition the runner holds. Its worker goroutine runs the
+// operators on what the reader decoded, so that partitions use as many cores
+// as there are; the runner touches p only once busy is done (sync).
 type part struct {
 	p          *Processor
-	restored   int64     // Next of the checkpoint restored, -1 when none or once checked
-	generation int64     // the source's generation of the latest batch
-	dirty      bool      // state changed since the last checkpoint
-	ckptAt     time.Time // last checkpoint
-	lastMsg    time.Time // processing time of the last message, or of the assignment
-	idleAt     time.Time // last idle advance
-	counted    int64     // the partition's read count in Stats.Read
-	ended      bool      // a finite input's end closed it
+	jobs       chan job       // to the worker
+	busy       sync.WaitGroup // jobs handed out and not yet done
+	next       int64          // offset after the last message handed to the worker
+	pending    atomic.Int64   // results waiting in p's batch, as the worker last saw
+	gotParts   int32          // the partition count the source last reported
+	restored   int64          // Next of the checkpoint restored, -1 when none or once checked
+	generation int64          // the source's generation of the latest batch
+	dirty      bool           // state changed since the last checkpoint
+	ckptAt     time.Time      // last checkpoint
+	lastMsg    time.Time      // processing time of the last message, or of the assignment
+	idleAt     time.Time      // last idle advance
+	counted    int64          // the partition's read count in Stats.Read
+	ended      bool           // a finite input's end closed it
 	caughtUp   bool
+}
+
+// job is a run of a partition's messages for its worker.
+type job struct {
+	msgs       []sources.Message
+	decoded    []Decoded
+	now        time.Time
+	partitions int32
+}
+
+// work runs the partition's jobs until its jobs channel closes.
+func (r *Runner) work(st *part) {
+	for j := range st.jobs {
+		st.p.SetPartitions(j.partitions)
+		if len(j.msgs) > 0 {
+			st.p.ProcessDecoded(j.msgs, j.decoded, j.now)
+		}
+		st.pending.Store(int64(st.p.Pending()))
+		if j.decoded != nil {
+			select {
+			case r.free <- j.decoded[:0]:
+			default:
+			}
+		}
+		st.busy.Done()
+	}
+}
+
+// sync waits until the partition's worker has done every job handed out.
+func (st *part) sync() { st.busy.Wait() }
+
+// stop ends the partition's worker once it has done its jobs.
+func (st *part) stop() {
+	st.sync()
+	close(st.jobs)
 }
 
 // Stats is a Runner's progress.
@@ -139,9 +184,18 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	readCtx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	defer func() { stop(); wg.Wait() }() // the reader ends before Run returns
+	defer func() { // the reader and the workers end before Run returns
+		stop()
+		wg.Wait()
+		for k, st := range r.parts {
+			st.stop()
+			delete(r.parts, k)
+		}
+		r.workers.Wait()
+	}()
 	batches := make(chan readResult, 2)
-	free := make(chan []Decoded, 4) // decoded slices handed back for reuse
+	r.free = make(chan []Decoded, 8)
+	free := r.free
 	dec := r.cfg.NewDecoder()
 	wg.Go(func() {
 		for {
@@ -187,7 +241,7 @@ func (r *Runner) Run(ctx context.Context) error {
 				return err
 			}
 		case rr := <-batches:
-			if err := r.take(ctx, rr, free); err != nil {
+			if err := r.take(ctx, rr); err != nil {
 				if errors.Is(err, sources.ErrEndOfInput) {
 					return nil
 				}
@@ -199,7 +253,7 @@ func (r *Runner) Run(ctx context.Context) error {
 
 // take handles one read: a batch, a notice, the end of the input (it then
 // returns ErrEndOfInput once everything is durable) or a read error.
-func (r *Runner) take(ctx context.Context, rr readResult, free chan<- []Decoded) error {
+func (r *Runner) take(ctx context.Context, rr readResult) error {
 	switch {
 	case errors.Is(rr.err, sources.ErrEndOfInput):
 		return r.end(ctx)
@@ -213,9 +267,13 @@ func (r *Runner) take(ctx context.Context, rr readResult, free chan<- []Decoded)
 		return err
 	}
 	st.generation, st.caughtUp = rr.b.Generation, rr.b.CaughtUp
-	st.p.SetPartitions(rr.b.Partitions)
 	msgs, decoded := rr.b.Messages, rr.decoded
 	if len(msgs) == 0 {
+		if rr.b.Partitions > 0 && rr.b.Partitions != st.gotParts {
+			st.gotParts = rr.b.Partitions
+			st.busy.Add(1)
+			st.jobs <- job{partitions: rr.b.Partitions}
+		}
 		if rr.b.End {
 			return r.finish(ctx, st)
 		}
@@ -226,22 +284,22 @@ func (r *Runner) take(ctx context.Context, rr readResult, free chan<- []Decoded)
 			rr.b.Topic, rr.b.Partition, st.restored, msgs[0].Offset, st.restored, msgs[0].Offset-1))
 	}
 	st.restored = -1
-	for len(msgs) > 0 && msgs[0].Offset < st.p.Next() { // covered by the checkpoint
+	for len(msgs) > 0 && msgs[0].Offset < st.next { // covered by the checkpoint
 		msgs, decoded = msgs[1:], decoded[1:]
 	}
 	st.lastMsg = rr.now
 	if len(msgs) > 0 {
-		st.p.ProcessDecoded(msgs, decoded, rr.now)
+		st.next = msgs[len(msgs)-1].Offset + 1
 		st.dirty = true
 	}
-	select {
-	case free <- rr.decoded:
-	default:
-	}
+	st.gotParts = max(st.gotParts, rr.b.Partitions)
+	st.busy.Add(1)
+	st.jobs <- job{msgs: msgs, decoded: decoded, now: rr.now, partitions: rr.b.Partitions}
 	if rr.b.End {
 		return r.finish(ctx, st)
 	}
-	if st.p.Pending() >= r.cfg.MaxPending {
+	if st.pending.Load() >= int64(r.cfg.MaxPending) {
+		st.sync()
 		return r.flush(ctx, st, false)
 	}
 	return nil
@@ -254,6 +312,7 @@ func (r *Runner) finish(ctx context.Context, st *part) error {
 		return nil
 	}
 	st.ended = true
+	st.sync()
 	st.p.Finish()
 	st.dirty = true
 	return r.flush(ctx, st, true)
@@ -264,6 +323,7 @@ func (r *Runner) finish(ctx context.Context, st *part) error {
 // is durable.
 func (r *Runner) end(ctx context.Context) error {
 	for _, st := range r.parts {
+		st.sync()
 		if !st.ended {
 			st.ended = true
 			st.p.Finish()
@@ -287,7 +347,7 @@ func (r *Runner) part(ctx context.Context, topic string, partition int32, now ti
 	if err != nil {
 		return nil, err
 	}
-	st := &part{p: p, restored: -1, lastMsg: now}
+	st := &part{p: p, restored: -1, lastMsg: now, jobs: make(chan job, 4)}
 	var cp checkpoint.Checkpoint
 	found := true
 	err = retry(ctx, r.log, "load checkpoint", func() error {
@@ -308,11 +368,16 @@ func (r *Runner) part(ctx context.Context, topic string, partition int32, now ti
 		}
 		st.restored, st.generation = cp.Next, cp.Generation
 		st.counted = p.Counters().Read
+		st.next = cp.Next
 		r.log.Info("restored checkpoint", "topic", topic, "partition", partition, "next", cp.Next,
 			"segments", len(cp.Segments), "watermark", p.Progress().Watermark)
 	}
 	r.parts[k] = st
-	r.publish()
+	r.mu.Lock() // the others' workers may be running: add this one's restored counts only
+	r.stats.Counters.Add(p.Counters())
+	r.stats.Partitions = len(r.parts)
+	r.mu.Unlock()
+	r.workers.Go(func() { r.work(st) })
 	return st, nil
 }
 
@@ -320,10 +385,14 @@ func (r *Runner) part(ctx context.Context, topic string, partition int32, now ti
 func (r *Runner) revoke(ctx context.Context, b sources.Batch) error {
 	k := partKey{b.Topic, b.Partition}
 	if st, ok := r.parts[k]; ok {
+		for _, o := range r.parts { // publish reads every partition
+			o.sync()
+		}
 		if err := r.flush(ctx, st, true); err != nil {
 			return err
 		}
-		r.publish()        // what it read counts in Stats.Read
+		r.publish() // what it read counts in Stats.Read
+		st.stop()
 		delete(r.parts, k) // a partition that comes back starts afresh
 		r.publish()
 		r.log.Info("partition revoked", "topic", b.Topic, "partition", b.Partition, "next", st.p.Next())
@@ -366,6 +435,9 @@ func (r *Runner) idle(ctx context.Context) error {
 
 func (r *Runner) flushAll(ctx context.Context, updates, force bool) error {
 	for _, st := range r.parts {
+		st.sync()
+	}
+	for _, st := range r.parts {
 		if updates {
 			st.p.Updates()
 		}
@@ -377,7 +449,8 @@ func (r *Runner) flushAll(ctx context.Context, updates, force bool) error {
 	return nil
 }
 
-// publish updates the counters and partitions of Stats.
+// publish updates the counters and partitions of Stats; every worker must
+// be done.
 func (r *Runner) publish() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
