@@ -113,10 +113,11 @@ func (s *Sink) LatestMinutes(ctx context.Context, n int) ([]MergedMinute, error)
 	if err != nil {
 		return nil, err
 	}
-	// Walk the minute index backwards until n distinct minutes are seen,
-	// then read those minutes whole.
+	// Walk the minute index backwards until n distinct minutes are seen
+	// (the index alone answers: the projection leaves _id out), then read
+	// those minutes whole.
 	cur, err := s.kpis.Find(ctx, bson.D{}, options.Find().
-		SetSort(bson.D{{Key: "minute", Value: -1}}).SetProjection(bson.D{{Key: "minute", Value: 1}}))
+		SetSort(bson.D{{Key: "minute", Value: -1}}).SetProjection(bson.D{{Key: "minute", Value: 1}, {Key: "_id", Value: 0}}))
 	if err != nil {
 		return nil, fmt.Errorf("mongo sink: find in %s: %w", s.kpis.Name(), err)
 	}
