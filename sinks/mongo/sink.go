@@ -271,12 +271,12 @@ func (s *Sink) writeResults(ctx context.Context, b *sinks.Batch, indexed bool, w
 		}
 	}
 	if len(b.KPIs) > 0 {
-		kept, err := s.writeKPIs(ctx, b, now)
+		refused, err := s.writeKPIs(ctx, b, now)
 		if err != nil {
 			return fmt.Errorf("mongo sink: write %s of %s: %w", s.kpis.Name(), where, err)
 		}
-		if kept > 0 {
-			s.log.Debug("running updates of final windows left out", "topic", b.Topic, "partition", b.Partition, "n", kept)
+		if refused > 0 {
+			s.log.Debug("running updates of final windows refused", "topic", b.Topic, "partition", b.Partition, "n", refused)
 		}
 	}
 	if docs := sessionDocs(b, now); len(docs) > 0 {
@@ -297,7 +297,7 @@ func (s *Sink) writeResults(ctx context.Context, b *sinks.Batch, indexed bool, w
 // writeKPIs writes the windows in update commands of at most maxBulk
 // statements, and returns how many running updates met a final window (the
 // server refused them, which leaves the final as it is).
-func (s *Sink) writeKPIs(ctx context.Context, b *sinks.Batch, now bson.DateTime) (kept int, err error) {
+func (s *Sink) writeKPIs(ctx context.Context, b *sinks.Batch, now bson.DateTime) (n int, err error) {
 	ws, err := kpiWrites(b, now)
 	if err != nil {
 		return 0, err
@@ -308,15 +308,15 @@ func (s *Sink) writeKPIs(ctx context.Context, b *sinks.Batch, now bson.DateTime)
 	}
 	for start := 0; start < len(models); start += s.maxBulk {
 		end := min(start+s.maxBulk, len(models))
-		refused, err := bulk(ctx, s.kpis, models[start:end], func(i, code int) bool {
+		failed, err := bulk(ctx, s.kpis, models[start:end], func(i, code int) bool {
 			return code == codePathNotViable && ws[start+i].running
 		})
 		if err != nil {
 			return 0, err
 		}
-		kept += len(refused)
+		n += len(failed)
 	}
-	return kept, nil
+	return n, nil
 }
 
 // insert writes final records, which never change once written, as
