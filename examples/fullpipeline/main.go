@@ -30,11 +30,23 @@ import (
 	"github.com/clickstreamkit/clickstream/sinks/parquet"
 )
 
+// main exits 0 after a clean shutdown on SIGINT (Ctrl-C), SIGTERM or
+// SIGHUP (the terminal went away; unless started with it ignored, as by
+// nohup), and 1 on an error.
 func main() {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], log); err != nil {
+	sigs := []os.Signal{os.Interrupt, syscall.SIGTERM}
+	if !signal.Ignored(syscall.SIGHUP) {
+		sigs = append(sigs, syscall.SIGHUP)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), sigs...)
+	err := run(ctx, os.Args[1:], log)
+	stop()
+	switch {
+	case err == nil:
+	case ctx.Err() != nil && errors.Is(err, context.Canceled):
+		log.Info("stopped during start-up")
+	default:
 		log.Error("fullpipeline failed", "err", err)
 		os.Exit(1)
 	}

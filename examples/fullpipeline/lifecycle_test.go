@@ -1,0 +1,162 @@
+package main
+
+// Shutdown of the fullpipeline binary: a clean stop on a signal exits 0.
+// They run the binary of e2eBinary with embedded services, so they need
+// neither KAFKA_BROKERS nor MONGODB_URI.
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// lifecycleCtx is the test's context, ending within d or a little before
+// the test binary's deadline, whichever comes first.
+func lifecycleCtx(t *testing.T, d time.Duration) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), d)
+	t.Cleanup(cancel)
+	if dl, ok := t.Deadline(); ok {
+		ctx, cancel = context.WithDeadline(ctx, dl.Add(-5*time.Second))
+		t.Cleanup(cancel)
+	}
+	return ctx
+}
+
+// waitLines polls p's output until it holds a match of every pattern; it
+// fails the test when p exits first or ctx ends.
+func waitLines(ctx context.Context, p *e2eProc, what string, patterns ...*regexp.Regexp) {
+	p.t.Helper()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		out, all := p.out.String(), true
+		for _, re := range patterns {
+			all = all && re.MatchString(out)
+		}
+		switch {
+		case all:
+			return
+		case p.exited():
+			p.t.Fatalf("%s exited (%v) before %s", p.name, p.waitErr, what)
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			p.t.Fatalf("%s: %v waiting for %s", p.name, ctx.Err(), what)
+		}
+	}
+}
+
+// waitExit waits for p to exit and returns its exit code (-1 when a signal
+// ended it); it fails the test when ctx ends first.
+func waitExit(ctx context.Context, p *e2eProc) int {
+	p.t.Helper()
+	select {
+	case <-p.done:
+		return p.cmd.ProcessState.ExitCode()
+	case <-ctx.Done():
+		p.quit() // its goroutines, into the output the cleanup logs
+		p.t.Fatalf("%s: %v waiting for it to exit", p.name, ctx.Err())
+		return -1
+	}
+}
+
+var runningLines = []*regexp.Regexp{
+	regexp.MustCompile(`msg="dashboard and read API" url=http://127\.0\.0\.1:\d+/`),
+	regexp.MustCompile(`msg="kafka: session started"`),
+	regexp.MustCompile(`msg=progress events_per_s=\d+ read=[1-9]`), // it reads events
+}
+
+// TestCleanStopExitsZero runs the default demo (embedded broker, producer
+// and MongoDB-wire server, Parquet, the read API on a free port) until it
+// reads events, stops it with SIGINT (Ctrl-C) or SIGTERM, and checks that it
+// shut down cleanly with exit status 0: what `make run` reports after Ctrl-C.
+func TestCleanStopExitsZero(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the demo binary")
+	}
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			ctx := lifecycleCtx(t, 2*time.Minute)
+			p := e2eStart(t, "demo", "-data", t.TempDir(), "-http", "127.0.0.1:0", "-rate", "50", "-progress", "200ms")
+			waitLines(ctx, p, "the demo to run", runningLines...)
+			p.signal(sig)
+			if code := waitExit(ctx, p); code != 0 {
+				t.Fatalf("exit status %d after %v, want 0 (%v)", code, sig, p.waitErr)
+			}
+			for _, want := range []string{`msg="stopping: writing what was processed"`, "msg=done"} {
+				if !p.contains(want) {
+					t.Errorf("no %s in the output: not a clean shutdown", want)
+				}
+			}
+			if p.contains("level=ERROR") {
+				t.Errorf("the shutdown logged an error: %s", p.lastLine("level=ERROR"))
+			}
+		})
+	}
+}
+
+// TestMakeRunCtrlC runs `make run` on a terminal (a pseudo-terminal of
+// script(1)) and types Ctrl-C once the demo reads events: make must exit 0.
+// Ctrl-C sends SIGINT to the terminal's foreground process group, so this
+// checks what the binary test above cannot: that the signal reaches the
+// demo alone, and not make or `go run`, which would fail however the demo
+// ended.
+func TestMakeRunCtrlC(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the demo through make")
+	}
+	for _, tool := range []string{"make", "script", "bash"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed: %v", tool, err)
+		}
+	}
+	ctx := lifecycleCtx(t, 3*time.Minute)
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	makeRun := fmt.Sprintf("make --no-print-directory -C %s run BIN=%s ARGS='-data %s -http 127.0.0.1:0 -rate 50 -progress 200ms'",
+		root, filepath.Join(t.TempDir(), "fullpipeline"), t.TempDir())
+	p := &e2eProc{t: t, name: "make run", out: &e2eBuffer{}, done: make(chan struct{})}
+	// --return: script's status is make's
+	p.cmd = exec.Command("script", "--quiet", "--return", "--command", makeRun, "/dev/null")
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	tty, err := p.cmd.StdinPipe() // what is typed on the terminal
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.waitErr = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		if !p.exited() {
+			_ = p.cmd.Process.Kill() // the terminal hangs up: the demo stops on SIGHUP
+			<-p.done
+		}
+		if t.Failed() {
+			p.dump(60)
+		}
+	})
+	waitLines(ctx, p, "the demo to run", runningLines...)
+	if _, err := tty.Write([]byte{0x03}); err != nil { // Ctrl-C
+		t.Fatal(err)
+	}
+	if code := waitExit(ctx, p); code != 0 {
+		t.Fatalf("make run: exit status %d after Ctrl-C, want 0 (%v)", code, p.waitErr)
+	}
+	if !p.contains("msg=done") || p.contains("make: ***") {
+		t.Errorf("not a clean stop of make run")
+	}
+	tty.Close()
+}
