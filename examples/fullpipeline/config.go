@@ -12,8 +12,9 @@ import (
 	"github.com/clickstreamkit/clickstream/pipeline"
 )
 
-// projectFile is project.yaml: every SEMANTICS setting, by its name there.
-// Absent keys keep their defaults.
+// projectFile is project.yaml: every SEMANTICS setting, by its name there,
+// and the demo's own connect_timeout (see project). Absent keys keep their
+// defaults.
 type projectFile struct {
 	MaxEventBytes    *int               `yaml:"max_event_bytes"`
 	MaxFutureSkew    *time.Duration     `yaml:"max_future_skew"`
@@ -31,26 +32,62 @@ type projectFile struct {
 	AnomalyZ         *float64           `yaml:"anomaly_z"`
 	DeadletterTopic  *string            `yaml:"deadletter_topic"`
 	IdleTimeout      *time.Duration     `yaml:"idle_timeout"`
+	ConnectTimeout   *time.Duration     `yaml:"connect_timeout"`
+}
+
+// defaultConnectTimeout is connect_timeout's default.
+const defaultConnectTimeout = 30 * time.Second
+
+// project is a -config file read: the pipeline's configuration and the
+// settings of this program.
+type project struct {
+	pipeline pipeline.Config
+	// connectTimeout (connect_timeout, -connect-timeout; default 30s) is how
+	// long start-up waits for each external service (a MongoDB server's
+	// ping, the metadata of a kafka:// source's brokers) before it fails
+	// with an error naming the service: an address that answers nothing at
+	// start is more likely wrong than down. Outages after start are retried
+	// without end, as before. Zero when the file does not set it.
+	connectTimeout time.Duration
 }
 
 // loadConfig reads project.yaml at path ("" for the defaults) into a
 // validated pipeline configuration. Unknown keys are errors, so that a typo
 // does not silently keep a default.
 func loadConfig(path string) (pipeline.Config, error) {
+	p, err := loadProject(path)
+	return p.pipeline, err
+}
+
+// loadProject is loadConfig with the program's own settings.
+func loadProject(path string) (project, error) {
 	cfg := pipeline.DefaultConfig()
 	if path == "" {
-		return cfg, cfg.Validate()
+		return project{pipeline: cfg}, cfg.Validate()
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return cfg, fmt.Errorf("config: %w", err)
+		return project{pipeline: cfg}, fmt.Errorf("config: %w", err)
 	}
 	var f projectFile
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil && err.Error() != "EOF" {
-		return cfg, fmt.Errorf("config %s: %w", path, err)
+		return project{pipeline: cfg}, fmt.Errorf("config %s: %w", path, err)
 	}
+	p := project{}
+	if f.ConnectTimeout != nil {
+		if *f.ConnectTimeout <= 0 {
+			return project{pipeline: cfg}, fmt.Errorf("config %s: connect_timeout %v: want more than 0", path, *f.ConnectTimeout)
+		}
+		p.connectTimeout = *f.ConnectTimeout
+	}
+	p.pipeline, err = pipelineConfig(path, cfg, f)
+	return p, err
+}
+
+// pipelineConfig applies f's SEMANTICS settings to cfg.
+func pipelineConfig(path string, cfg pipeline.Config, f projectFile) (pipeline.Config, error) {
 	set(&cfg.MaxEventBytes, f.MaxEventBytes)
 	set(&cfg.MaxFutureSkew, f.MaxFutureSkew)
 	set(&cfg.WatermarkDelay, f.WatermarkDelay)

@@ -44,3 +44,35 @@ func TestConfigOverridesAndErrors(t *testing.T) {
 	_, err = loadConfig(write("funnel_scope: visit\n"))
 	assert.Error(t, err)
 }
+
+func TestConfigConnectTimeout(t *testing.T) {
+	dir := t.TempDir()
+	write := func(s string) string {
+		p := filepath.Join(dir, "p.yaml")
+		require.NoError(t, os.WriteFile(p, []byte(s), 0o644))
+		return p
+	}
+	p, err := loadProject(write("connect_timeout: 3s\nwatermark_delay: 2m\n"))
+	require.NoError(t, err)
+	assert.Equal(t, 3*time.Second, p.connectTimeout)
+	assert.Equal(t, 2*time.Minute, p.pipeline.WatermarkDelay, "the SEMANTICS settings beside it")
+
+	o, err := parseFlags([]string{"-http", "off"})
+	require.NoError(t, err)
+	assert.Equal(t, 3*time.Second, o.connectTimeoutFor(p), "the file's, when the flag is not given")
+	o, err = parseFlags([]string{"-http", "off", "-connect-timeout", "30s"})
+	require.NoError(t, err)
+	assert.Equal(t, 30*time.Second, o.connectTimeoutFor(p), "the flag's when given, even equal to the default")
+
+	p, err = loadProject(write("watermark_delay: 2m\n"))
+	require.NoError(t, err)
+	o, err = parseFlags([]string{"-http", "off"})
+	require.NoError(t, err)
+	assert.Equal(t, defaultConnectTimeout, o.connectTimeoutFor(p), "neither: the default")
+	p, err = loadProject("")
+	require.NoError(t, err)
+	assert.Equal(t, defaultConnectTimeout, o.connectTimeoutFor(p))
+
+	_, err = loadProject(write("connect_timeout: 0s\n"))
+	assert.ErrorContains(t, err, "connect_timeout")
+}

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
+
+	"github.com/IBM/sarama"
 
 	"github.com/clickstreamkit/clickstream/pipeline"
 	"github.com/clickstreamkit/clickstream/sources"
@@ -34,9 +37,65 @@ func openSource(ctx context.Context, o options, cfg *pipeline.Config, log *slog.
 		if err != nil {
 			return input{}, err
 		}
+		if err := waitKafka(ctx, u.Brokers, o.connectTimeout); err != nil {
+			return input{}, err
+		}
 		return openKafka(u, log, c)
 	}
 	return input{}, fmt.Errorf("-source %q: want embedded, file:PATH or kafka://HOST:PORT/TOPIC?group=NAME", o.source)
+}
+
+// waitKafka fetches the cluster's metadata from brokers until that works or
+// timeout passes. The source itself connects on its first read and the
+// runner retries that without end, which is right for an outage but hides
+// a wrong address: at start, one is an error.
+func waitKafka(ctx context.Context, brokers []string, timeout time.Duration) error {
+	cfg := sarama.NewConfig()
+	cfg.Net.DialTimeout = min(timeout, cfg.Net.DialTimeout)
+	cfg.Metadata.Retry.Max = 0 // retried here, until the deadline
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var last error
+	for {
+		res := make(chan error, 1)
+		go func() { // sarama takes no context: a dial may outlive the deadline
+			client, err := sarama.NewClient(brokers, cfg)
+			if err == nil {
+				err = client.Close()
+			}
+			res <- err
+		}()
+		select {
+		case err := <-res:
+			if err == nil {
+				return nil
+			}
+			last = err
+		case <-wctx.Done():
+		}
+		if wctx.Err() != nil || !pause(wctx, 250*time.Millisecond) {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if last == nil {
+				last = wctx.Err()
+			}
+			return fmt.Errorf("kafka brokers %s: not reachable within -connect-timeout %v (connect_timeout): %w",
+				strings.Join(brokers, ","), timeout, last)
+		}
+	}
+}
+
+// pause waits d or until ctx ends, and reports whether d passed.
+func pause(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 func openKafka(u kafka.URL, log *slog.Logger, c *closers) (input, error) {

@@ -1,15 +1,20 @@
 package main
 
-// Shutdown of the fullpipeline binary: a clean stop on a signal exits 0.
-// They run the binary of e2eBinary with embedded services, so they need
-// neither KAFKA_BROKERS nor MONGODB_URI.
+// Start-up and shutdown of the fullpipeline binary: a clean stop on a signal
+// exits 0, and an external service that answers nothing at start is an
+// error within -connect-timeout. They run the binary of e2eBinary with
+// embedded services or none, so they need neither KAFKA_BROKERS nor
+// MONGODB_URI.
 
 import (
 	"context"
 	"fmt"
+	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -99,6 +104,102 @@ func TestCleanStopExitsZero(t *testing.T) {
 				t.Errorf("the shutdown logged an error: %s", p.lastLine("level=ERROR"))
 			}
 		})
+	}
+}
+
+// TestUnreachableServiceAtStart points -mongo and a kafka:// source at a
+// closed port and at one that accepts connections but never answers: start-up
+// fails within -connect-timeout with an error naming the service, its
+// address and the setting, where it used to retry for ever.
+func TestUnreachableServiceAtStart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the demo binary")
+	}
+	closed := fmt.Sprintf("127.0.0.1:%d", e2eFreePort(t))
+	silent := silentListener(t)
+	cases := []struct {
+		name, service, addr string
+		args                []string
+	}{
+		{"mongo closed port", "mongodb", closed, []string{"-source", "file:testdata/replay/input.jsonl", "-mongo", "mongodb://" + closed + "/"}},
+		{"mongo silent", "mongodb", silent, []string{"-source", "file:testdata/replay/input.jsonl", "-mongo", "mongodb://" + silent + "/"}},
+		{"kafka closed port", "kafka brokers", closed, []string{"-source", "kafka://" + closed + "/events_raw?group=g", "-mongo", "off"}},
+		{"kafka silent", "kafka brokers", silent, []string{"-source", "kafka://" + silent + "/events_raw?group=g", "-mongo", "off"}},
+		{"mongo closed port, connect_timeout in -config", "mongodb", closed, []string{"-source", "file:testdata/replay/input.jsonl",
+			"-mongo", "mongodb://" + closed + "/", "-config", connectTimeoutConfig(t)}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := lifecycleCtx(t, time.Minute)
+			args := append(tc.args, "-http", "off", "-parquet", "off", "-checkpoints", t.TempDir(), "-data", t.TempDir())
+			if !slices.Contains(args, "-config") {
+				args = append(args, "-connect-timeout", "2s")
+			}
+			p := e2eStart(t, tc.name, args...)
+			if code := waitExit(ctx, p); code == 0 {
+				t.Fatalf("exit status 0, want an error")
+			}
+			want := regexp.MustCompile(`level=ERROR msg="fullpipeline failed" err="` + regexp.QuoteMeta(tc.service+" "+tc.addr) +
+				`: not reachable within -connect-timeout 2s \(connect_timeout\): `)
+			if !want.MatchString(p.out.String()) {
+				t.Errorf("no error matching %s in the output:\n%s", want, p.out.String())
+			}
+		})
+	}
+}
+
+// connectTimeoutConfig writes a -config file that sets connect_timeout: 2s.
+func connectTimeoutConfig(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "project.yaml")
+	if err := os.WriteFile(path, []byte("connect_timeout: 2s\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// silentListener returns the address of a listener that accepts
+// connections and never writes: a server that hangs.
+func silentListener(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				for _, c := range conns {
+					c.Close()
+				}
+				return
+			}
+			conns = append(conns, c) // held open, unread
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); <-done })
+	return ln.Addr().String()
+}
+
+func TestConnectTimeoutSetting(t *testing.T) {
+	o, err := parseFlags(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.connectTimeout != defaultConnectTimeout || o.connectTimeoutSet {
+		t.Errorf("default: %v (set %v), want %v", o.connectTimeout, o.connectTimeoutSet, defaultConnectTimeout)
+	}
+	if o, err = parseFlags([]string{"-connect-timeout", "5s", "-http", "off"}); err != nil || o.connectTimeout != 5*time.Second || !o.connectTimeoutSet {
+		t.Errorf("-connect-timeout 5s: %v (set %v), %v", o.connectTimeout, o.connectTimeoutSet, err)
+	}
+	for _, bad := range []string{"0s", "-1s"} {
+		if _, err := parseFlags([]string{"-connect-timeout", bad}); err == nil {
+			t.Errorf("-connect-timeout %s: no error", bad)
+		}
 	}
 }
 

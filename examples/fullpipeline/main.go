@@ -60,6 +60,8 @@ type options struct {
 	rate                                float64
 	parquetChunk                        int64
 	progress                            time.Duration
+	connectTimeout                      time.Duration
+	connectTimeoutSet                   bool // given on the command line: wins over the -config file's
 }
 
 func parseFlags(args []string) (options, error) {
@@ -79,8 +81,14 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.token, "token", os.Getenv("CLICKSTREAM_TOKEN"), "bearer token the read API requires (default $CLICKSTREAM_TOKEN; empty: none)")
 	fs.DurationVar(&o.progress, "progress", 5*time.Second, "interval of the progress line")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the run to FILE")
+	fs.DurationVar(&o.connectTimeout, "connect-timeout", defaultConnectTimeout,
+		"how long start-up waits for each external service (MongoDB's ping, a kafka:// source's brokers) before it fails; outages after start are retried (-config key connect_timeout)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
+	}
+	fs.Visit(func(f *flag.Flag) { o.connectTimeoutSet = o.connectTimeoutSet || f.Name == "connect-timeout" })
+	if o.connectTimeout <= 0 {
+		return o, fmt.Errorf("-connect-timeout %v: want more than 0", o.connectTimeout)
 	}
 	if o.parquet == "" {
 		o.parquet = filepath.Join(o.data, "parquet")
@@ -94,15 +102,26 @@ func parseFlags(args []string) (options, error) {
 	return o, nil
 }
 
+// connectTimeoutFor is the connect timeout in force: -connect-timeout when
+// given, else the -config file's connect_timeout, else the default.
+func (o options) connectTimeoutFor(p project) time.Duration {
+	if !o.connectTimeoutSet && p.connectTimeout > 0 {
+		return p.connectTimeout
+	}
+	return o.connectTimeout
+}
+
 func run(ctx context.Context, args []string, log *slog.Logger) error {
 	o, err := parseFlags(args)
 	if err != nil {
 		return err
 	}
-	cfg, err := loadConfig(o.config)
+	proj, err := loadProject(o.config)
 	if err != nil {
 		return err
 	}
+	cfg := proj.pipeline
+	o.connectTimeout = o.connectTimeoutFor(proj)
 	cfg.Logger = log
 	cfg.KeepEvents = o.parquet != "off"
 	if o.cpuprofile != "" {

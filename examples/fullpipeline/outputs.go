@@ -111,13 +111,39 @@ func connectMongo(ctx context.Context, o options, log *slog.Logger, c *closers) 
 	}
 	// Short selection and connect timeouts make an outage show as an error
 	// the pipeline retries, instead of a write that hangs.
-	client, err := mongo.Connect(mongoopts.Client().ApplyURI(uri).
-		SetServerSelectionTimeout(5 * time.Second).SetConnectTimeout(5 * time.Second))
+	opts := mongoopts.Client().ApplyURI(uri).
+		SetServerSelectionTimeout(5 * time.Second).SetConnectTimeout(5 * time.Second)
+	client, err := mongo.Connect(opts)
 	if err != nil {
 		return nil, fmt.Errorf("mongo: %w", err)
 	}
 	c.add(func() error { return client.Disconnect(context.Background()) })
+	if err := waitMongo(ctx, client, opts.Hosts, o.connectTimeout); err != nil {
+		return nil, err
+	}
 	return client, nil
+}
+
+// waitMongo pings the server until it answers or timeout passes. The sinks
+// retry failed writes without end, which is right for an outage but hides
+// a wrong address: at start, one is an error. hosts name the server without
+// the URI's credentials.
+func waitMongo(ctx context.Context, client *mongo.Client, hosts []string, timeout time.Duration) error {
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		err := client.Ping(wctx, nil)
+		if err == nil {
+			return nil
+		}
+		if wctx.Err() != nil || !pause(wctx, 250*time.Millisecond) {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			return fmt.Errorf("mongodb %s: not reachable within -connect-timeout %v (connect_timeout): %w",
+				strings.Join(hosts, ","), timeout, err)
+		}
+	}
 }
 
 // deadLetters counts dead letters by reason as batches become durable.
