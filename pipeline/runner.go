@@ -266,8 +266,11 @@ func (r *Runner) take(ctx context.Context, rr readResult) error {
 	if err != nil {
 		return err
 	}
-	st.generation, st.caughtUp = rr.b.Generation, rr.b.CaughtUp
 	msgs, decoded := rr.b.Messages, rr.decoded
+	if len(msgs) > 0 || rr.b.Generation != 0 { // a notice may not know it
+		st.generation = rr.b.Generation
+	}
+	st.caughtUp = rr.b.CaughtUp
 	if len(msgs) == 0 {
 		if rr.b.Partitions > 0 && rr.b.Partitions != st.gotParts {
 			st.gotParts = rr.b.Partitions

@@ -234,7 +234,9 @@ func TestRunnerRestartKeepsWatermark(t *testing.T) {
 
 // The end of a finite input comes in-band, partition by partition: a
 // partition with nothing left to read (its checkpoint covers it all) is
-// restored and closed by its End notice, whatever wraps the source.
+// restored and closed by its End notice, whatever wraps the source, and a
+// notice that does not know the group's generation (0) keeps the restored
+// one instead of being fenced.
 func TestRunnerEndNoticeClosesRestoredPartitions(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		store := newDir(t)
@@ -242,10 +244,12 @@ func TestRunnerEndNoticeClosesRestoredPartitions(t *testing.T) {
 		r, err := pipeline.NewRunner(q, &durableSink{}, store, testConfig())
 		require.NoError(t, err)
 		stop, _ := start(r)
-		q.send(0, 0, view("a", "u", t0))
-		q.send(1, 0, view("b", "v", t0))
+		for p, e := range []clickstream.Event{view("a", "u", t0), view("b", "v", t0)} {
+			q.ch <- sources.Batch{Topic: "q", Partition: int32(p), Partitions: 2, Generation: 3,
+				Messages: []sources.Message{{Topic: "q", Partition: int32(p), Value: lines(e)[0]}}}
+		}
 		time.Sleep(10 * time.Second)
-		require.ErrorIs(t, stop(), context.Canceled) // sessions still open, checkpointed
+		require.ErrorIs(t, stop(), context.Canceled) // sessions still open, checkpointed in generation 3
 
 		q2, sink := newQueue(), &durableSink{}
 		r2, err := pipeline.NewRunner(sourcetest.OneMessage(q2), sink, store, testConfig())

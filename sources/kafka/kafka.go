@@ -108,7 +108,7 @@ type Source struct {
 	done      map[int32]bool        // bounded: partitions delivered up to their end
 	remaining int                   // bounded: partitions not done
 	endNotes  []sources.Batch       // bounded: the End notices, once everything is delivered
-	lastGen   int64                 // the generation of the latest batch handed out
+	lastGen   int64                 // the newest generation of a batch received, 0 before any
 	fatal     error                 // the consumer cannot go on
 }
 
@@ -249,15 +249,15 @@ func (s *Source) Read(ctx context.Context) (sources.Batch, error) {
 		}
 		select {
 		case b := <-s.batches:
+			s.mu.Lock()
+			s.lastGen = max(s.lastGen, b.Generation)
+			s.mu.Unlock()
 			switch {
 			case len(b.Messages) > 0:
 				s.took(b)
 			case b.CaughtUp && s.ended():
 				continue // nothing the reader needs: the input has ended
 			}
-			s.mu.Lock()
-			s.lastGen = max(s.lastGen, b.Generation)
-			s.mu.Unlock()
 			return b, nil
 		case <-s.wake:
 		case <-ctx.Done():
