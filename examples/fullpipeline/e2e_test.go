@@ -53,7 +53,7 @@ func TestEndToEndEqualsReplay(t *testing.T) {
 func TestCrashRecovery(t *testing.T) {
 	env := e2eSetup(t, true)
 	e2eBinary(t)
-	msgs := gen.Generate(gen.Default(16_000, 22))
+	msgs := gen.Generate(gen.Default(150_000, 22)) // long enough to be killed 6 times
 	// Short updates: many writes, checkpoints and commits to be killed in.
 	run := newE2ERun(t, env, 4, "update_interval: 50ms")
 	mc := e2eMongo(t, env.mongoURI)
@@ -227,7 +227,7 @@ func TestMongoOutage(t *testing.T) {
 	t.Cleanup(func() { _ = srv.Close() })
 	uri := srv.URI()
 
-	msgs := gen.Generate(gen.Default(20_000, 44))
+	msgs := gen.Generate(gen.Default(100_000, 44)) // enough to outlast the first commit
 	run := newE2ERun(t, env, 4, "update_interval: 100ms")
 	recs := run.produce(msgs)
 	exp := e2eReplay(t, recs)

@@ -59,6 +59,7 @@ type options struct {
 	database                            string
 	rate                                float64
 	parquetChunk                        int64
+	mongoMaxBulk                        int
 	progress                            time.Duration
 	connectTimeout                      time.Duration
 	connectTimeoutSet                   bool // given on the command line: wins over the -config file's
@@ -78,6 +79,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.checkpoints, "checkpoints", "data/checkpoints", "DIR of per-partition checkpoints (Kafka sources other than embedded, whose go under -data) | mongo")
 	fs.StringVar(&o.data, "data", "data", "DIR for the embedded services' data, kept across restarts")
 	fs.StringVar(&o.database, "database", "clickstream", "MongoDB database")
+	fs.IntVar(&o.mongoMaxBulk, "mongo-max-bulk", 0, "most writes in one MongoDB update command (0: 32 on FerretDB, which deadlocks on larger ones, else the sink's default of 1,000)")
 	fs.StringVar(&o.token, "token", os.Getenv("CLICKSTREAM_TOKEN"), "bearer token the read API requires (default $CLICKSTREAM_TOKEN; empty: none)")
 	fs.DurationVar(&o.progress, "progress", 5*time.Second, "interval of the progress line")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the run to FILE")

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	mongoopts "go.mongodb.org/mongo-driver/v2/mongo/options"
 
@@ -38,7 +39,12 @@ func openSinks(ctx context.Context, o options, cfg *pipeline.Config, in input, l
 		if err != nil {
 			return out, err
 		}
-		if out.mongo, err = mongosink.New(client, o.database, mongosink.WithLogger(log), mongosink.WithWindowSize(cfg.WindowSize)); err != nil {
+		bulk, err := mongoMaxBulk(ctx, client, o.mongoMaxBulk, log)
+		if err != nil {
+			return out, err
+		}
+		if out.mongo, err = mongosink.New(client, o.database, mongosink.WithLogger(log), mongosink.WithWindowSize(cfg.WindowSize),
+			mongosink.WithMaxBulk(bulk)); err != nil {
 			return out, err
 		}
 		all = append(all, out.mongo)
@@ -122,6 +128,32 @@ func connectMongo(ctx context.Context, o options, log *slog.Logger, c *closers) 
 		return nil, err
 	}
 	return client, nil
+}
+
+// ferretDBMaxBulk is the most statements of an update command FerretDB 1.x
+// on SQLite takes: each statement that matches holds one of its 100 pooled
+// connections until the command ends, and past the pool it deadlocks.
+const ferretDBMaxBulk = 32
+
+// mongoMaxBulk returns the bulk size of the sink's update commands: the flag's
+// when set, ferretDBMaxBulk when the server says it is FerretDB (buildInfo
+// has ferretdbVersion), else the sink's default.
+func mongoMaxBulk(ctx context.Context, client *mongo.Client, flagged int, log *slog.Logger) (int, error) {
+	if flagged != 0 {
+		if flagged < 0 {
+			return 0, fmt.Errorf("-mongo-max-bulk %d: want more than 0", flagged)
+		}
+		return flagged, nil
+	}
+	var info bson.M
+	if err := client.Database("admin").RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info); err != nil {
+		return 0, fmt.Errorf("mongo: buildInfo: %w", err)
+	}
+	if _, ok := info["ferretdbVersion"]; ok {
+		log.Info("MongoDB-wire server is FerretDB: update commands of at most 32 writes", "version", info["version"])
+		return ferretDBMaxBulk, nil
+	}
+	return mongosink.DefaultMaxBulk, nil
 }
 
 // waitMongo pings the server until it answers or timeout passes. The sinks

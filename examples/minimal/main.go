@@ -52,7 +52,7 @@ func run(ctx context.Context, brokers []string, topic, uri, db string, bounded b
 		return err
 	}
 	defer src.Close(context.WithoutCancel(ctx))
-	sink, err := mongosink.New(client, db)
+	sink, err := mongosink.New(client, db) // on FerretDB add mongosink.WithMaxBulk(32)
 	if err != nil {
 		return err
 	}

@@ -56,6 +56,7 @@ func run(args []string, log *slog.Logger) error {
 func generate(args []string, log *slog.Logger) error {
 	fs := flag.NewFlagSet("generate", flag.ContinueOnError)
 	n := fs.Int("n", 100_000, "number of events")
+	users := fs.Int("users", 0, "number of users (0: one per 8 events)")
 	seed := fs.Uint64("seed", 1, "random seed")
 	out := fs.String("o", "events.jsonl", "output file")
 	rate := fs.Float64("rate", 50, "events per second of event time")
@@ -67,6 +68,9 @@ func generate(args []string, log *slog.Logger) error {
 		return err
 	}
 	c := gen.Default(*n, *seed)
+	if *users > 0 {
+		c.Users = *users
+	}
 	c.Rate, c.Duplicate, c.Late, c.Invalid, c.Disorder = *rate, *dup, *late, *invalid, *disorder
 	msgs := gen.Generate(c)
 	f, err := os.Create(*out)
