@@ -315,9 +315,12 @@ func (r *Runner) finish(ctx context.Context, st *part) error {
 		return nil
 	}
 	st.ended = true
-	st.sync()
+	for _, o := range r.parts { // publish reads every partition
+		o.sync()
+	}
 	st.p.Finish()
 	st.dirty = true
+	r.publish() // what was read shows before the writes, which may take long
 	return r.flush(ctx, st, true)
 }
 
@@ -440,6 +443,7 @@ func (r *Runner) flushAll(ctx context.Context, updates, force bool) error {
 	for _, st := range r.parts {
 		st.sync()
 	}
+	r.publish() // what was read shows before the writes, which may take long
 	for _, st := range r.parts {
 		if updates {
 			st.p.Updates()

@@ -535,3 +535,35 @@ func finalsOf(o sinks.Output) string {
 	}
 	return s
 }
+
+// gateSink holds the write of a finite input's last batch until open is
+// closed.
+type gateSink struct {
+	durableSink
+	open chan struct{}
+}
+
+func (g *gateSink) Write(ctx context.Context, b *sinks.Batch) error {
+	if b.End {
+		<-g.open
+	}
+	return g.durableSink.Write(ctx, b)
+}
+
+// What was read shows in Stats while the results are still being written,
+// so that a progress line does not stall at 0 during a long final write.
+func TestRunnerStatsBeforeTheWrites(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := sources.NewMemory(100, lines(view("a", "u", t0), view("b", "v", t0+1), view("c", "w", t0+2))...)
+		sink := &gateSink{open: make(chan struct{})}
+		r, err := pipeline.NewRunner(src, sink, newDir(t), testConfig())
+		require.NoError(t, err)
+		done := make(chan error, 1)
+		go func() { done <- r.Run(context.Background()) }()
+		synctest.Wait() // the last write is held
+		assert.Equal(t, int64(3), r.Stats().Read)
+		assert.Equal(t, int64(3), r.Stats().Counters.Accepted)
+		close(sink.open)
+		require.NoError(t, <-done)
+	})
+}
