@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"context"
 	"fmt"
+	"math"
 	"testing"
 	"time"
 
@@ -80,6 +81,25 @@ func TestRunningUpdatesThenFinal(t *testing.T) {
 	h.Finish()
 	assert.Len(t, h.Output().KPIs, 3, "§3 the end of input closes every window")
 	assert.Len(t, h.Output().Sessions, 2)
+}
+
+// SEMANTICS §11 after the end of a finite input: the progress a partition
+// publishes is the floor a later run over its checkpoint goes on from (the
+// newest event_ts plus the horizon), not +inf, so that a live run's windows
+// past it are not called final early; a partition without events says +inf.
+func TestProgressAfterEndOfInput(t *testing.T) {
+	p, err := pipeline.NewProcessor(pipeline.DefaultConfig(), "t", 0)
+	require.NoError(t, err)
+	ts := at(-time.Hour) + 7_000
+	p.ProcessEvent(&clickstream.Event{EventID: "a", EventType: "page_view", TS: ts, UserID: "u"}, &sources.Message{}, pipelinetest.Start)
+	p.Finish()
+	floor := ts + 30*time.Minute.Milliseconds() // the horizon: session_gap
+	assert.Equal(t, sinks.Progress{Watermark: floor, FunnelBefore: floor - floor%60_000}, p.Batch().Progress)
+
+	empty, err := pipeline.NewProcessor(pipeline.DefaultConfig(), "t", 1)
+	require.NoError(t, err)
+	empty.Finish()
+	assert.Equal(t, int64(math.MaxInt64), empty.Batch().Progress.Watermark)
 }
 
 func TestConfigValidation(t *testing.T) {

@@ -236,9 +236,17 @@ func (p *Processor) Idle(now time.Time) bool {
 func (p *Processor) Advance() { p.advance() }
 
 // Progress returns how far the partition has got (SEMANTICS §11), with the
-// topic's partition count as the source last reported it.
+// topic's partition count as the source last reported it. After the end of
+// a finite input it is the floor a later run over the checkpoint goes on
+// from (the newest event_ts plus the horizon, see Finish), not +inf: a live
+// run may still add to windows past it. A partition that never had an event
+// reports +inf then.
 func (p *Processor) Progress() sinks.Progress {
 	wm := p.wm.Current()
+	if m, ok := p.wm.Max(); ok && wm == window.PosInf {
+		floor := m + p.horizon
+		return sinks.Progress{Partitions: p.parts, Watermark: floor, FunnelBefore: floor - floor%60_000}
+	}
 	oldest := window.PosInf
 	if m, ok := p.ss.OldestOpenMinute(); ok {
 		oldest = m
