@@ -70,6 +70,7 @@ type part struct {
 	idleAt     time.Time      // last idle advance
 	counted    int64          // the partition's read count in Stats.Read
 	ended      bool           // a finite input's end closed it
+	end        bool           // the end's batch is written: checkpoint at once
 	caughtUp   bool
 }
 
@@ -444,10 +445,26 @@ func (r *Runner) flushAll(ctx context.Context, updates, force bool) error {
 		st.sync()
 	}
 	r.publish() // what was read shows before the writes, which may take long
+	var moved []*part
+	var bs []*sinks.Batch
 	for _, st := range r.parts {
 		if updates {
 			st.p.Updates()
 		}
+		if st.p.Moved() {
+			moved = append(moved, st)
+			bs = append(bs, st.p.Batch())
+		}
+	}
+	if len(bs) > 0 { // one update round of every partition, in one call
+		if err := retry(ctx, r.log, "write", func() error { return r.sink.Write(ctx, bs...) }); err != nil {
+			return err
+		}
+		for _, st := range moved {
+			r.written(st)
+		}
+	}
+	for _, st := range r.parts {
 		if err := r.flush(ctx, st, force); err != nil {
 			return err
 		}
@@ -476,32 +493,39 @@ func (r *Runner) publish() {
 // checkpoint interval or when forced (a revocation, the end, a shutdown),
 // saves its checkpoint and commits its input offset.
 func (r *Runner) flush(ctx context.Context, st *part, force bool) error {
-	p := st.p
-	if p.Moved() {
-		b := p.Batch()
+	if st.p.Moved() {
+		b := st.p.Batch()
 		if err := retry(ctx, r.log, "write", func() error { return r.sink.Write(ctx, b) }); err != nil {
 			return err
 		}
-		last := int64(0)
-		for _, k := range b.KPIs {
-			if k.Final {
-				last = max(last, k.Minute)
-			}
-		}
-		force = force || b.End
-		p.Reset()
-		r.mu.Lock()
-		r.stats.Batches++
-		r.stats.LastFinalMinute = max(r.stats.LastFinalMinute, last)
-		r.mu.Unlock()
+		r.written(st)
 	}
 	// Checkpoint and commit less often than writing: after a crash the
 	// replay from the last checkpoint writes the same results again, which
 	// idempotent sinks absorb.
-	if !st.dirty || (!force && r.cfg.Clock().Sub(st.ckptAt) < r.interval) {
+	if !st.dirty || (!force && !st.end && r.cfg.Clock().Sub(st.ckptAt) < r.interval) {
 		return nil
 	}
+	st.end = false
 	return r.checkpoint(ctx, st)
+}
+
+// written empties the partition's batch once the sink has made it durable;
+// the batch of a finite input's end is checkpointed at once.
+func (r *Runner) written(st *part) {
+	b := st.p.Batch()
+	last := int64(0)
+	for _, k := range b.KPIs {
+		if k.Final {
+			last = max(last, k.Minute)
+		}
+	}
+	st.end = st.end || b.End
+	st.p.Reset()
+	r.mu.Lock()
+	r.stats.Batches++
+	r.stats.LastFinalMinute = max(r.stats.LastFinalMinute, last)
+	r.mu.Unlock()
 }
 
 // checkpoint saves the partition's state, whose results are durable, then

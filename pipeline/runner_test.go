@@ -43,19 +43,21 @@ type durableSink struct {
 	n      int // writes
 }
 
-func (d *durableSink) Write(ctx context.Context, b *sinks.Batch) error {
+func (d *durableSink) Write(ctx context.Context, bs ...*sinks.Batch) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.fail != nil {
 		return d.fail
 	}
-	if d.failIf != nil {
-		if err := d.failIf(b); err != nil {
-			return err
+	for _, b := range bs {
+		if d.failIf != nil {
+			if err := d.failIf(b); err != nil {
+				return err
+			}
 		}
 	}
 	d.n++
-	return d.mem.Write(ctx, b)
+	return d.mem.Write(ctx, bs...)
 }
 func (d *durableSink) Close(context.Context) error { return nil }
 func (d *durableSink) Durable() bool               { return true }
@@ -543,11 +545,13 @@ type gateSink struct {
 	open chan struct{}
 }
 
-func (g *gateSink) Write(ctx context.Context, b *sinks.Batch) error {
-	if b.End {
-		<-g.open
+func (g *gateSink) Write(ctx context.Context, bs ...*sinks.Batch) error {
+	for _, b := range bs {
+		if b.End {
+			<-g.open
+		}
 	}
-	return g.durableSink.Write(ctx, b)
+	return g.durableSink.Write(ctx, bs...)
 }
 
 // What was read shows in Stats while the results are still being written,

@@ -78,8 +78,12 @@ func NewJSONL(dir string, newDetector func() (*kpi.Detector, error)) (*JSONL, er
 		dead: map[deadKey]DeadLetter{}, counters: map[part]Counters{}}, nil
 }
 
-// Write keeps b's final results.
-func (j *JSONL) Write(_ context.Context, b *Batch) error {
+// Write keeps each batch's final results.
+func (j *JSONL) Write(ctx context.Context, bs ...*Batch) error {
+	return WriteEach(ctx, bs, j.write)
+}
+
+func (j *JSONL) write(_ context.Context, b *Batch) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.closed {

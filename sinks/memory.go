@@ -34,8 +34,12 @@ type Output struct {
 	Progress    map[int32]Progress // latest, by partition
 }
 
-// Write copies b.
-func (m *Memory) Write(_ context.Context, b *Batch) error {
+// Write copies each batch.
+func (m *Memory) Write(ctx context.Context, bs ...*Batch) error {
+	return WriteEach(ctx, bs, m.write)
+}
+
+func (m *Memory) write(_ context.Context, b *Batch) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.batches++

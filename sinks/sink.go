@@ -91,31 +91,45 @@ type DeadLetter struct {
 
 // Sink receives batches.
 //
-// Write returns nil once everything in b is written; for a sink whose
-// Durable reports true, once it is durable: the pipeline then checkpoints and
-// commits the input offsets b covers. Behind a sink that is not durable (one
+// Write writes batches of distinct partitions (the pipeline hands over one
+// update round of every partition at once, so that a sink can send them in
+// few commands) and returns nil once everything in them is written; for a
+// sink whose Durable reports true, once it is durable: the pipeline then
+// checkpoints and commits the input offsets they cover. On an error the
+// pipeline retries the whole call. Behind a sink that is not durable (one
 // that writes its files at Close, say) the pipeline never checkpoints or
 // commits, so a restart reads the input again from its start or its last
 // commit. Writes must be idempotent: after a crash
 // the pipeline replays from its last checkpoint and writes batches covering
 // the same offsets again, and they must not count twice. Write may keep no
-// reference to b or its slices after it returns. Write is called from one
-// goroutine at a time.
+// reference to the batches or their slices after it returns. Write is called
+// from one goroutine at a time.
 //
 // Close flushes and releases the sink; a sink that writes files at the end
 // of a finite input does it here. Close may be called more than once.
 type Sink interface {
-	Write(ctx context.Context, b *Batch) error
+	Write(ctx context.Context, bs ...*Batch) error
 	Close(ctx context.Context) error
 	Durable() bool
+}
+
+// WriteEach calls write for each batch in turn, stopping at the first
+// error: a Sink's Write for a sink that writes batches one by one.
+func WriteEach(ctx context.Context, bs []*Batch, write func(context.Context, *Batch) error) error {
+	for _, b := range bs {
+		if err := write(ctx, b); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // SinkFunc adapts a function to a durable Sink whose Close does nothing:
 // the function returns nil only once what it wrote is durable.
 type SinkFunc func(ctx context.Context, b *Batch) error
 
-// Write calls f.
-func (f SinkFunc) Write(ctx context.Context, b *Batch) error { return f(ctx, b) }
+// Write calls f for each batch.
+func (f SinkFunc) Write(ctx context.Context, bs ...*Batch) error { return WriteEach(ctx, bs, f) }
 
 // Close does nothing.
 func (SinkFunc) Close(context.Context) error { return nil }
@@ -123,15 +137,15 @@ func (SinkFunc) Close(context.Context) error { return nil }
 // Durable reports true.
 func (SinkFunc) Durable() bool { return true }
 
-// Tee writes every batch to each sink in turn, stopping at the first error
-// (the batch is then retried whole, which idempotent sinks allow).
+// Tee writes the batches to each sink in turn, stopping at the first error
+// (the call is then retried whole, which idempotent sinks allow).
 func Tee(sinks ...Sink) Sink { return tee(sinks) }
 
 type tee []Sink
 
-func (t tee) Write(ctx context.Context, b *Batch) error {
+func (t tee) Write(ctx context.Context, bs ...*Batch) error {
 	for _, s := range t {
-		if err := s.Write(ctx, b); err != nil {
+		if err := s.Write(ctx, bs...); err != nil {
 			return err
 		}
 	}

@@ -82,23 +82,25 @@ type stampSink struct {
 	l *latencyTracker
 }
 
-func (s *stampSink) Write(ctx context.Context, b *sinks.Batch) error {
-	if err := s.Sink.Write(ctx, b); err != nil {
+func (s *stampSink) Write(ctx context.Context, bs ...*sinks.Batch) error {
+	if err := s.Sink.Write(ctx, bs...); err != nil {
 		return err
 	}
 	now := time.Now()
-	k := partKey{b.Topic, b.Partition}
 	s.l.mu.Lock()
 	defer s.l.mu.Unlock()
-	ps := s.l.pending[k]
-	n := 0
-	for n < len(ps) && ps[n].offset < b.NextOffset {
-		d := now.Sub(ps[n].ts)
-		s.l.hist.Observe(d.Seconds())
-		s.l.recent.Add(float64(d) / float64(time.Millisecond))
-		n++
+	for _, b := range bs {
+		k := partKey{b.Topic, b.Partition}
+		ps := s.l.pending[k]
+		n := 0
+		for n < len(ps) && ps[n].offset < b.NextOffset {
+			d := now.Sub(ps[n].ts)
+			s.l.hist.Observe(d.Seconds())
+			s.l.recent.Add(float64(d) / float64(time.Millisecond))
+			n++
+		}
+		s.l.pending[k] = ps[n:]
 	}
-	s.l.pending[k] = ps[n:]
 	return nil
 }
 

@@ -194,15 +194,17 @@ type countingSink struct {
 	d *deadLetters
 }
 
-func (s *countingSink) Write(ctx context.Context, b *sinks.Batch) error {
-	if err := s.Sink.Write(ctx, b); err != nil {
+func (s *countingSink) Write(ctx context.Context, bs ...*sinks.Batch) error {
+	if err := s.Sink.Write(ctx, bs...); err != nil {
 		return err
 	}
 	s.d.mu.Lock()
 	defer s.d.mu.Unlock()
-	for _, dl := range b.DeadLetters {
-		s.d.byReason[string(dl.Reason)]++
-		s.d.total++
+	for _, b := range bs {
+		for _, dl := range b.DeadLetters {
+			s.d.byReason[string(dl.Reason)]++
+			s.d.total++
+		}
 	}
 	return nil
 }

@@ -109,12 +109,16 @@ func New(brokers []string, opts ...Option) (*Sink, error) {
 // Topic returns the dead-letter topic.
 func (s *Sink) Topic() string { return s.topic }
 
-// Write produces b's dead letters and returns once Kafka acknowledged every
-// one; a batch without any returns nil at once. A failed Write may have
+// Write produces each batch's dead letters in turn and returns once Kafka
+// acknowledged every one; a batch without any costs nothing. A failed Write may have
 // produced some of them: the pipeline's retry produces them again (see the
 // package documentation). Once the records are handed to the producer, ctx
 // no longer interrupts: the producer's timeouts and retries bound the wait.
-func (s *Sink) Write(ctx context.Context, b *sinks.Batch) error {
+func (s *Sink) Write(ctx context.Context, bs ...*sinks.Batch) error {
+	return sinks.WriteEach(ctx, bs, s.write)
+}
+
+func (s *Sink) write(ctx context.Context, b *sinks.Batch) error {
 	if len(b.DeadLetters) == 0 {
 		return nil
 	}

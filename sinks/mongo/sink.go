@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -205,57 +206,80 @@ func (s *Sink) ensureIndexes(ctx context.Context) error {
 	return nil
 }
 
-// Write writes b's KPI windows, sessions and funnel records and returns nil
-// once they are durable (write concern majority); then it publishes
-// b.Progress, unless this sink already published a progress of the
-// partition at least as far in every field (so a batch without results but
-// with new progress writes only that). A stored progress never moves
-// backwards: each field keeps its maximum, so a replay's older watermark
-// changes nothing. Dead letters, events and counters are not written: other
-// sinks keep them. Within a batch, the last value of a key wins, except that
-// a final window beats running updates; a running update of a window
-// already final in the database changes nothing.
-func (s *Sink) Write(ctx context.Context, b *sinks.Batch) error {
-	key := partKey{b.Topic, b.Partition}
+// Write writes the batches' KPI windows, sessions and funnel records
+// together, in as few commands as maxBulk allows, and returns nil once they
+// are durable (write concern majority); then it publishes each batch's
+// Progress, unless this sink already published a progress of the partition
+// at least as far in every field (so a batch without results but with new
+// progress writes only that). A stored progress never moves backwards: each
+// field keeps its maximum, so a replay's older watermark changes nothing.
+// Dead letters, events and counters are not written: other sinks keep them.
+// Within a batch, the last value of a key wins, except that a final window
+// beats running updates; a running update of a window already final in the
+// database changes nothing.
+func (s *Sink) Write(ctx context.Context, bs ...*sinks.Batch) error {
+	var results, moved []*sinks.Batch
 	s.mu.Lock()
 	closed, indexed := s.closed, s.indexed
-	last, ok := s.published[key]
+	for _, b := range bs {
+		if len(b.KPIs) > 0 || len(b.Sessions) > 0 || len(b.Funnel) > 0 {
+			results = append(results, b)
+		}
+		if last, ok := s.published[partKey{b.Topic, b.Partition}]; !ok || ahead(b.Progress, last) {
+			moved = append(moved, b)
+		}
+	}
 	s.mu.Unlock()
 	if closed {
 		return ErrClosed
 	}
-	results := len(b.KPIs) > 0 || len(b.Sessions) > 0 || len(b.Funnel) > 0
-	advance := !ok || ahead(b.Progress, last)
-	if !results && !advance {
+	if len(results) == 0 && len(moved) == 0 {
 		return nil
 	}
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	where := fmt.Sprintf("%s/%d offsets [%d, %d)", b.Topic, b.Partition, b.FirstOffset, b.NextOffset)
 	now := bson.NewDateTimeFromTime(s.now())
-	if results {
-		if err := s.writeResults(ctx, b, indexed, where, now); err != nil {
+	if len(results) > 0 {
+		if err := s.writeResults(ctx, results, indexed, now); err != nil {
 			return err
 		}
 	}
-	if !advance {
+	if len(moved) == 0 {
 		return nil
 	}
 	// Only now: a reader that sees this progress must find the results it
 	// covers durable.
-	if _, err := s.progress.UpdateOne(ctx, bson.D{{Key: "_id", Value: progressID(b.Topic, b.Partition)}},
-		progressUpdate(b, now), options.UpdateOne().SetUpsert(true)); err != nil {
-		return fmt.Errorf("mongo sink: write %s of %s: %w", s.progress.Name(), where, err)
+	models := make([]mongo.WriteModel, len(moved))
+	for i, b := range moved {
+		models[i] = mongo.NewUpdateOneModel().SetFilter(bson.D{{Key: "_id", Value: progressID(b.Topic, b.Partition)}}).
+			SetUpdate(progressUpdate(b, now)).SetUpsert(true)
+	}
+	for start := 0; start < len(models); start += s.maxBulk {
+		if _, err := bulk(ctx, s.progress, models[start:min(start+s.maxBulk, len(models))], nil); err != nil {
+			return fmt.Errorf("mongo sink: write %s of %s: %w", s.progress.Name(), where(moved), err)
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p := b.Progress
-	if q, ok := s.published[key]; ok {
-		p = sinks.Progress{Partitions: max(p.Partitions, q.Partitions), Watermark: max(p.Watermark, q.Watermark),
-			FunnelBefore: max(p.FunnelBefore, q.FunnelBefore)}
+	for _, b := range moved {
+		key := partKey{b.Topic, b.Partition}
+		p := b.Progress
+		if q, ok := s.published[key]; ok {
+			p = sinks.Progress{Partitions: max(p.Partitions, q.Partitions), Watermark: max(p.Watermark, q.Watermark),
+				FunnelBefore: max(p.FunnelBefore, q.FunnelBefore)}
+		}
+		s.published[key] = p
 	}
-	s.published[key] = p
 	return nil
+}
+
+// where names the batches in errors: partitions and offsets.
+func where(bs []*sinks.Batch) string {
+	parts := make([]string, len(bs))
+	for i, b := range bs {
+		parts[i] = fmt.Sprintf("%s/%d offsets [%d, %d)", b.Topic, b.Partition, b.FirstOffset, b.NextOffset)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // ahead reports whether p is beyond q in some field.
@@ -263,44 +287,51 @@ func ahead(p, q sinks.Progress) bool {
 	return p.Partitions > q.Partitions || p.Watermark > q.Watermark || p.FunnelBefore > q.FunnelBefore
 }
 
-// writeResults writes b's windows, then its sessions and funnel records.
-func (s *Sink) writeResults(ctx context.Context, b *sinks.Batch, indexed bool, where string, now bson.DateTime) error {
+// writeResults writes the batches' windows, then their sessions and funnel
+// records.
+func (s *Sink) writeResults(ctx context.Context, bs []*sinks.Batch, indexed bool, now bson.DateTime) error {
 	if !indexed {
 		if err := s.ensureIndexes(ctx); err != nil {
 			return err
 		}
 	}
-	if len(b.KPIs) > 0 {
-		refused, err := s.writeKPIs(ctx, b, now)
-		if err != nil {
-			return fmt.Errorf("mongo sink: write %s of %s: %w", s.kpis.Name(), where, err)
-		}
-		if refused > 0 {
-			s.log.Debug("running updates of final windows refused", "topic", b.Topic, "partition", b.Partition, "n", refused)
+	refused, err := s.writeKPIs(ctx, bs, now)
+	if err != nil {
+		return fmt.Errorf("mongo sink: write %s of %s: %w", s.kpis.Name(), where(bs), err)
+	}
+	if refused > 0 {
+		s.log.Debug("running updates of final windows refused", "n", refused)
+	}
+	var sessions, funnels []any
+	for _, b := range bs {
+		sessions = append(sessions, sessionDocs(b, now)...)
+		funnels = append(funnels, funnelDocs(b, now)...)
+	}
+	if len(sessions) > 0 {
+		if err := s.insert(ctx, s.sessions, sessions); err != nil {
+			return fmt.Errorf("mongo sink: write %s of %s: %w", s.sessions.Name(), where(bs), err)
 		}
 	}
-	if docs := sessionDocs(b, now); len(docs) > 0 {
-		if err := s.insert(ctx, s.sessions, docs); err != nil {
-			return fmt.Errorf("mongo sink: write %s of %s: %w", s.sessions.Name(), where, err)
+	if len(funnels) > 0 {
+		if err := s.insert(ctx, s.funnel, funnels); err != nil {
+			return fmt.Errorf("mongo sink: write %s of %s: %w", s.funnel.Name(), where(bs), err)
 		}
 	}
-	if docs := funnelDocs(b, now); len(docs) > 0 {
-		if err := s.insert(ctx, s.funnel, docs); err != nil {
-			return fmt.Errorf("mongo sink: write %s of %s: %w", s.funnel.Name(), where, err)
-		}
-	}
-	s.log.Debug("batch written", "topic", b.Topic, "partition", b.Partition,
-		"kpis", len(b.KPIs), "sessions", len(b.Sessions), "funnel", len(b.Funnel))
+	s.log.Debug("batches written", "partitions", len(bs), "sessions", len(sessions), "funnel", len(funnels))
 	return nil
 }
 
 // writeKPIs writes the windows in update commands of at most maxBulk
 // statements, and returns how many running updates met a final window (the
 // server refused them, which leaves the final as it is).
-func (s *Sink) writeKPIs(ctx context.Context, b *sinks.Batch, now bson.DateTime) (n int, err error) {
-	ws, err := kpiWrites(b, now)
-	if err != nil {
-		return 0, err
+func (s *Sink) writeKPIs(ctx context.Context, bs []*sinks.Batch, now bson.DateTime) (n int, err error) {
+	var ws []kpiWrite
+	for _, b := range bs {
+		w, err := kpiWrites(b, now)
+		if err != nil {
+			return 0, err
+		}
+		ws = append(ws, w...)
 	}
 	models := make([]mongo.WriteModel, len(ws))
 	for i := range ws {

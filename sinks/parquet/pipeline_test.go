@@ -30,14 +30,14 @@ type crashAfter struct {
 	cancel context.CancelFunc
 }
 
-func (c *crashAfter) Write(ctx context.Context, b *sinks.Batch) error {
+func (c *crashAfter) Write(ctx context.Context, bs ...*sinks.Batch) error {
 	if c.n <= 0 {
 		return errCrash
 	}
 	if c.n--; c.n > 0 {
-		return c.Sink.Write(ctx, b)
+		return c.Sink.Write(ctx, bs...)
 	}
-	if err := c.Sink.Write(ctx, b); err != nil {
+	if err := c.Sink.Write(ctx, bs...); err != nil {
 		return err
 	}
 	c.cancel()

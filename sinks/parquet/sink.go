@@ -110,12 +110,16 @@ func New(dir string, opts ...Option) (*Sink, error) {
 	return s, nil
 }
 
-// Write makes b's accepted events and final minutes durable: in the staging
-// file of their open period, or in the Parquet files of the periods b
-// completes. Running updates (Final false) and b's other results are
+// Write makes each batch's accepted events and final minutes durable: in
+// the staging file of their open period, or in the Parquet files of the
+// periods the batch completes. Running updates (Final false) and b's other results are
 // ignored. A batch covering offsets written before replaces what they
 // produced.
-func (s *Sink) Write(ctx context.Context, b *sinks.Batch) error {
+func (s *Sink) Write(ctx context.Context, bs ...*sinks.Batch) error {
+	return sinks.WriteEach(ctx, bs, s.write)
+}
+
+func (s *Sink) write(ctx context.Context, b *sinks.Batch) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}

@@ -73,8 +73,12 @@ type sessionKey struct {
 	id string
 }
 
-// Write applies b's KPI windows, sessions and funnel records.
-func (r *Reference) Write(_ context.Context, b *sinks.Batch) error {
+// Write applies each batch's KPI windows, sessions and funnel records.
+func (r *Reference) Write(ctx context.Context, bs ...*sinks.Batch) error {
+	return sinks.WriteEach(ctx, bs, r.write)
+}
+
+func (r *Reference) write(_ context.Context, b *sinks.Batch) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.kpis == nil {

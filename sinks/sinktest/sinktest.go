@@ -61,6 +61,7 @@ func Run(t *testing.T, newTarget func(t *testing.T) Target) {
 		{"Partitions", testPartitions},
 		{"NoRetention", testNoRetention},
 		{"RandomReplays", testRandomReplays},
+		{"Rounds", testRounds},
 		{"CloseTwice", testCloseTwice},
 	}
 	for _, c := range cases {
@@ -78,13 +79,15 @@ type harness struct {
 	ref *Reference
 }
 
-func (h *harness) write(b *sinks.Batch) {
+func (h *harness) write(bs ...*sinks.Batch) {
 	h.t.Helper()
-	if err := h.tg.Sink.Write(h.t.Context(), b); err != nil {
-		h.t.Fatalf("Write(%s/%d [%d, %d)): %v", b.Topic, b.Partition, b.FirstOffset, b.NextOffset, err)
+	if err := h.tg.Sink.Write(h.t.Context(), bs...); err != nil {
+		h.t.Fatalf("Write of %d batches, first %s/%d [%d, %d)): %v", len(bs), bs[0].Topic, bs[0].Partition, bs[0].FirstOffset, bs[0].NextOffset, err)
 	}
-	if err := h.ref.Write(h.t.Context(), b); err != nil {
-		h.t.Fatalf("Reference.Write: %v", err)
+	for _, b := range bs { // the Reference one batch at a time
+		if err := h.ref.Write(h.t.Context(), b); err != nil {
+			h.t.Fatalf("Reference.Write: %v", err)
+		}
 	}
 }
 
@@ -355,6 +358,34 @@ func testRandomReplays(t *testing.T, h *harness) {
 			h.check(fmt.Sprintf("after step %d", step))
 		}
 	}
+}
+
+// testRounds writes the batches of several partitions in one call, as the
+// pipeline hands over an update round, and replays such rounds: the result
+// is that of writing them one by one.
+func testRounds(t *testing.T, h *harness) {
+	parts := []int32{0, 1, 2}
+	if !h.tg.PerPartition {
+		parts = parts[:1]
+	}
+	tp, _ := h.topic()
+	var rounds [][]*sinks.Batch
+	for r := range 3 {
+		var round []*sinks.Batch
+		for _, p := range parts {
+			b := kpiBatch(tp, p, int64(10*r), Window(minute(r), 40+r+int(p), true), Window(minute(r+1), r+int(p), false))
+			b.NextOffset = int64(10*r + 10)
+			b.Sessions = []session.Record{SessionRecord(r, r+int(p)), SessionRecord(r+3, 2*r+int(p))}
+			b.Funnel = []funnel.Record{FunnelRecord(minute(r), r+int(p))}
+			round = append(round, b)
+		}
+		rounds = append(rounds, round)
+		h.write(round...)
+	}
+	h.check("after three rounds")
+	h.write(rounds[1]...) // replays after a crash
+	h.write(rounds[2]...)
+	h.check("after the replay of two rounds")
 }
 
 func testCloseTwice(t *testing.T, h *harness) {
