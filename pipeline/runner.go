@@ -229,27 +229,44 @@ func (r *Runner) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			r.log.Info("stopping: writing what was processed")
-			flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-			err := r.flushAll(flushCtx, false, true)
-			cancel()
-			return errors.Join(ctx.Err(), err)
+			return r.shutdown(ctx)
 		case <-tick.C:
-			if err := r.flushAll(ctx, true, false); err != nil {
-				return err
+			err := r.flushAll(ctx, true, false)
+			if err == nil {
+				err = r.idle(ctx)
 			}
-			if err := r.idle(ctx); err != nil {
-				return err
+			if err != nil {
+				return r.stopped(ctx, err)
 			}
 		case rr := <-batches:
+			if ctx.Err() != nil { // the reader saw it first
+				return r.shutdown(ctx)
+			}
 			if err := r.take(ctx, rr); err != nil {
 				if errors.Is(err, sources.ErrEndOfInput) {
 					return nil
 				}
-				return err
+				return r.stopped(ctx, err)
 			}
 		}
 	}
+}
+
+// stopped returns err, or when ctx ended during the call that failed (a
+// write or a save cut short), shuts down as a cancelled Run does.
+func (r *Runner) stopped(ctx context.Context, err error) error {
+	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return r.shutdown(ctx)
+	}
+	return err
+}
+
+// shutdown writes and checkpoints what was processed once ctx has ended.
+func (r *Runner) shutdown(ctx context.Context) error {
+	r.log.Info("stopping: writing what was processed")
+	flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	return errors.Join(ctx.Err(), r.flushAll(flushCtx, false, true))
 }
 
 // take handles one read: a batch, a notice, the end of the input (it then

@@ -571,3 +571,37 @@ func TestRunnerStatsBeforeTheWrites(t *testing.T) {
 		require.NoError(t, <-done)
 	})
 }
+
+// cutSink's first Write waits for its context to end and fails with it: a
+// write in flight when the Runner is cancelled.
+type cutSink struct {
+	durableSink
+	cut bool
+}
+
+func (c *cutSink) Write(ctx context.Context, bs ...*sinks.Batch) error {
+	if !c.cut {
+		c.cut = true
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return c.durableSink.Write(ctx, bs...)
+}
+
+// A cancel that cuts a write short still ends in the clean shutdown: what
+// was processed is written and checkpointed.
+func TestRunnerCancelDuringWrite(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		q, store, sink := newQueue(), newDir(t), &cutSink{}
+		r, err := pipeline.NewRunner(q, sink, store, testConfig())
+		require.NoError(t, err)
+		stop, _ := start(r)
+		q.send(0, 0, view("a", "u", t0))
+		time.Sleep(2 * time.Second) // a tick's write is waiting
+		synctest.Wait()
+		require.ErrorIs(t, stop(), context.Canceled)
+		cp, err := store.Load(t.Context(), "q", 0)
+		require.NoError(t, err, "the shutdown checkpointed")
+		assert.Equal(t, int64(1), cp.Next)
+	})
+}
