@@ -35,7 +35,7 @@ func TestRevenueWithNonBaseCurrency(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			money := clickstream.Currencies{Base: "EUR", Rates: tt.rates}
-			p := kpi.NewPartial(&money)
+			p := kpi.NewPartial(money)
 			p.Reset(0, 60_000)
 			p.Add(kpi.Obs{Event: purchase("a", 10, "EUR"), FirstOfSession: true})
 			p.Add(kpi.Obs{Event: purchase("a", 20, "EUR")})
@@ -64,7 +64,7 @@ func TestSeedExampleRates(t *testing.T) {
 
 func TestTopProductsOrderAndMerge(t *testing.T) {
 	money := clickstream.Currencies{Base: "EUR"}
-	p := kpi.NewPartial(&money)
+	p := kpi.NewPartial(money)
 	p.Reset(0, 60_000)
 	view := func(id string) *clickstream.Event {
 		return &clickstream.Event{EventType: "page_view", ProductID: id}
@@ -225,7 +225,7 @@ func TestSketchUnbounded(t *testing.T) {
 // A window's record does not change when the window goes on.
 func TestMinuteLatencyIsACopy(t *testing.T) {
 	money := clickstream.Currencies{Base: "EUR"}
-	p := kpi.NewPartial(&money)
+	p := kpi.NewPartial(money)
 	p.Reset(0, 60_000)
 	e := &clickstream.Event{EventType: "search"}
 	p.Add(kpi.Obs{Event: e, LatencyMs: 10})

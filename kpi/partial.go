@@ -25,7 +25,7 @@ type Obs struct {
 // Partial is one partition's running KPIs for one window. It implements
 // window.Aggregate[Obs]. Create it with NewPartial.
 type Partial struct {
-	money      *clickstream.Currencies
+	money      clickstream.Currencies
 	start, end int64
 	counts     Counts
 	byCur      map[string]float64
@@ -65,7 +65,7 @@ type Product struct {
 }
 
 // NewPartial returns an empty partial that values purchases with money.
-func NewPartial(money *clickstream.Currencies) *Partial {
+func NewPartial(money clickstream.Currencies) *Partial {
 	return &Partial{money: money, byCur: map[string]float64{}, products: map[string]*Product{}}
 }
 

@@ -70,8 +70,7 @@ func newOperators(c *Config) (operators, error) {
 		return o, err
 	}
 	o.ss.Incremental()
-	money := &c.Currencies
-	o.win, err = window.NewTumbling[kpi.Obs](c.WindowSize, func() *kpi.Partial { return kpi.NewPartial(money) })
+	o.win, err = window.NewTumbling[kpi.Obs](c.WindowSize, func() *kpi.Partial { return kpi.NewPartial(c.Currencies) })
 	return o, err
 }
 
