@@ -338,6 +338,9 @@ func TestDashboardInBrowser(t *testing.T) {
 			for (let i = 3; i < d.length; i += 4) if (d[i] !== 0) n++;
 			return n;
 		})()`, id))
+		if lo := eval[float64](p, fmt.Sprintf(`Chart.getChart(document.querySelector('[data-testid="%s"]')).scales.y.min`, id)); lo < 0 {
+			t.Errorf("%s: the y axis starts at %v: a non-negative quantity drawn on a negative axis", id, lo)
+		}
 		area := eval[int](p, fmt.Sprintf(`(() => { const c = document.querySelector('[data-testid="%s"]'); return c.width * c.height; })()`, id))
 		if area == 0 || ink < area/100 {
 			t.Errorf("%s: %d of %d pixels drawn: the chart looks empty", id, ink, area)

@@ -311,7 +311,7 @@ function makeChart(spec) {
         x: { grid: { display: false }, ticks: { color: '#66728a', maxRotation: 0, autoSkip: true, maxTicksLimit: 8 } },
         y: {
           beginAtZero: spec.zero,
-          grace: spec.zero ? 0 : '15%',
+          grace: 0,
           grid: { color: '#eef1f6' },
           border: { display: false },
           ticks: { color: '#66728a', maxTicksLimit: 5, callback: (v) => spec.tick(v) },
@@ -335,6 +335,12 @@ function renderCharts() {
     const recs = minutes.map((m) => state.records.get(m));
     chart.data.labels = minutes.map(hhmm);
     chart.data.datasets[0].data = recs.map((r) => (isNum(spec.value(r)) ? spec.value(r) : null));
+    if (!spec.zero) { // zoomed on the data, never below 0: every series is a non-negative quantity
+      const vs = chart.data.datasets[0].data.filter(isNum);
+      const lo = vs.length ? Math.min(...vs) : 0;
+      const hi = vs.length ? Math.max(...vs) : 0;
+      chart.options.scales.y.min = Math.max(0, lo - Math.max((hi - lo) * 0.15, hi * 0.05));
+    }
     chart.$dash.finals = recs.map((r) => Boolean(r.final));
     chart.$dash.anomalous = spec.anomalies ? minutes.map((m) => state.anomalyMinutes.has(m)) : [];
     byTestId(spec.id).dataset.points = String(recs.length);
