@@ -311,6 +311,14 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Fatalf("fake /kpis?minutes_back=2 has %d records", len(series))
 	}
 	p.checkTiles(want, series[0])
+	excluded := want.Purchases - want.RevenuePurchases
+	if excluded <= 0 {
+		t.Fatalf("the fake's newest minute leaves no purchase out of revenue (%d purchases, %d valued): the check below would prove nothing", want.Purchases, want.RevenuePurchases)
+	}
+	p.waitFor("the revenue tile to say how many purchases it leaves out", fmt.Sprintf(`(() => {
+		const e = document.querySelector('[data-testid="revenue-excluded"]');
+		return !e.hidden && e.dataset.raw === %q && e.textContent.includes(%q);
+	})()`, strconv.FormatInt(excluded, 10), strconv.FormatInt(excluded, 10)))
 
 	// Funnel: three steps with the fake's counts.
 	fu, _ := fake.Funnel(5)

@@ -211,6 +211,12 @@ function renderTiles() {
   const prev = cur ? state.records.get(curMinute - MINUTE_MS) : undefined;
 
   byTestId('newest-minute').textContent = cur ? `newest minute ${hhmm(curMinute)} UTC` : 'newest minute —';
+  // Revenue counts only purchases it can value: say how many it leaves out.
+  const excluded = byTestId('revenue-excluded');
+  const left = cur && isNum(cur.purchases) && isNum(cur.revenue_purchases) ? cur.purchases - cur.revenue_purchases : 0;
+  excluded.dataset.raw = String(left);
+  excluded.hidden = !(left > 0);
+  excluded.textContent = left > 0 ? `leaves out ${fmtInt(left)} purchase${left === 1 ? '' : 's'} in currencies without a rate` : '';
 
   for (const t of TILES) {
     const tile = byTestId(t.id);
