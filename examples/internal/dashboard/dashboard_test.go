@@ -238,6 +238,8 @@ func (p *tab) checkTiles(want, prev dashboardtest.KPI) {
 	for _, ts := range tiles {
 		exp[ts.id] = ts.raw(want)
 		switch d := ts.raw(want) - ts.raw(prev); {
+		case !want.Final: // an open minute is compared with nothing
+			dirs[ts.id] = ""
 		case d > 0:
 			dirs[ts.id] = "up"
 		case d < 0:
@@ -251,7 +253,7 @@ func (p *tab) checkTiles(want, prev dashboardtest.KPI) {
 		return Object.entries(exp).every(([id, v]) => {
 			const t = document.querySelector('[data-testid="' + id + '"]');
 			const d = t.querySelector('[data-testid="delta"]');
-			return t.dataset.raw !== '' && Number(t.dataset.raw) === v && t.dataset.final === fin && d.dataset.direction === dirs[id];
+			return t.dataset.raw !== '' && Number(t.dataset.raw) === v && t.dataset.final === fin && (d.dataset.direction || '') === dirs[id];
 		});
 	})()`, jsJSON(exp), jsJSON(dirs), strconv.FormatBool(want.Final)))
 
@@ -274,6 +276,12 @@ func (p *tab) checkTiles(want, prev dashboardtest.KPI) {
 		}
 		if g.Value == "" || !strings.ContainsAny(g.Value, "0123456789") || !strings.Contains(g.Value, ts.unit) {
 			p.t.Errorf("%s: displayed value %q, want a number with %q", ts.id, g.Value, ts.unit)
+		}
+		if !want.Final {
+			if g.Delta != "compared once final" {
+				p.t.Errorf("%s: delta %q for an open minute, want no comparison", ts.id, g.Delta)
+			}
+			continue
 		}
 		arrow := map[string]string{"up": "▲", "down": "▼", "flat": "="}[dirs[ts.id]]
 		if !strings.HasPrefix(g.Delta, arrow) || !strings.Contains(g.Delta, "%") && dirs[ts.id] != "flat" {

@@ -245,6 +245,12 @@ function renderTiles() {
     minuteEl.textContent = `${hhmm(curMinute)} UTC`;
 
     const p = prev ? prev[t.key] : undefined;
+    if (!cur.final) { // like with like: an open minute against a whole one would show drops that are only incompleteness
+      deltaEl.textContent = 'compared once final';
+      deltaEl.className = 'delta';
+      deltaEl.removeAttribute('data-direction');
+      continue;
+    }
     if (!isNum(v) || !isNum(p)) {
       deltaEl.textContent = prev ? 'no comparison' : 'no previous minute';
       deltaEl.className = 'delta';
