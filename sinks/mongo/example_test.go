@@ -33,7 +33,7 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	// ... pipeline.NewRunner(source, sink, cfg).Run(ctx) writes into it.
+	// ... pipeline.NewRunner(source, sink, store, cfg).Run(ctx) writes into it.
 	minutes, err := sink.LatestMinutes(context.Background(), 5)
 	if err != nil {
 		log.Fatal(err)
