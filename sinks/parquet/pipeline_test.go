@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clickstreamkit/clickstream"
 	"github.com/clickstreamkit/clickstream/checkpoint"
 	"github.com/clickstreamkit/clickstream/internal/gen"
 	"github.com/clickstreamkit/clickstream/pipeline"
@@ -19,7 +20,9 @@ import (
 	"github.com/clickstreamkit/clickstream/sources"
 )
 
-var errCrash = errors.New("crash")
+// errCrash is permanent: a dead process writes nothing more, not even in
+// the shutdown that follows the cancel.
+var errCrash = clickstream.Permanent(errors.New("crash"))
 
 // crashAfter passes n writes to the sink, makes the n-th durable, then
 // fails it and every later one and ends the run, as a process dying between
