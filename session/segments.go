@@ -29,9 +29,10 @@ type increments struct {
 }
 
 type segInfo struct {
-	id    uint64
-	live  int
-	users []int32 // the users written to it (slots may have been reused since)
+	id      uint64
+	live    int
+	written int     // users written to it
+	users   []int32 // the users that may be live in it (slots may have been reused since)
 }
 
 const segmentVersion = 1
@@ -56,7 +57,7 @@ func (s *Sessionizer) AppendSegments(next func() uint64, maxBytes int) (fresh []
 	var moved []int32
 	for i := range inc.segs {
 		g := &inc.segs[i]
-		if g.live*2 >= len(g.users) {
+		if g.live*2 >= g.written {
 			continue
 		}
 		for _, ui := range g.users {
@@ -110,6 +111,7 @@ func (s *Sessionizer) writeUsers(fresh []Segment, uis []int32, dirty bool, next 
 		}
 		u.seg = cur.id
 		cur.live++
+		cur.written++
 		cur.users = append(cur.users, ui)
 		if len(data) >= maxBytes {
 			flush()
@@ -151,7 +153,8 @@ func (s *Sessionizer) RestoreSegments(segs ...Segment) error {
 		entry []byte
 	}
 	last := map[string]at{}
-	var order []string // first appearance, for a deterministic restore
+	written := make([]int, len(segs)) // entries in each segment, stale ones included
+	var order []string                // first appearance, for a deterministic restore
 	for i, g := range segs {
 		if i > 0 && g.ID <= segs[i-1].ID {
 			return fmt.Errorf("session: %w: segment %d after %d", snap.ErrCorrupt, g.ID, segs[i-1].ID)
@@ -162,6 +165,7 @@ func (s *Sessionizer) RestoreSegments(segs ...Segment) error {
 		}
 		for r.More() {
 			e := r.Section()
+			written[i]++
 			id := snap.NewReader(e).String()
 			if _, ok := last[id]; !ok {
 				order = append(order, id)
@@ -174,7 +178,7 @@ func (s *Sessionizer) RestoreSegments(segs ...Segment) error {
 	}
 	infos := make([]segInfo, len(segs))
 	for i, g := range segs {
-		infos[i].id = g.ID
+		infos[i].id, infos[i].written = g.ID, written[i]
 	}
 	for _, id := range order {
 		a := last[id]
