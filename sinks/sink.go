@@ -3,7 +3,6 @@ package sinks
 import (
 	"context"
 	"errors"
-	"sync"
 
 	"github.com/clickstreamkit/clickstream"
 	"github.com/clickstreamkit/clickstream/funnel"
@@ -138,26 +137,19 @@ func (SinkFunc) Close(context.Context) error { return nil }
 // Durable reports true.
 func (SinkFunc) Durable() bool { return true }
 
-// Tee writes the batches to every sink at once, each from a goroutine of its
-// own (the sinks are independent: MongoDB, Parquet and a Kafka topic wait on
-// different things), and returns once all are done, with the errors of
-// those that failed (the call is then retried whole, which idempotent sinks
-// allow). Each sink still gets one Write at a time.
+// Tee writes the batches to each sink in turn, stopping at the first error
+// (the call is then retried whole, which idempotent sinks allow).
 func Tee(sinks ...Sink) Sink { return tee(sinks) }
 
 type tee []Sink
 
 func (t tee) Write(ctx context.Context, bs ...*Batch) error {
-	if len(t) == 1 {
-		return t[0].Write(ctx, bs...)
+	for _, s := range t {
+		if err := s.Write(ctx, bs...); err != nil {
+			return err
+		}
 	}
-	errs := make([]error, len(t))
-	var wg sync.WaitGroup
-	for i, s := range t {
-		wg.Go(func() { errs[i] = s.Write(ctx, bs...) })
-	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return nil
 }
 
 // Durable reports whether every sink is durable.
