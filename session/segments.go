@@ -1,6 +1,7 @@
 package session
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 
@@ -126,15 +127,7 @@ func (s *Sessionizer) leave(u *user) {
 	if u.seg == 0 {
 		return
 	}
-	if i, ok := slices.BinarySearchFunc(s.inc.segs, u.seg, func(g segInfo, id uint64) int {
-		switch {
-		case g.id < id:
-			return -1
-		case g.id > id:
-			return 1
-		}
-		return 0
-	}); ok {
+	if i, ok := slices.BinarySearchFunc(s.inc.segs, u.seg, func(g segInfo, id uint64) int { return cmp.Compare(g.id, id) }); ok {
 		s.inc.segs[i].live--
 	}
 	u.seg = 0

@@ -80,13 +80,13 @@ var runningLines = []*regexp.Regexp{
 
 // TestCleanStopExitsZero runs the default demo (embedded broker, producer
 // and MongoDB-wire server, Parquet, the read API on a free port) until it
-// reads events, stops it with SIGINT (Ctrl-C) or SIGTERM, and checks that it
+// reads events, stops it with SIGINT (Ctrl-C), SIGTERM or SIGHUP, and checks that it
 // shut down cleanly with exit status 0: what `make run` reports after Ctrl-C.
 func TestCleanStopExitsZero(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the demo binary")
 	}
-	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP} {
 		t.Run(sig.String(), func(t *testing.T) {
 			ctx := lifecycleCtx(t, 2*time.Minute)
 			p := e2eStart(t, "demo", "-data", t.TempDir(), "-http", "127.0.0.1:0", "-rate", "50", "-progress", "200ms")
