@@ -45,6 +45,10 @@ type Record struct {
 	// TimesMs are the conversion times the median is taken over, sorted, so
 	// that records of several partitions merge exactly.
 	TimesMs []int64
+	// Final is false for a running update (SEMANTICS §7): the values over
+	// the sessions seen so far, open ones included, which the final record
+	// replaces.
+	Final bool
 }
 
 // Funnel counts entities through ordered steps. Create it with New.
@@ -58,11 +62,29 @@ type Funnel struct {
 	users  map[string][]session.Mark
 	used   []bool
 	swept  int64 // user scope: the watermark of the last sweep
+
+	// running values (session scope): what each open session adds to its
+	// start minute, by slot, and their sums by minute; not checkpointed,
+	// since the open sessions are
+	open    []openSession
+	run     map[int64]*minuteAcc
+	changed map[int64]bool // minutes whose running values changed since the last Updates
+	shown   map[int64]bool // minutes with a running record and no final one yet
 }
 
 type minuteAcc struct {
 	steps []int64
 	times []int64
+	n     int // entities counted (kept for running values only)
+}
+
+// openSession is what an open session adds to its start minute's running
+// values: the steps it reached and, if it reached all, its conversion time.
+type openSession struct {
+	minute  int64
+	reached int
+	time    int64
+	counted bool
 }
 
 // Option configures a Funnel.
@@ -85,7 +107,8 @@ var ErrBadConfig = errors.New("funnel: need 1..255 steps and, in user scope, a p
 
 // New returns an empty funnel.
 func New(opts ...Option) (*Funnel, error) {
-	f := &Funnel{steps: DefaultSteps, acc: map[int64]*minuteAcc{}, users: map[string][]session.Mark{}, swept: math.MinInt64}
+	f := &Funnel{steps: DefaultSteps, acc: map[int64]*minuteAcc{}, users: map[string][]session.Mark{}, swept: math.MinInt64,
+		run: map[int64]*minuteAcc{}, changed: map[int64]bool{}, shown: map[int64]bool{}}
 	for _, o := range opts {
 		o(f)
 	}
@@ -127,16 +150,49 @@ func minuteOf(ts int64) int64 {
 // AddSession counts a final session (session scope); marks are its tagged
 // events by time, as session.Record carries them.
 func (f *Funnel) AddSession(start int64, marks []session.Mark) {
-	f.count(minuteOf(start), marks)
+	m := minuteOf(start)
+	f.count(m, marks)
+	f.changed[m] = true
 }
 
 // count matches marks greedily and adds the entity to minute m.
 func (f *Funnel) count(m int64, marks []session.Mark) {
-	a := f.acc[m]
+	a := f.accOf(f.acc, m)
+	reached, t := f.match(marks)
+	a.add(reached, t, len(f.steps), 1)
+}
+
+// accOf returns minute m's accumulator in acc, made if need be.
+func (f *Funnel) accOf(acc map[int64]*minuteAcc, m int64) *minuteAcc {
+	a := acc[m]
 	if a == nil {
 		a = &minuteAcc{steps: make([]int64, len(f.steps))}
-		f.acc[m] = a
+		acc[m] = a
 	}
+	return a
+}
+
+// add counts (d = 1) or uncounts (d = -1) an entity that reached the first
+// reached of k steps, with conversion time t if it reached all.
+func (a *minuteAcc) add(reached int, t int64, k, d int) {
+	a.n += d
+	for j := range reached {
+		a.steps[j] += int64(d)
+	}
+	if reached < k {
+		return
+	}
+	i, _ := slices.BinarySearch(a.times, t)
+	if d > 0 {
+		a.times = slices.Insert(a.times, i, t)
+	} else {
+		a.times = slices.Delete(a.times, i, i+1)
+	}
+}
+
+// match matches marks (by time) greedily: it returns how many steps the
+// entity reached and, if all, the last one's ts minus the first one's.
+func (f *Funnel) match(marks []session.Mark) (reached int, t int64) {
 	f.used = slices.Grow(f.used[:0], len(marks))[:len(marks)]
 	clear(f.used)
 	var t1 int64
@@ -151,16 +207,85 @@ func (f *Funnel) count(m int64, marks []session.Mark) {
 			}
 		}
 		if !found {
-			return
+			return j, 0
 		}
 		f.used[k] = true
 		prev = marks[k].TS
 		if j == 0 {
 			t1 = prev
 		}
-		a.steps[j]++
 	}
-	a.times = append(a.times, prev-t1)
+	return len(f.tags), prev - t1
+}
+
+// SetOpen counts an open session (session scope) in the running values of
+// its start minute, replacing what slot counted before: slot, start and
+// marks (by time) as session.Sessionizer.Changes reports them.
+func (f *Funnel) SetOpen(slot int32, start int64, marks []session.Mark) {
+	f.ClearOpen(slot)
+	if int(slot) >= len(f.open) {
+		f.open = append(f.open, make([]openSession, int(slot)+1-len(f.open))...)
+	}
+	o := openSession{minute: minuteOf(start), counted: true}
+	o.reached, o.time = f.match(marks)
+	f.accOf(f.run, o.minute).add(o.reached, o.time, len(f.steps), 1)
+	f.changed[o.minute] = true
+	f.open[slot] = o
+}
+
+// ClearOpen takes what slot counted out of the running values: its session
+// is final (and added with AddSession) or merged into another.
+func (f *Funnel) ClearOpen(slot int32) {
+	if int(slot) >= len(f.open) || !f.open[slot].counted {
+		return
+	}
+	o := &f.open[slot]
+	a := f.run[o.minute]
+	a.add(o.reached, o.time, len(f.steps), -1)
+	if a.n == 0 {
+		delete(f.run, o.minute)
+	}
+	f.changed[o.minute] = true
+	*o = openSession{}
+}
+
+// Updates emits, by minute, a running record (Final false) of each start
+// minute whose running values changed since the last call and that is not
+// final at wm (see Advance): the final sessions added so far plus the open
+// ones set with SetOpen. A minute shown whose sessions all moved to an
+// earlier one since (an out-of-order event) gets a running record of zeros,
+// and no final record. User scope has no running values.
+func (f *Funnel) Updates(wm int64, openIn func(minute int64) bool, emit func(*Record)) {
+	ms := slices.Sorted(maps.Keys(f.changed))
+	clear(f.changed)
+	for _, m := range ms {
+		a, o := f.acc[m], f.run[m]
+		if a == nil && o == nil {
+			if f.shown[m] {
+				delete(f.shown, m)
+				r := Record{Minute: m, Steps: make([]int64, len(f.steps))}
+				r.setRates()
+				emit(&r)
+			}
+			continue
+		}
+		if f.ready(m, wm, openIn) {
+			continue // final: Advance emitted it
+		}
+		r := Record{Minute: m, Steps: make([]int64, len(f.steps))}
+		for _, x := range []*minuteAcc{a, o} {
+			if x != nil {
+				for j, c := range x.steps {
+					r.Steps[j] += c
+				}
+				r.TimesMs = append(r.TimesMs, x.times...)
+			}
+		}
+		slices.Sort(r.TimesMs)
+		r.setRates()
+		f.shown[m] = true
+		emit(&r)
+	}
 }
 
 // AddEvent buffers a user's tagged event (user scope); tag comes from Mark.
@@ -191,6 +316,8 @@ func (f *Funnel) Advance(wm int64, openIn func(minute int64) bool, emit func(*Re
 	for _, m := range ready {
 		r := f.record(m, f.acc[m])
 		delete(f.acc, m)
+		delete(f.shown, m)
+		delete(f.changed, m)
 		emit(&r)
 	}
 }
@@ -263,7 +390,7 @@ func (f *Funnel) sweepUsers(wm int64) {
 }
 
 func (f *Funnel) record(m int64, a *minuteAcc) Record {
-	r := Record{Minute: m, Steps: a.steps}
+	r := Record{Minute: m, Steps: a.steps, Final: true}
 	slices.Sort(a.times)
 	r.TimesMs = a.times
 	r.setRates()
@@ -289,13 +416,15 @@ func (r *Record) setRates() {
 	}
 }
 
-// Merge sums records of the same minute from several partitions.
+// Merge sums records of the same minute from several partitions; the sum
+// is final when every part is.
 func Merge(parts ...Record) Record {
 	if len(parts) == 0 {
 		return Record{}
 	}
-	out := Record{Minute: parts[0].Minute, Steps: make([]int64, len(parts[0].Steps))}
+	out := Record{Minute: parts[0].Minute, Steps: make([]int64, len(parts[0].Steps)), Final: true}
 	for _, p := range parts {
+		out.Final = out.Final && p.Final
 		for j := range min(len(p.Steps), len(out.Steps)) {
 			out.Steps[j] += p.Steps[j]
 		}
@@ -366,6 +495,7 @@ func (f *Funnel) UnmarshalBinary(b []byte) error {
 		for range r.Len() {
 			a.times = append(a.times, r.Int())
 		}
+		slices.Sort(a.times)
 		acc[m] = a
 	}
 	users := map[string][]session.Mark{}
@@ -381,5 +511,6 @@ func (f *Funnel) UnmarshalBinary(b []byte) error {
 		return err
 	}
 	f.swept, f.acc, f.users = swept, acc, users
+	f.open, f.run, f.changed, f.shown = nil, map[int64]*minuteAcc{}, map[int64]bool{}, map[int64]bool{}
 	return nil
 }

@@ -230,3 +230,74 @@ func ExampleFunnel() {
 	// Output:
 	// 2 [2 1 1] [0.5 1] 0.5 9000
 }
+
+func updates(f *funnel.Funnel, wm int64, open func(int64) bool) []funnel.Record {
+	var out []funnel.Record
+	f.Updates(wm, open, func(r *funnel.Record) { out = append(out, *r) })
+	return out
+}
+
+// SEMANTICS §7: running values over the sessions seen so far, open ones
+// included, until the final record replaces them.
+func TestFunnelRunningUpdates(t *testing.T) {
+	f, err := funnel.New()
+	require.NoError(t, err)
+	const m0, m1 = 0, 60_000
+	openIn := func(m int64) bool { return m == m1 }
+
+	f.SetOpen(3, m1+5, marks(t, f, ev{PV, m1 + 5}, ev{AC, m1 + 9}))
+	got := updates(f, m1, openIn)
+	require.Len(t, got, 1)
+	assert.Equal(t, funnel.Record{Minute: m1, Entered: 1, Steps: []int64{1, 1, 0}, StepRates: []float64{1, 0}}, got[0])
+	assert.Empty(t, updates(f, m1, openIn), "nothing changed")
+
+	// a later purchase: the same session counted once, now converted
+	f.SetOpen(3, m1+5, marks(t, f, ev{PV, m1 + 5}, ev{AC, m1 + 9}, ev{PU, m1 + 20}))
+	got = updates(f, m1, openIn)
+	require.Len(t, got, 1)
+	assert.Equal(t, []int64{1, 1, 1}, got[0].Steps)
+	assert.Equal(t, []int64{15}, got[0].TimesMs)
+	assert.False(t, got[0].Final)
+
+	// an out-of-order event moves its start to m0: m1 is left with zeros
+	f.SetOpen(3, m0+59_000, marks(t, f, ev{PV, m0 + 59_000}, ev{AC, m1 + 9}, ev{PU, m1 + 20}))
+	got = updates(f, m1, func(m int64) bool { return m == m0 })
+	require.Len(t, got, 2)
+	assert.Equal(t, int64(m0), got[0].Minute)
+	assert.Equal(t, []int64{1, 1, 1}, got[0].Steps)
+	assert.Equal(t, funnel.Record{Minute: m1, Steps: []int64{0, 0, 0}, StepRates: []float64{0, 0}}, got[1])
+
+	// the session ends: out of the running values, into the final ones;
+	// the running values do not change, then the final record comes
+	f.ClearOpen(3)
+	f.AddSession(m0+59_000, marks(t, f, ev{PV, m0 + 59_000}, ev{AC, m1 + 9}, ev{PU, m1 + 20}))
+	got = updates(f, m1-1, never)
+	require.Len(t, got, 1)
+	assert.Equal(t, []int64{1, 1, 1}, got[0].Steps)
+	assert.False(t, got[0].Final)
+	final := records(f, m1, never)
+	require.Len(t, final, 1)
+	assert.True(t, final[0].Final)
+	assert.Equal(t, got[0].Steps, final[0].Steps)
+	assert.Empty(t, updates(f, m1, never), "a final minute gets no running record")
+}
+
+// Slots are reused: SetOpen replaces what a slot counted, ClearOpen of an
+// unknown slot does nothing.
+func TestFunnelRunningSlots(t *testing.T) {
+	f, err := funnel.New(funnel.WithSteps(PV))
+	require.NoError(t, err)
+	f.ClearOpen(7)
+	for slot := range int32(3) {
+		f.SetOpen(slot, 1_000, marks(t, f, ev{PV, 1_000}))
+	}
+	f.SetOpen(1, 2_000, marks(t, f, ev{"search", 2_000})) // slot 1 is another session now
+	got := updates(f, 0, func(int64) bool { return true })
+	require.Len(t, got, 1)
+	assert.Equal(t, []int64{2}, got[0].Steps)
+	f.ClearOpen(0)
+	f.ClearOpen(0)
+	got = updates(f, 0, func(int64) bool { return true })
+	require.Len(t, got, 1)
+	assert.Equal(t, []int64{1}, got[0].Steps)
+}

@@ -42,6 +42,7 @@ type Processor struct {
 	emitSession func(r *session.Record)
 	emitFunnel  func(r *funnel.Record)
 	openIn      func(m int64) bool
+	countOpen   func(slot int32, open bool, start int64, marks []session.Mark)
 }
 
 // operators are a processor's stateful operators, made together.
@@ -70,6 +71,9 @@ func newOperators(c *Config) (operators, error) {
 		return o, err
 	}
 	o.ss.Incremental()
+	if o.fun.Scope() == funnel.ScopeSession {
+		o.ss.TrackChanges() // for the funnel's running values
+	}
 	o.win, err = window.NewTumbling[kpi.Obs](c.WindowSize, func() *kpi.Partial { return kpi.NewPartial(c.Currencies) })
 	return o, err
 }
@@ -100,6 +104,13 @@ func NewProcessor(cfg Config, topic string, partition int32) (*Processor, error)
 	}
 	p.emitFunnel = func(r *funnel.Record) { p.out.Funnel = append(p.out.Funnel, *r) }
 	p.openIn = p.ss.OpenInMinute
+	p.countOpen = func(slot int32, open bool, start int64, marks []session.Mark) {
+		if open {
+			p.fun.SetOpen(slot, start, marks)
+		} else {
+			p.fun.ClearOpen(slot)
+		}
+	}
 	return p, nil
 }
 
@@ -202,9 +213,20 @@ func (p *Processor) advance() {
 	}
 }
 
-// Updates adds the running values of the windows that changed since the
-// last update, marked not final.
-func (p *Processor) Updates() { p.win.Updates(p.emitUpdate) }
+// Updates adds the running values of the windows and, in session scope,
+// of the funnel start minutes that changed since the last update, marked
+// not final.
+func (p *Processor) Updates() {
+	p.win.Updates(p.emitUpdate)
+	if p.fun.Scope() == funnel.ScopeSession {
+		// the minutes an out-of-order event left without open sessions
+		// are final now (advance looks at them once the watermark moves)
+		wm := p.wm.Current()
+		p.fun.Advance(wm, p.openIn, p.emitFunnel)
+		p.ss.Changes(p.countOpen)
+		p.fun.Updates(wm, p.openIn, p.emitFunnel)
+	}
+}
 
 // Finish ends a finite input: wm becomes +inf and every window, session and
 // funnel minute is emitted. The state it leaves for a checkpoint has wm at

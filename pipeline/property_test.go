@@ -215,6 +215,7 @@ func (h *harness) output() sinks.Output {
 		o.KPIs = append(o.KPIs, e.KPIs...)
 		o.Sessions = append(o.Sessions, e.Sessions...)
 		o.Funnel = append(o.Funnel, e.Funnel...)
+		o.FunnelUpdates = append(o.FunnelUpdates, e.FunnelUpdates...)
 		o.DeadLetters = append(o.DeadLetters, e.DeadLetters...)
 		if e.Counters != nil {
 			o.Counters, o.Progress = e.Counters, e.Progress
@@ -455,8 +456,14 @@ func compare(t *testing.T, want refOut, got sinks.Output) {
 	}
 
 	// §7: one funnel record per start minute
-	require.Len(t, got.Funnel, len(want.funnel), "funnel minutes")
+	for _, u := range got.FunnelUpdates {
+		assert.False(t, u.Final)
+	}
+	seen := map[int64]bool{}
 	for _, f := range got.Funnel {
+		require.False(t, seen[f.Minute], "funnel minute %d final twice", f.Minute)
+		seen[f.Minute] = true
+		assert.True(t, f.Final)
 		w, ok := want.funnel[f.Minute]
 		require.True(t, ok, "unexpected funnel minute %d", f.Minute)
 		assert.Equal(t, w.steps, f.Steps, "funnel %d", f.Minute)
@@ -469,6 +476,7 @@ func compare(t *testing.T, want refOut, got sinks.Output) {
 			assert.Equal(t, w.times[(len(w.times)-1)/2], f.MedianTimeToConvertMs)
 		}
 	}
+	require.Len(t, got.Funnel, len(want.funnel), "funnel minutes")
 }
 
 // SEMANTICS §7 in user scope: an event at the same event_ts as the entity's
@@ -499,6 +507,88 @@ func TestPipelineUserFunnelStepAtFirstStepTime(t *testing.T) {
 				require.Equal(t, []int64{1, 1, 1}, f.steps, "the reference")
 			}
 			compare(t, want, got)
+		})
+	}
+}
+
+// SEMANTICS §7: before a start minute is final, its running values are
+// those of the sessions seen so far, open ones included, and the final
+// record replaces them. After each batch and update, the latest record of
+// each minute, as a sink keeps it, must equal the batch reference over the
+// input so far (a minute without sessions: zeros or nothing), also across
+// a restart from a checkpoint. In user scope no running records come.
+func TestRunningFunnelMatchesReferenceSoFar(t *testing.T) {
+	for _, seed := range seeds(30) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			cfg, values := randomCase(seed)
+			userScope := cfg.FunnelScope == funnel.ScopeUser
+			if seed%3 != 0 {
+				cfg.FunnelScope, cfg.ConversionWindow, userScope = funnel.ScopeSession, 0, false
+			}
+			t.Log(describe(cfg))
+			r := rand.New(rand.NewPCG(seed, 3))
+			h := newHarness(t, cfg, r)
+			view := map[int64]funnel.Record{}
+			running := 0
+			take := func() {
+				for _, f := range h.p.Batch().Funnel {
+					old, ok := view[f.Minute]
+					require.False(t, ok && old.Final, "funnel minute %d after its final record", f.Minute)
+					if !f.Final {
+						running++
+					}
+					f.Steps, f.TimesMs = slices.Clone(f.Steps), slices.Clone(f.TimesMs)
+					view[f.Minute] = f
+				}
+				h.p.Reset()
+			}
+			cut, checks := r.IntN(len(values)), 0
+			for h.next < len(values) {
+				n := min(1+r.IntN(64), len(values)-h.next)
+				msgs := make([]sources.Message, n)
+				for j := range msgs {
+					msgs[j] = sources.Message{Topic: "t", Offset: int64(h.next + j), Value: values[h.next+j]}
+				}
+				h.p.Process(msgs, processingTime)
+				h.next += n
+				h.p.Updates()
+				take()
+				if cut >= 0 && h.next >= cut {
+					cp, err := h.p.Checkpoint()
+					require.NoError(t, err)
+					h.p, err = pipeline.NewProcessor(cfg, "t", 0)
+					require.NoError(t, err)
+					require.NoError(t, h.p.Restore(cp))
+					h.p.Updates()
+					take()
+					cut = -1
+				}
+				if r.IntN(6) != 0 && h.next < len(values) {
+					continue
+				}
+				checks++
+				want := reference(cfg, values[:h.next], processingTime).funnel
+				for m := range want {
+					if _, ok := view[m]; !ok && !userScope {
+						view[m] = funnel.Record{Minute: m, Steps: make([]int64, len(cfg.FunnelSteps))}
+					}
+				}
+				for m, got := range view {
+					w := want[m]
+					if w == nil {
+						w = &refFunnel{steps: make([]int64, len(cfg.FunnelSteps))}
+					}
+					times := slices.Sorted(slices.Values(w.times))
+					require.Equal(t, w.steps, got.Steps, "minute %d at offset %d (final %v)", m, h.next, got.Final)
+					require.True(t, slices.Equal(times, got.TimesMs), "minute %d times %v, want %v", m, got.TimesMs, times)
+				}
+			}
+			if userScope {
+				assert.Zero(t, running, "running records in user scope")
+			} else {
+				assert.Positive(t, running)
+			}
+			t.Logf("%d checks, %d running records", checks, running)
 		})
 	}
 }

@@ -68,6 +68,7 @@ type Sessionizer struct {
 	rec      Record
 	advanced int64 // the watermark of the last Advance
 	inc      *increments
+	changes  *[]int32 // sessions changed since the last Changes, when tracked
 }
 
 type user struct {
@@ -91,6 +92,8 @@ type sess struct {
 	revenue              float64
 	marks                []Mark
 	heapAt               int32
+	open                 bool // not final, not merged into another
+	changed              bool // listed in changes
 }
 
 // Option configures a Sessionizer.
@@ -167,6 +170,7 @@ func (s *Sessionizer) Add(e *clickstream.Event) Handle {
 		ss.end = e.TS
 		s.down(int(ss.heapAt))
 	}
+	s.touch(target)
 	ss.events++
 	switch e.Kind() {
 	case clickstream.KindPageView:
@@ -227,6 +231,47 @@ func (s *Sessionizer) OldestOpenMinute() (int64, bool) {
 	return oldest, ok
 }
 
+// TrackChanges makes the Sessionizer note every session that changes (an
+// event added, a merge, its end) for Changes: call it before the first Add,
+// or before UnmarshalBinary and RestoreSegments, which then report every
+// restored session.
+func (s *Sessionizer) TrackChanges() {
+	if s.changes == nil {
+		s.changes = new([]int32)
+	}
+}
+
+// Changes calls fn for each session changed since the last call (after
+// TrackChanges), in no particular order. slot names the session until it
+// is reported not open: final or merged into another, which is reported
+// too; then the slot may name a new session. For an open session, start is
+// its first event_ts and marks its marks by time (ties in arrival order),
+// valid during the call.
+func (s *Sessionizer) Changes(fn func(slot int32, open bool, start int64, marks []Mark)) {
+	if s.changes == nil {
+		return
+	}
+	for _, si := range *s.changes {
+		ss := &s.sslab[si]
+		ss.changed = false
+		if !ss.open {
+			fn(si, false, 0, nil)
+			continue
+		}
+		slices.SortStableFunc(ss.marks, func(a, b Mark) int { return cmp.Compare(a.TS, b.TS) })
+		fn(si, true, ss.start, ss.marks)
+	}
+	*s.changes = (*s.changes)[:0]
+}
+
+// touch lists session si in changes, when tracked.
+func (s *Sessionizer) touch(si int32) {
+	if ss := &s.sslab[si]; s.changes != nil && !ss.changed {
+		ss.changed = true
+		*s.changes = append(*s.changes, si)
+	}
+}
+
 func (s *Sessionizer) newUser(id string) int32 {
 	var ui int32
 	if n := len(s.ufree); n > 0 {
@@ -250,7 +295,8 @@ func (s *Sessionizer) newSession(ui int32, ts int64) int32 {
 		s.sslab = append(s.sslab, sess{})
 	}
 	ss := &s.sslab[si]
-	*ss = sess{user: ui, start: ts, end: ts, marks: ss.marks[:0], heapAt: int32(len(s.heap))}
+	*ss = sess{user: ui, start: ts, end: ts, marks: ss.marks[:0], heapAt: int32(len(s.heap)), open: true, changed: ss.changed}
+	s.touch(si)
 	s.heap = append(s.heap, si)
 	s.up(len(s.heap) - 1)
 	s.countMinute(ts, 1)
@@ -275,6 +321,8 @@ func (s *Sessionizer) merge(a, b int32) {
 	sa.marks = append(sa.marks, sb.marks...)
 	s.removeHeap(int(sb.heapAt))
 	s.countMinute(sb.start, -1)
+	sb.open = false
+	s.touch(b)
 	s.sfree = append(s.sfree, b)
 }
 
@@ -311,6 +359,8 @@ func (s *Sessionizer) Advance(wm int64, emit func(*Record)) {
 		}
 		s.removeHeap(0)
 		s.countMinute(ss.start, -1)
+		ss.open = false
+		s.touch(si)
 		u := &s.uslab[ss.user]
 		s.fill(&s.rec, u.id, ss)
 		emit(&s.rec)
@@ -532,6 +582,9 @@ func (s *Sessionizer) UnmarshalBinary(b []byte) error {
 		users: map[string]int32{}, byMinute: map[int64]int32{}, advanced: r.Int()}
 	if s.inc != nil {
 		ns.inc = &increments{}
+	}
+	if s.changes != nil { // the old sessions' slots are gone
+		ns.changes = new([]int32)
 	}
 	for range r.Len() {
 		ui := ns.readUser(r)

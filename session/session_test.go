@@ -136,3 +136,68 @@ func ExampleSessionizer() {
 	// Output:
 	// u1/1970-01-01T00:00:00.000Z 3 2400000
 }
+
+type change struct {
+	open  bool
+	start int64
+	marks []session.Mark
+}
+
+func changes(s *session.Sessionizer) map[int32]change {
+	out := map[int32]change{}
+	s.Changes(func(slot int32, open bool, start int64, marks []session.Mark) {
+		out[slot] = change{open, start, append([]session.Mark(nil), marks...)}
+	})
+	return out
+}
+
+// Changes reports each session changed since the last call once: new, with
+// an event added (marks by time), merged away (not open) and final.
+func TestChanges(t *testing.T) {
+	s, err := session.New(session.WithGap(20*time.Minute), session.WithMarker(func(e *clickstream.Event) (uint8, bool) { return 1, true }))
+	require.NoError(t, err)
+	s.TrackChanges()
+	s.Add(pv("a", 0))
+	s.Add(pv("a", 30*min)) // a second session of a
+	got := changes(s)
+	require.Len(t, got, 2)
+	assert.Empty(t, changes(s), "reported once")
+
+	s.Add(pv("a", 35*min))
+	s.Add(pv("a", 31*min)) // out of order: marks come by time
+	got = changes(s)
+	require.Len(t, got, 1)
+	for _, c := range got {
+		assert.Equal(t, change{true, 30 * min, []session.Mark{{30 * min, 1}, {31 * min, 1}, {35 * min, 1}}}, c)
+	}
+
+	s.Add(pv("a", 15*min)) // bridges both sessions: one is merged away
+	got = changes(s)
+	require.Len(t, got, 2)
+	var open, gone int
+	for _, c := range got {
+		if c.open {
+			open++
+			assert.Equal(t, int64(0), c.start)
+			assert.Len(t, c.marks, 5)
+		} else {
+			gone++
+		}
+	}
+	assert.Equal(t, [2]int{1, 1}, [2]int{open, gone})
+
+	require.Len(t, final(s, 60*min), 1)
+	got = changes(s)
+	require.Len(t, got, 1)
+	for _, c := range got {
+		assert.False(t, c.open, "final")
+	}
+}
+
+// Without TrackChanges nothing is reported.
+func TestChangesUntracked(t *testing.T) {
+	s, err := session.New()
+	require.NoError(t, err)
+	s.Add(pv("a", 0))
+	assert.Empty(t, changes(s))
+}

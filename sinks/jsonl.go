@@ -100,7 +100,9 @@ func (j *JSONL) write(_ context.Context, b *Batch) error {
 		j.sessions[sessionKey{p, s.UserID, s.Start}] = s
 	}
 	for _, f := range b.Funnel {
-		put(j.funnel, f.Minute, p, f)
+		if f.Final {
+			put(j.funnel, f.Minute, p, f)
+		}
 	}
 	for _, d := range b.DeadLetters {
 		d.Raw = slices.Clone(d.Raw)

@@ -24,14 +24,16 @@ type Memory struct {
 
 // Output is everything a Memory sink received.
 type Output struct {
-	Updates     []kpi.Minute // running updates, in arrival order
-	KPIs        []kpi.Minute // final windows, in arrival order
-	Sessions    []session.Record
-	Funnel      []funnel.Record
-	DeadLetters []DeadLetter
-	Events      []Accepted
-	Counters    map[int32]Counters // latest, by partition
-	Progress    map[int32]Progress // latest, by partition
+	Updates  []kpi.Minute // running updates, in arrival order
+	KPIs     []kpi.Minute // final windows, in arrival order
+	Sessions []session.Record
+	Funnel   []funnel.Record // final records, in arrival order
+	// FunnelUpdates are the funnel's running updates, in arrival order.
+	FunnelUpdates []funnel.Record
+	DeadLetters   []DeadLetter
+	Events        []Accepted
+	Counters      map[int32]Counters // latest, by partition
+	Progress      map[int32]Progress // latest, by partition
 }
 
 // Write copies each batch.
@@ -58,7 +60,11 @@ func (m *Memory) write(_ context.Context, b *Batch) error {
 	}
 	for _, f := range b.Funnel {
 		f.Steps, f.StepRates, f.TimesMs = slices.Clone(f.Steps), slices.Clone(f.StepRates), slices.Clone(f.TimesMs)
-		m.out.Funnel = append(m.out.Funnel, f)
+		if f.Final {
+			m.out.Funnel = append(m.out.Funnel, f)
+		} else {
+			m.out.FunnelUpdates = append(m.out.FunnelUpdates, f)
+		}
 	}
 	for _, d := range b.DeadLetters {
 		d.Raw = slices.Clone(d.Raw)
@@ -85,6 +91,7 @@ func (m *Memory) Output() Output {
 	o.KPIs = slices.Clone(o.KPIs)
 	o.Sessions = slices.Clone(o.Sessions)
 	o.Funnel = slices.Clone(o.Funnel)
+	o.FunnelUpdates = slices.Clone(o.FunnelUpdates)
 	o.DeadLetters = slices.Clone(o.DeadLetters)
 	o.Events = slices.Clone(o.Events)
 	o.Counters, o.Progress = maps.Clone(o.Counters), maps.Clone(o.Progress)

@@ -3,6 +3,7 @@ package sinks_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/clickstreamkit/clickstream/funnel"
@@ -32,7 +33,7 @@ func readMemory(m *sinks.Memory) func(context.Context) (sinktest.Snapshot, error
 			sess[s.SessionID()] = s
 		}
 		fun := map[int64]funnel.Record{}
-		for _, f := range out.Funnel {
+		for _, f := range slices.Concat(out.FunnelUpdates, out.Funnel) {
 			fun[f.Minute] = f
 		}
 		var snap sinktest.Snapshot

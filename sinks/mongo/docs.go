@@ -130,57 +130,79 @@ func (d *kpiDoc) minute() kpi.Minute {
 	return m
 }
 
-// kpiWrite is the write of one window.
-type kpiWrite struct {
+// update is an update statement of a window or funnel minute; running
+// marks a running update, which the server refuses on a final document.
+type update struct {
 	model   mongo.WriteModel
 	running bool
 }
 
-// kpiWrites returns the writes of b's windows, each an update filtered on
-// the _id alone. Per window the last value wins, a final one over running
-// ones. A final window replaces the document whole; a running update sets
-// the running.* fields (and, on insert, minute, topic, partition and final
-// false), which a final document's null running field refuses.
-func kpiWrites(b *sinks.Batch, now bson.DateTime) ([]kpiWrite, error) {
-	pick := make(map[int64]int, len(b.KPIs))
+// lastOf returns the indexes of the records of each minute to write, in
+// order of first appearance: per minute the last one, a final one over
+// running ones.
+func lastOf(n int, minute func(i int) int64, final func(i int) bool) []int {
+	pick := make(map[int64]int, n)
 	var order []int64
-	for i := range b.KPIs {
-		m := &b.KPIs[i]
-		j, ok := pick[m.Minute]
+	for i := range n {
+		m := minute(i)
+		j, ok := pick[m]
 		if !ok {
-			order = append(order, m.Minute)
+			order = append(order, m)
 		}
-		if !ok || m.Final || !b.KPIs[j].Final {
-			pick[m.Minute] = i
+		if !ok || final(i) || !final(j) {
+			pick[m] = i
 		}
 	}
-	ws := make([]kpiWrite, 0, len(order))
-	for _, minute := range order {
-		m := &b.KPIs[pick[minute]]
+	out := make([]int, len(order))
+	for k, m := range order {
+		out[k] = pick[m]
+	}
+	return out
+}
+
+// runningUpdate returns the running update of document id: it sets the
+// running.* fields to values (and, on insert, minute, topic, partition and
+// final false), which a final document's null running field refuses.
+func runningUpdate(id string, values any, minute int64, b *sinks.Batch) (update, error) {
+	raw, err := bson.Marshal(values)
+	if err != nil {
+		return update{}, fmt.Errorf("encode %s: %w", id, err)
+	}
+	elems, err := bson.Raw(raw).Elements()
+	if err != nil {
+		return update{}, fmt.Errorf("encode %s: %w", id, err)
+	}
+	set := make(bson.D, 0, len(elems))
+	for _, e := range elems {
+		set = append(set, bson.E{Key: "running." + e.Key(), Value: e.Value()})
+	}
+	u := bson.D{{Key: "$set", Value: set}, {Key: "$setOnInsert", Value: bson.D{
+		{Key: "minute", Value: bson.DateTime(minute)}, {Key: "topic", Value: b.Topic},
+		{Key: "partition", Value: b.Partition}, {Key: "final", Value: false}}}}
+	return update{running: true, model: mongo.NewUpdateOneModel().SetFilter(bson.D{{Key: "_id", Value: id}}).SetUpdate(u).SetUpsert(true)}, nil
+}
+
+// kpiWrites returns the writes of b's windows, each an update filtered on
+// the _id alone. Per window the last value wins, a final one over running
+// ones. A final window replaces the document whole; a running update is a
+// runningUpdate.
+func kpiWrites(b *sinks.Batch, now bson.DateTime) ([]update, error) {
+	picked := lastOf(len(b.KPIs), func(i int) int64 { return b.KPIs[i].Minute }, func(i int) bool { return b.KPIs[i].Final })
+	ws := make([]update, 0, len(picked))
+	for _, i := range picked {
+		m := &b.KPIs[i]
 		id := docID(b.Topic, b.Partition, clickstream.FormatTime(m.Minute))
-		filter := bson.D{{Key: "_id", Value: id}}
 		values := newKPIValues(m, now)
 		if m.Final {
 			doc := kpiDoc{ID: id, Minute: bson.DateTime(m.Minute), Topic: b.Topic, Partition: b.Partition, Final: true, Values: values}
-			ws = append(ws, kpiWrite{model: mongo.NewReplaceOneModel().SetFilter(filter).SetReplacement(doc).SetUpsert(true)})
+			ws = append(ws, update{model: mongo.NewReplaceOneModel().SetFilter(bson.D{{Key: "_id", Value: id}}).SetReplacement(doc).SetUpsert(true)})
 			continue
 		}
-		raw, err := bson.Marshal(values)
+		w, err := runningUpdate(id, values, m.Minute, b)
 		if err != nil {
-			return nil, fmt.Errorf("encode window %s: %w", id, err)
+			return nil, fmt.Errorf("window: %w", err)
 		}
-		elems, err := bson.Raw(raw).Elements()
-		if err != nil {
-			return nil, fmt.Errorf("encode window %s: %w", id, err)
-		}
-		set := make(bson.D, 0, len(elems))
-		for _, e := range elems {
-			set = append(set, bson.E{Key: "running." + e.Key(), Value: e.Value()})
-		}
-		update := bson.D{{Key: "$set", Value: set}, {Key: "$setOnInsert", Value: bson.D{
-			{Key: "minute", Value: bson.DateTime(m.Minute)}, {Key: "topic", Value: b.Topic},
-			{Key: "partition", Value: b.Partition}, {Key: "final", Value: false}}}}
-		ws = append(ws, kpiWrite{running: true, model: mongo.NewUpdateOneModel().SetFilter(filter).SetUpdate(update).SetUpsert(true)})
+		ws = append(ws, w)
 	}
 	return ws, nil
 }
@@ -236,12 +258,20 @@ func sessionDocs(b *sinks.Batch, now bson.DateTime) []any {
 
 // funnelDoc is a document of the funnel collection: one partition's funnel of
 // a start minute (SEMANTICS §7) with the conversion times, so that merged
-// medians are exact.
+// medians are exact. As in kpiDoc, a final record has its values at the
+// top level and Running nil; a running one has them in Running.
 type funnelDoc struct {
-	ID                    string        `bson:"_id,omitempty"`
-	Minute                bson.DateTime `bson:"minute"`
-	Topic                 string        `bson:"topic"`
-	Partition             int32         `bson:"partition"`
+	ID        string        `bson:"_id,omitempty"`
+	Minute    bson.DateTime `bson:"minute"`
+	Topic     string        `bson:"topic"`
+	Partition int32         `bson:"partition"`
+	Final     bool          `bson:"final"`
+	Values    funnelValues  `bson:",inline"`
+	Running   *funnelValues `bson:"running"`
+}
+
+// funnelValues are the values of a funnel record.
+type funnelValues struct {
 	Entered               int64         `bson:"entered"`
 	Steps                 []int64       `bson:"steps"`
 	StepRates             []float64     `bson:"step_rates"`
@@ -251,11 +281,27 @@ type funnelDoc struct {
 	UpdatedAt             bson.DateTime `bson:"updated_at"`
 }
 
+func newFunnelValues(f *funnel.Record, now bson.DateTime) funnelValues {
+	v := funnelValues{Entered: f.Entered, Steps: append([]int64{}, f.Steps...), StepRates: append([]float64{}, f.StepRates...),
+		OverallRate: f.OverallRate, TimesMs: append([]int64{}, f.TimesMs...), UpdatedAt: now}
+	if f.HasMedian {
+		med := f.MedianTimeToConvertMs
+		v.MedianTimeToConvertMs = &med
+	}
+	return v
+}
+
+// record returns the document's record: the running values of a minute not
+// final yet.
 func (d *funnelDoc) record() funnel.Record {
-	r := funnel.Record{Minute: int64(d.Minute), Entered: d.Entered, Steps: nonNil(d.Steps),
-		StepRates: nonNil(d.StepRates), OverallRate: d.OverallRate, TimesMs: nonNil(d.TimesMs)}
-	if d.MedianTimeToConvertMs != nil {
-		r.MedianTimeToConvertMs, r.HasMedian = *d.MedianTimeToConvertMs, true
+	v := &d.Values
+	if !d.Final && d.Running != nil {
+		v = d.Running
+	}
+	r := funnel.Record{Minute: int64(d.Minute), Entered: v.Entered, Steps: nonNil(v.Steps),
+		StepRates: nonNil(v.StepRates), OverallRate: v.OverallRate, TimesMs: nonNil(v.TimesMs), Final: d.Final}
+	if v.MedianTimeToConvertMs != nil {
+		r.MedianTimeToConvertMs, r.HasMedian = *v.MedianTimeToConvertMs, true
 	}
 	return r
 }
@@ -267,31 +313,26 @@ func nonNil[T any](s []T) []T {
 	return s
 }
 
-// funnelDocs returns b's funnel records as documents, the last of each
-// start minute.
-func funnelDocs(b *sinks.Batch, now bson.DateTime) []any {
-	last := make(map[int64]int, len(b.Funnel))
-	var order []int64
-	for i := range b.Funnel {
-		m := b.Funnel[i].Minute
-		if _, ok := last[m]; !ok {
-			order = append(order, m)
+// funnelWrites returns b's final funnel records as documents to insert, and
+// the running updates (runningUpdate) of the others: per start minute the
+// last record, a final one over running ones.
+func funnelWrites(b *sinks.Batch, now bson.DateTime) (finals []any, running []update, err error) {
+	picked := lastOf(len(b.Funnel), func(i int) int64 { return b.Funnel[i].Minute }, func(i int) bool { return b.Funnel[i].Final })
+	for _, i := range picked {
+		f := &b.Funnel[i]
+		id := docID(b.Topic, b.Partition, clickstream.FormatTime(f.Minute))
+		values := newFunnelValues(f, now)
+		if f.Final {
+			finals = append(finals, funnelDoc{ID: id, Minute: bson.DateTime(f.Minute), Topic: b.Topic, Partition: b.Partition, Final: true, Values: values})
+			continue
 		}
-		last[m] = i
-	}
-	docs := make([]any, 0, len(order))
-	for _, minute := range order {
-		f := &b.Funnel[last[minute]]
-		doc := funnelDoc{ID: docID(b.Topic, b.Partition, clickstream.FormatTime(minute)), Minute: bson.DateTime(f.Minute), Topic: b.Topic, Partition: b.Partition,
-			Entered: f.Entered, Steps: append([]int64{}, f.Steps...), StepRates: append([]float64{}, f.StepRates...),
-			OverallRate: f.OverallRate, TimesMs: append([]int64{}, f.TimesMs...), UpdatedAt: now}
-		if f.HasMedian {
-			med := f.MedianTimeToConvertMs
-			doc.MedianTimeToConvertMs = &med
+		w, err := runningUpdate(id, values, f.Minute, b)
+		if err != nil {
+			return nil, nil, fmt.Errorf("funnel minute: %w", err)
 		}
-		docs = append(docs, doc)
+		running = append(running, w)
 	}
-	return docs
+	return finals, running, nil
 }
 
 // progressID is the _id of a partition's progress document.

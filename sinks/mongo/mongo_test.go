@@ -621,15 +621,15 @@ func TestDocumentsAndIndexes(t *testing.T) {
 	write(t, s, &sinks.Batch{Topic: "clicks", Partition: 3,
 		KPIs:     []kpi.Minute{sinktest.Window(minuteAt(0), 1, true)},
 		Sessions: []session.Record{sinktest.SessionRecord(1, 2)},
-		Funnel:   []funnel.Record{sinktest.FunnelRecord(minuteAt(0), 2), {Minute: minuteAt(1), Steps: []int64{0, 0, 0}}}})
+		Funnel:   []funnel.Record{sinktest.FunnelRecord(minuteAt(0), 2), {Minute: minuteAt(1), Steps: []int64{0, 0, 0}, Final: true}}})
 	for coll, fields := range map[*mongo.Collection][]string{
 		s.kpis: {"_id", "minute", "topic", "partition", "final", "events", "page_views", "add_to_carts", "purchases",
 			"sessions", "revenue", "revenue_purchases", "revenue_by_currency", "conversion_rate", "aov",
 			"top_products", "latency_bins", "latency_ms_p95", "updated_at", "running"},
 		s.sessions: {"_id", "session_id", "user_id", "topic", "partition", "start", "end", "duration_ms", "events",
 			"page_views", "add_to_carts", "purchases", "revenue", "bounced", "converted", "updated_at"},
-		s.funnel: {"_id", "minute", "topic", "partition", "entered", "steps", "step_rates", "overall_rate",
-			"median_time_to_convert_ms", "times_ms", "updated_at"},
+		s.funnel: {"_id", "minute", "topic", "partition", "final", "entered", "steps", "step_rates", "overall_rate",
+			"median_time_to_convert_ms", "times_ms", "updated_at", "running"},
 		s.progress: {"_id", "topic", "partition", "partitions", "watermark", "funnel_before", "updated_at"},
 	} {
 		var raw bson.D

@@ -295,51 +295,60 @@ func (s *Sink) writeResults(ctx context.Context, bs []*sinks.Batch, indexed bool
 			return err
 		}
 	}
-	refused, err := s.writeKPIs(ctx, bs, now)
-	if err != nil {
-		return fmt.Errorf("mongo sink: write %s of %s: %w", s.kpis.Name(), where(bs), err)
-	}
-	if refused > 0 {
-		s.log.Debug("running updates of final windows refused", "n", refused)
-	}
+	var kpis, runningFunnel []update
 	var sessions, funnels []any
 	for _, b := range bs {
+		w, err := kpiWrites(b, now)
+		if err != nil {
+			return fmt.Errorf("mongo sink: %s: %w", where(bs), err)
+		}
+		kpis = append(kpis, w...)
 		sessions = append(sessions, sessionDocs(b, now)...)
-		funnels = append(funnels, funnelDocs(b, now)...)
+		finals, running, err := funnelWrites(b, now)
+		if err != nil {
+			return fmt.Errorf("mongo sink: %s: %w", where(bs), err)
+		}
+		funnels, runningFunnel = append(funnels, finals...), append(runningFunnel, running...)
+	}
+	refused, err := s.update(ctx, s.kpis, kpis)
+	if err != nil {
+		return fmt.Errorf("mongo sink: write %s of %s: %w", s.kpis.Name(), where(bs), err)
 	}
 	if len(sessions) > 0 {
 		if err := s.insert(ctx, s.sessions, sessions); err != nil {
 			return fmt.Errorf("mongo sink: write %s of %s: %w", s.sessions.Name(), where(bs), err)
 		}
 	}
+	// running updates before the finals: a final of the same minute in the
+	// same round then replaces its running update
+	n, err := s.update(ctx, s.funnel, runningFunnel)
+	if err != nil {
+		return fmt.Errorf("mongo sink: write %s of %s: %w", s.funnel.Name(), where(bs), err)
+	}
+	if refused += n; refused > 0 {
+		s.log.Debug("running updates of final windows or funnel minutes refused", "n", refused)
+	}
 	if len(funnels) > 0 {
 		if err := s.insert(ctx, s.funnel, funnels); err != nil {
 			return fmt.Errorf("mongo sink: write %s of %s: %w", s.funnel.Name(), where(bs), err)
 		}
 	}
-	s.log.Debug("batches written", "partitions", len(bs), "sessions", len(sessions), "funnel", len(funnels))
+	s.log.Debug("batches written", "partitions", len(bs), "windows", len(kpis), "sessions", len(sessions),
+		"funnel", len(funnels), "running funnel", len(runningFunnel))
 	return nil
 }
 
-// writeKPIs writes the windows in update commands of at most maxBulk
-// statements, and returns how many running updates met a final window (the
-// server refused them, which leaves the final as it is).
-func (s *Sink) writeKPIs(ctx context.Context, bs []*sinks.Batch, now bson.DateTime) (n int, err error) {
-	var ws []kpiWrite
-	for _, b := range bs {
-		w, err := kpiWrites(b, now)
-		if err != nil {
-			return 0, err
-		}
-		ws = append(ws, w...)
-	}
+// update sends ws in update commands of at most maxBulk statements, and
+// returns how many running updates met a final document (the server
+// refused them, which leaves the final as it is).
+func (s *Sink) update(ctx context.Context, coll *mongo.Collection, ws []update) (n int, err error) {
 	models := make([]mongo.WriteModel, len(ws))
 	for i := range ws {
 		models[i] = ws[i].model
 	}
 	for start := 0; start < len(models); start += s.maxBulk {
 		end := min(start+s.maxBulk, len(models))
-		failed, err := bulk(ctx, s.kpis, models[start:end], func(i, code int) bool {
+		failed, err := bulk(ctx, coll, models[start:end], func(i, code int) bool {
 			return code == codePathNotViable && ws[start+i].running
 		})
 		if err != nil {

@@ -99,8 +99,11 @@ func (r *Reference) write(_ context.Context, b *sinks.Batch) error {
 		r.sessions[sessionKey{p, s.SessionID()}] = Session{b.Topic, b.Partition, s}
 	}
 	for i := range b.Funnel {
-		f := cloneFunnel(&b.Funnel[i])
-		r.funnel[minuteKey{p, f.Minute}] = Funnel{b.Topic, b.Partition, f}
+		k := minuteKey{p, b.Funnel[i].Minute}
+		if old, ok := r.funnel[k]; ok && old.Final && !b.Funnel[i].Final {
+			continue
+		}
+		r.funnel[k] = Funnel{b.Topic, b.Partition, cloneFunnel(&b.Funnel[i])}
 	}
 	return nil
 }

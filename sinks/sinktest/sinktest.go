@@ -38,9 +38,9 @@ type Target struct {
 //   - what is written reads back unchanged (times at millisecond precision,
 //     floats exactly, the latency sketch by bins);
 //   - writing a batch twice leaves what writing it once left (idempotence);
-//   - a newer running update replaces an older one, a final window replaces
-//     a running update, and a running update never replaces a final window,
-//     across batches and within one batch;
+//   - a newer running update replaces an older one, a final window or
+//     funnel minute replaces a running update, and a running update never
+//     replaces a final one, across batches and within one batch;
 //   - partitions are kept apart (PerPartition targets);
 //   - the sink keeps no reference to the batch: the pipeline reuses its
 //     slices after Write returns;
@@ -150,15 +150,27 @@ func SessionRecord(u, seed int) session.Record {
 		Bounced: ev == 1, Converted: pur > 0}
 }
 
-// FunnelRecord returns a deterministic funnel record of the start minute m,
-// varied by seed.
+// FunnelRecord returns a deterministic final funnel record of the start
+// minute m, varied by seed.
 func FunnelRecord(m int64, seed int) funnel.Record {
 	s := int64(seed)
-	r := funnel.Record{Minute: m, Steps: []int64{6 + s, 3 + s%3, s % 3}}
+	r := funnel.Record{Minute: m, Steps: []int64{6 + s, 3 + s%3, s % 3}, Final: true}
 	for i := range r.Steps[2] {
 		r.TimesMs = append(r.TimesMs, 1_000*(i+1)+s)
 	}
 	return funnel.Merge(r) // sets the rates and the median
+}
+
+// RunningFunnel is FunnelRecord as a running update.
+func RunningFunnel(m int64, seed int) funnel.Record {
+	r := FunnelRecord(m, seed)
+	r.Final = false
+	return r
+}
+
+func withFunnel(b *sinks.Batch, fs ...funnel.Record) *sinks.Batch {
+	b.Funnel = fs
+	return b
 }
 
 func (h *harness) topic() (string, int32) { return "clicks", 0 }
@@ -233,11 +245,13 @@ func kpiBatch(tp string, p int32, first int64, ms ...kpi.Minute) *sinks.Batch {
 func testRunningThenFinal(t *testing.T, h *harness) {
 	tp, p := h.topic()
 	m := minute(5)
-	h.write(kpiBatch(tp, p, 0, Window(m, 1, false)))
+	h.write(withFunnel(kpiBatch(tp, p, 0, Window(m, 1, false)), RunningFunnel(m, 1)))
 	h.expectWindow(m, Window(m, 1, false))
-	h.write(kpiBatch(tp, p, 10, Window(m, 2, false)))
+	h.check("after a running update")
+	h.write(withFunnel(kpiBatch(tp, p, 10, Window(m, 2, false)), RunningFunnel(m, 2)))
 	h.expectWindow(m, Window(m, 2, false))
-	h.write(kpiBatch(tp, p, 20, Window(m, 3, true)))
+	h.check("after a second running update")
+	h.write(withFunnel(kpiBatch(tp, p, 20, Window(m, 3, true)), FunnelRecord(m, 3)))
 	h.expectWindow(m, Window(m, 3, true))
 	h.check("after running updates and the final")
 }
@@ -245,11 +259,13 @@ func testRunningThenFinal(t *testing.T, h *harness) {
 func testFinalThenStale(t *testing.T, h *harness) {
 	tp, p := h.topic()
 	m := minute(7)
-	final := kpiBatch(tp, p, 10, Window(m, 4, true), Window(minute(8), 5, false))
+	final := withFunnel(kpiBatch(tp, p, 10, Window(m, 4, true), Window(minute(8), 5, false)),
+		FunnelRecord(m, 4), RunningFunnel(minute(8), 5))
 	h.write(final)
 	// A replay from an older checkpoint: a stale running update of the final
-	// window, and a newer running update of the open one.
-	h.write(kpiBatch(tp, p, 0, Window(m, 1, false), Window(minute(8), 6, false)))
+	// window and funnel minute, and a newer running update of the open ones.
+	h.write(withFunnel(kpiBatch(tp, p, 0, Window(m, 1, false), Window(minute(8), 6, false)),
+		RunningFunnel(m, 1), RunningFunnel(minute(8), 6)))
 	h.expectWindow(m, Window(m, 4, true))
 	h.expectWindow(minute(8), Window(minute(8), 6, false))
 	h.write(final)
@@ -260,9 +276,10 @@ func testFinalThenStale(t *testing.T, h *harness) {
 func testFinalWithinBatch(t *testing.T, h *harness) {
 	tp, p := h.topic()
 	m0, m1 := minute(3), minute(4)
-	h.write(kpiBatch(tp, p, 0,
+	h.write(withFunnel(kpiBatch(tp, p, 0,
 		Window(m0, 1, false), Window(m0, 2, true), Window(m0, 3, false),
-		Window(m1, 4, false), Window(m1, 5, false)))
+		Window(m1, 4, false), Window(m1, 5, false)),
+		RunningFunnel(m0, 1), FunnelRecord(m0, 2), RunningFunnel(m0, 3), RunningFunnel(m1, 4), RunningFunnel(m1, 5)))
 	h.expectWindow(m0, Window(m0, 2, true))
 	h.expectWindow(m1, Window(m1, 5, false))
 	h.check("after one batch with running updates and a final")
