@@ -198,9 +198,9 @@ func (f *Funnel) match(marks []session.Mark) (reached int, t int64) {
 	var t1 int64
 	prev := int64(math.MinInt64)
 	for j, tag := range f.tags {
-		k := slices.IndexFunc(marks, func(mk session.Mark) bool { return mk.TS >= prev })
+		k, _ := slices.BinarySearchFunc(marks, prev, func(mk session.Mark, ts int64) int { return cmp.Compare(mk.TS, ts) })
 		found := false
-		for ; k >= 0 && k < len(marks); k++ {
+		for ; k < len(marks); k++ {
 			if marks[k].Tag == tag && !f.used[k] {
 				found = true
 				break

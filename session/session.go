@@ -258,7 +258,7 @@ func (s *Sessionizer) Changes(fn func(slot int32, open bool, start int64, marks 
 			fn(si, false, 0, nil)
 			continue
 		}
-		slices.SortStableFunc(ss.marks, func(a, b Mark) int { return cmp.Compare(a.TS, b.TS) })
+		sortMarks(ss.marks)
 		fn(si, true, ss.start, ss.marks)
 	}
 	*s.changes = (*s.changes)[:0]
@@ -395,9 +395,18 @@ func (s *Sessionizer) forget(wm int64) {
 	s.idle = s.idle[:copy(s.idle, s.idle[n:])]
 }
 
+// sortMarks sorts marks by time, ties in arrival order; they mostly come
+// sorted.
+func sortMarks(marks []Mark) {
+	byTS := func(a, b Mark) int { return cmp.Compare(a.TS, b.TS) }
+	if !slices.IsSortedFunc(marks, byTS) {
+		slices.SortStableFunc(marks, byTS)
+	}
+}
+
 func (s *Sessionizer) fill(r *Record, uid string, ss *sess) {
 	marks := ss.marks
-	slices.SortStableFunc(marks, func(a, b Mark) int { return cmp.Compare(a.TS, b.TS) })
+	sortMarks(marks)
 	*r = Record{
 		UserID:     uid,
 		Start:      ss.start,
