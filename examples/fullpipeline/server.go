@@ -294,9 +294,16 @@ func (a *api) funnel(w http.ResponseWriter, r *http.Request) {
 			total = funnel.Merge(parts...)
 		}
 		sum := sinks.NewFunnelRecord(&total)
+		provisional := 0
+		for i := range recs {
+			if !recs[i].Final {
+				provisional++
+			}
+		}
 		return map[string]any{"minutes_back": n, "steps": a.cfg.FunnelSteps, "entered": sum.Entered,
 			"counts": sum.Steps, "step_rates": sum.StepRates, "overall_rate": sum.OverallRate,
-			"median_time_to_convert_ms": sum.MedianTimeToConvertMs, "minutes": mongosink.FunnelRecords(recs)}, nil
+			"median_time_to_convert_ms": sum.MedianTimeToConvertMs, "minutes": mongosink.FunnelRecords(recs),
+			"final": provisional == 0 && len(recs) > 0, "provisional_minutes": provisional}, nil
 	})(w, r)
 }
 

@@ -143,7 +143,7 @@ func TestAPIAnswers(t *testing.T) {
 	st.minutes[11].Purchases = 90 // a spike, final
 	st.minutes[12].Purchases = 1  // a drop, but provisional: not scored
 	st.funnel = []mongosink.MergedFunnel{
-		{Record: funnel.Record{Minute: t0, Entered: 10, Steps: []int64{10, 5, 2}, TimesMs: []int64{100, 300}}, Final: true,
+		{Record: funnel.Record{Minute: t0, Entered: 10, Steps: []int64{10, 5, 2}, TimesMs: []int64{100, 300}, Final: true},
 			Completeness: mongosink.Completeness{PartitionsComplete: 4, PartitionsTotal: 4}},
 		{Record: funnel.Record{Minute: t0 + 60_000, Entered: 10, Steps: []int64{10, 5, 3}, TimesMs: []int64{200}},
 			Completeness: mongosink.Completeness{PartitionsComplete: 2, PartitionsTotal: 4}},
@@ -178,6 +178,8 @@ func TestAPIAnswers(t *testing.T) {
 	assert.Equal(t, 20.0, f["entered"])
 	assert.Equal(t, 0.25, f["overall_rate"])
 	assert.Equal(t, 200.0, f["median_time_to_convert_ms"])
+	assert.Equal(t, false, f["final"], "one minute is provisional")
+	assert.Equal(t, 1.0, f["provisional_minutes"])
 	assert.Equal(t, time.UnixMilli(t0+14*60_000).UTC(), st.to, "the range ends after the newest minute")
 	assert.Equal(t, st.to.Add(-5*time.Minute), st.from)
 	require.Len(t, f["minutes"], 2)

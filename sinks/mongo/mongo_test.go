@@ -278,14 +278,14 @@ func TestLaggingPartition(t *testing.T) {
 			t.Fatalf("%s: Funnel = %+v, want %+v", what, gotF, wantFunnel)
 		}
 	}
-	provisional := MergedFunnel{Record: funnel.Merge(fun[:2]...), Completeness: Completeness{3, 4}}
+	provisional := mergedFunnel(Completeness{3, 4}, fun[:2]...)
 	check("partition 3 not read yet", merged(3, 4, finals[:2]...), provisional)
 
 	running := sinktest.Window(m0, 9, false)
 	write(t, s, &sinks.Batch{Topic: "clicks", Partition: 3, KPIs: []kpi.Minute{running},
 		Funnel: []funnel.Record{sinktest.FunnelRecord(m0, 9)}, Progress: sinks.Progress{Partitions: 4, Watermark: m0 + 30_000, FunnelBefore: m0}})
 	check("partition 3 behind", merged(3, 4, finals[0], finals[1], running),
-		MergedFunnel{Record: funnel.Merge(fun[0], fun[1], sinktest.FunnelRecord(m0, 9)), Completeness: Completeness{3, 4}})
+		mergedFunnel(Completeness{3, 4}, fun[0], fun[1], sinktest.FunnelRecord(m0, 9)))
 
 	// Watermark at the window's end: passed. The funnel minute is final once
 	// the bound is above it.
@@ -295,8 +295,8 @@ func TestLaggingPartition(t *testing.T) {
 	if !want.Final {
 		t.Fatal("test data: finals should merge final")
 	}
-	check("partition 3 caught up", want, MergedFunnel{Record: funnel.Merge(fun...), Final: true, Completeness: Completeness{4, 4}})
-	recs := FunnelRecords([]MergedFunnel{{Record: fun[0], Final: true, Completeness: Completeness{4, 4}}})
+	check("partition 3 caught up", want, mergedFunnel(Completeness{4, 4}, fun...))
+	recs := FunnelRecords([]MergedFunnel{mergedFunnel(Completeness{4, 4}, fun[0])})
 	js, err := json.Marshal(recs[0])
 	if err != nil {
 		t.Fatal(err)
@@ -467,7 +467,7 @@ func TestFunnelMerged(t *testing.T) {
 			// Partition counts unknown: the partition numbers tell.
 			write(t, s, &sinks.Batch{Topic: p.topic, Partition: p.partition, Funnel: []funnel.Record{r}, Progress: done(0)})
 		}
-		want = append(want, MergedFunnel{Record: funnel.Merge(ps...), Final: true, Completeness: Completeness{4, 4}})
+		want = append(want, mergedFunnel(Completeness{4, 4}, ps...))
 	}
 	got, err := s.Funnel(t.Context(), t0, t0.Add(time.Hour))
 	if err != nil {
@@ -928,7 +928,7 @@ func TestInsertReplayRewritesDuplicates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(fs) != 3 || !reflect.DeepEqual(fs[1].Record, funnel.Merge(f1)) {
+	if len(fs) != 3 || !reflect.DeepEqual(fs[1], mergedFunnel(fs[1].Completeness, f1)) {
 		t.Fatalf("funnel = %+v, want minute 1 as replayed", fs)
 	}
 }
@@ -1031,4 +1031,12 @@ func TestRewriteInSmallCommands(t *testing.T) {
 	if err != nil || n != 150 {
 		t.Fatalf("after the rewrite: %d sessions, %v", n, err)
 	}
+}
+
+// mergedFunnel is what Funnel answers for the records parts of one minute
+// with completeness c.
+func mergedFunnel(c Completeness, parts ...funnel.Record) MergedFunnel {
+	r := funnel.Merge(parts...)
+	r.Final = c.Complete()
+	return MergedFunnel{Record: r, Completeness: c}
 }

@@ -53,11 +53,11 @@ type MergedMinute struct {
 }
 
 // MergedFunnel is a start minute's funnel merged over partitions with
-// funnel.Merge, and how complete it is. Final holds only when every
-// partition's progress has its funnel records of the minute final.
+// funnel.Merge, and how complete it is. Its Final holds only when every
+// partition's progress has its funnel records of the minute final, whether
+// the records read were running updates or not.
 type MergedFunnel struct {
 	funnel.Record
-	Final bool
 	Completeness
 }
 
@@ -178,7 +178,9 @@ func (s *Sink) Funnel(ctx context.Context, from, to time.Time) ([]MergedFunnel, 
 		}
 		minute := int64(docs[i].Minute)
 		c := v.completeness(keys, func(p *sinks.Progress) bool { return p.FunnelBefore > minute })
-		out = append(out, MergedFunnel{Record: funnel.Merge(parts...), Final: c.Complete(), Completeness: c})
+		r := funnel.Merge(parts...)
+		r.Final = c.Complete()
+		out = append(out, MergedFunnel{Record: r, Completeness: c})
 		i = j
 	}
 	return out, nil

@@ -338,6 +338,17 @@ func TestDashboardInBrowser(t *testing.T) {
 	if !slices.Equal(steps, dashboardtest.FunnelSteps) {
 		t.Errorf("funnel steps %v, want %v", steps, dashboardtest.FunnelSteps)
 	}
+	// The open minute's running values make the funnel provisional, and the
+	// page says so: a badge, hatched bars, the count of open minutes.
+	if fu.Final || fu.ProvisionalMinutes != 1 {
+		t.Fatalf("test data: the fake's funnel should have one open minute: %+v", fu)
+	}
+	p.waitFor("the funnel to be marked provisional", `(() => {
+		const b = document.querySelector('[data-testid="funnel"]'), s = document.querySelector('[data-testid="funnel-status"]');
+		return b.dataset.final === 'false' && b.dataset.provisional === '1' && b.classList.contains('provisional') &&
+			!s.hidden && s.textContent === 'provisional' &&
+			document.querySelector('[data-testid="funnel-summary"]').textContent.includes('1 minute still open');
+	})()`)
 
 	// Charts: a Chart.js chart with the 30-minute series on a canvas that has ink.
 	n30 := len(fake.KPIs(30))

@@ -466,31 +466,38 @@ func (f *Fake) KPIs(minutesBack int) []KPI {
 	return out
 }
 
-// Funnel is /funnel?minutes_back=N over the final minutes (funnel records
-// exist only once their sessions are final), false before any.
+// Funnel is /funnel?minutes_back=N over the last minutes: final ones, and
+// the open one with running values (the sessions seen so far, SEMANTICS §7),
+// false before any.
 func (f *Fake) Funnel(minutesBack int) (Funnel, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var final []*minute
-	for _, m := range f.minutes {
-		if m.final {
-			final = append(final, m)
-		}
-	}
-	if len(final) == 0 {
+	last := f.lastLocked(minutesBack)
+	if len(last) == 0 {
 		return Funnel{}, false
 	}
-	final = final[max(0, len(final)-minutesBack):]
-	out := Funnel{MinutesBack: minutesBack, Steps: FunnelSteps, Counts: make([]int64, len(FunnelSteps)), Minutes: []FunnelRecord{}}
+	out := Funnel{MinutesBack: minutesBack, Steps: FunnelSteps, Counts: make([]int64, len(FunnelSteps)), Minutes: []FunnelRecord{}, Final: true}
 	var medians []int64
-	for _, m := range final {
-		out.Minutes = append(out.Minutes, m.funnel)
-		out.Entered += m.funnel.Entered
-		for i, c := range m.funnel.Steps {
+	for _, m := range last {
+		fr := m.funnel
+		fr.Final = m.final
+		if !m.final { // the sessions seen so far
+			frac := float64(f.step+1) / float64(f.opts.TicksPerMinute)
+			fr.Steps = make([]int64, len(m.funnel.Steps))
+			for i, c := range m.funnel.Steps {
+				fr.Steps[i] = int64(math.Round(float64(c) * frac))
+			}
+			fr.Entered, fr.StepRates, fr.OverallRate = fr.Steps[0], stepRates(fr.Steps), ratio(fr.Steps[len(fr.Steps)-1], fr.Steps[0])
+			out.Final = false
+			out.ProvisionalMinutes++
+		}
+		out.Minutes = append(out.Minutes, fr)
+		out.Entered += fr.Entered
+		for i, c := range fr.Steps {
 			out.Counts[i] += c
 		}
-		if m.funnel.MedianTimeToConvertMs != nil {
-			medians = append(medians, *m.funnel.MedianTimeToConvertMs)
+		if fr.MedianTimeToConvertMs != nil {
+			medians = append(medians, *fr.MedianTimeToConvertMs)
 		}
 	}
 	out.StepRates = stepRates(out.Counts)

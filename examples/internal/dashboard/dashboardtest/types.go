@@ -40,6 +40,7 @@ type FunnelRecord struct {
 	StepRates             []float64 `json:"step_rates"`
 	OverallRate           float64   `json:"overall_rate"`
 	MedianTimeToConvertMs *int64    `json:"median_time_to_convert_ms"`
+	Final                 bool      `json:"final"`
 }
 
 // Funnel is the answer of /funnel.
@@ -52,6 +53,8 @@ type Funnel struct {
 	OverallRate           float64        `json:"overall_rate"`
 	MedianTimeToConvertMs *int64         `json:"median_time_to_convert_ms"`
 	Minutes               []FunnelRecord `json:"minutes"`
+	Final                 bool           `json:"final"`
+	ProvisionalMinutes    int            `json:"provisional_minutes"`
 }
 
 // Anomaly is an anomaly record (SEMANTICS §8).

@@ -390,9 +390,21 @@ function renderFunnel(f) {
     el('span', { class: 'funnel-rate', text: rateText }));
   });
   box.replaceChildren(...steps);
+  // running values (open sessions counted) until every start minute is final
+  const provisional = Number(f.provisional_minutes) || 0;
+  const status = byTestId('funnel-status');
+  status.hidden = false;
+  status.className = `badge ${f.final ? 'badge-final' : 'badge-provisional'}`;
+  status.textContent = f.final ? 'final' : 'provisional';
+  status.title = f.final ? 'every start minute is final'
+    : `${provisional} of ${(f.minutes || []).length} start minutes still have open sessions: counts grow until final`;
+  box.dataset.final = String(Boolean(f.final));
+  box.dataset.provisional = String(provisional);
+  box.classList.toggle('provisional', !f.final);
   const mins = Array.isArray(f.minutes) ? f.minutes.map(minuteMs).filter(Number.isFinite) : [];
   const range = mins.length ? ` · session start minutes ${hhmm(Math.min(...mins))}–${hhmm(Math.max(...mins))} UTC` : '';
-  summary.textContent = `Overall ${isNum(f.overall_rate) ? fmtPct(f.overall_rate) : '—'} · median time to convert ${fmtDuration(f.median_time_to_convert_ms)}${range}`;
+  const open = f.final ? '' : ` · ${provisional} minute${provisional === 1 ? '' : 's'} still open (running values)`;
+  summary.textContent = `Overall ${isNum(f.overall_rate) ? fmtPct(f.overall_rate) : '—'} · median time to convert ${fmtDuration(f.median_time_to_convert_ms)}${range}${open}`;
 }
 
 // ---------- anomalies ----------
