@@ -34,9 +34,13 @@
 //     purchases, revenue, bounced, converted, updated_at. Final when
 //     written: inserted (see below).
 //   - funnel_minute, key the start minute: minute (date), topic, partition,
-//     entered, steps, step_rates, overall_rate, median_time_to_convert_ms
-//     (null when none), times_ms (the sorted conversion times, so that the
-//     merged median is exact), updated_at. Final when written: inserted.
+//     final, entered, steps, step_rates, overall_rate,
+//     median_time_to_convert_ms (null when none), times_ms (the sorted
+//     conversion times, so that the merged median is exact), updated_at,
+//     running. As in kpis_minute, a running update (SEMANTICS §7) sets
+//     running.* on the _id alone, and a final record, inserted (see below),
+//     has its values at the top level and running null, which refuses any
+//     later running update.
 //   - progress, _id "<topic, path-escaped>/<partition>": topic, partition,
 //     partitions, watermark, funnel_before (sinks.Progress; times as Unix
 //     millis, math.MinInt64 for -inf and math.MaxInt64 for +inf),
@@ -46,13 +50,15 @@
 //     without results writes it too when its progress is beyond what the
 //     sink last published (an idle partition's watermark advancing).
 //
-// Sessions and funnel minutes never change once written, so they are sent
-// as unordered inserts, in commands of up to 1,000 documents (or
+// Sessions and final funnel minutes never change once written, so they are
+// sent as unordered inserts, in commands of up to 1,000 documents (or
 // [WithMaxBulk]'s value if larger). A replay after a crash inserts documents
 // that are there already: the server answers each with a duplicate key
 // error (11000), names it and goes on with the others (MongoDB and FerretDB
 // alike), and just those documents are then replaced on their _id, so that
-// the last write of a key wins. KPI windows go in update commands of at most
+// the last write of a key wins (a final funnel minute that finds its running
+// document replaces it the same way). KPI windows and running funnel minutes
+// go in update commands of at most
 // [WithMaxBulk] statements (default 1,000; FerretDB needs 32). An answer
 // that accounts for every statement is taken as it is; one that does not
 // (FerretDB stops an update command at its first error and names it loosely)

@@ -40,9 +40,9 @@ var ErrClosed = errors.New("mongo sink: closed")
 // Sink writes the pipeline's results to MongoDB (SEMANTICS §6, §7, §10): one
 // document per (minute, topic, partition) in the KPI and funnel collections,
 // one per (session, topic, partition) in the sessions collection. Sessions
-// and funnel minutes are final when written and are inserted; a replayed
-// batch's duplicates are replaced on their _id. KPI windows are updated on
-// their _id alone, and a running update never replaces a final window.
+// and final funnel minutes are inserted; a replayed batch's duplicates are
+// replaced on their _id. KPI windows and running funnel minutes are updated
+// on their _id alone, and a running update never replaces a final record.
 // After the results, it publishes the partition's progress, one document per
 // (topic, partition) that never moves backwards. Queries merge the
 // partitions' partials into the global view, final only where every
