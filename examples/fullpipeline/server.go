@@ -343,8 +343,36 @@ func (a *api) anomalies(w http.ResponseWriter, r *http.Request) {
 	})(w, r)
 }
 
+// sessionsComplete counts the partitions that have closed every session
+// starting before to (SEMANTICS §11): those whose funnel_before has reached
+// it. The partitions are those of every topic with progress, counted as for
+// merged records (mongosink.Completeness): 0 up to the topic's partition
+// count, the largest its progress carries or past the highest partition
+// seen; one without progress has passed nothing.
+func sessionsComplete(ps []mongosink.Progress, to time.Time) mongosink.Completeness {
+	var c mongosink.Completeness
+	counts := map[string]int32{}
+	for _, p := range ps {
+		counts[p.Topic] = max(counts[p.Topic], p.Partitions, p.Partition+1)
+		if p.FunnelBefore >= to.UnixMilli() {
+			c.PartitionsComplete++
+		}
+	}
+	for _, n := range counts {
+		c.PartitionsTotal += int(n)
+	}
+	return c
+}
+
 func (a *api) sessionsSummary(w http.ResponseWriter, r *http.Request) {
 	a.ranged(30, func(ctx context.Context, n int, from, to time.Time) (any, error) {
+		// Progress before the sessions, as the store's own queries read them:
+		// what is read after a progress is at least as new as it.
+		ps, err := a.store.Progress(ctx)
+		if err != nil {
+			return nil, err
+		}
+		c := sessionsComplete(ps, to)
 		ss, err := a.store.Sessions(ctx, from, to)
 		if err != nil {
 			return nil, err
@@ -362,7 +390,9 @@ func (a *api) sessionsSummary(w http.ResponseWriter, r *http.Request) {
 			revenue += s.Revenue
 		}
 		sum := map[string]any{"minutes_back": n, "sessions": len(ss), "bounced": bounced, "converted": converted,
-			"bounce_rate": 0.0, "avg_duration_ms": 0.0, "revenue": revenue}
+			"bounce_rate": 0.0, "avg_duration_ms": 0.0, "revenue": revenue,
+			"final": c.PartitionsTotal > 0 && c.Complete(), "partitions_complete": c.PartitionsComplete,
+			"partitions_total": c.PartitionsTotal}
 		if len(ss) > 0 {
 			sum["bounce_rate"] = float64(bounced) / float64(len(ss))
 			sum["avg_duration_ms"] = float64(dur) / float64(len(ss))

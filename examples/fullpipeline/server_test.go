@@ -235,6 +235,39 @@ func TestAPIHealth(t *testing.T) {
 	assert.Equal(t, []any{}, body["partitions"], "no partition has progress yet")
 }
 
+// /sessions/summary is final only once every partition of the topic has
+// closed every session that starts before the range's end.
+func TestAPISessionsSummaryCompleteness(t *testing.T) {
+	to := t0 + 60_000 // the range ends after the newest minute
+	part := func(p int32, partitions int32, funnelBefore int64) mongosink.Progress {
+		return mongosink.Progress{Topic: "clicks", Partition: p, Progress: sinks.Progress{Partitions: partitions, FunnelBefore: funnelBefore}}
+	}
+	for _, tc := range []struct {
+		name            string
+		progress        []mongosink.Progress
+		final           bool
+		complete, total float64
+	}{
+		{"2 of 4 past the end", []mongosink.Progress{part(0, 4, to), part(1, 4, to-1), part(2, 4, window.PosInf), part(3, 4, window.NegInf)}, false, 2, 4},
+		{"all past the end", []mongosink.Progress{part(0, 4, to), part(1, 4, to+60_000), part(2, 4, window.PosInf), part(3, 4, to)}, true, 4, 4},
+		{"a partition without progress", []mongosink.Progress{part(0, 3, to), part(1, 3, to)}, false, 2, 3},
+		{"partition count unknown", []mongosink.Progress{part(0, 0, to), part(2, 0, to)}, false, 2, 3},
+		{"no progress yet", nil, false, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := &fakeStore{progress: tc.progress,
+				minutes:  []mongosink.MergedMinute{{Minute: kpi.Minute{Minute: t0}}},
+				sessions: []session.Record{{DurationMs: 1000}}}
+			code, s := get(t, newTestAPI(t, st, ""), http.MethodGet, "/sessions/summary", "")
+			require.Equal(t, http.StatusOK, code)
+			assert.Equal(t, 1.0, s["sessions"])
+			assert.Equal(t, tc.final, s["final"])
+			assert.Equal(t, tc.complete, s["partitions_complete"])
+			assert.Equal(t, tc.total, s["partitions_total"])
+		})
+	}
+}
+
 func TestAPIServerSentEvents(t *testing.T) {
 	st := &fakeStore{minutes: []mongosink.MergedMinute{{Minute: kpi.Minute{Minute: t0, Counts: kpi.Counts{Events: 5}},
 		Completeness: mongosink.Completeness{PartitionsComplete: 1, PartitionsTotal: 2}}}}

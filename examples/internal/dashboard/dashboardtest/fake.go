@@ -553,14 +553,19 @@ func (f *Fake) Anomalies(minutesBack int) []Anomaly {
 	return out
 }
 
+// Partitions is the fake topic's partition count.
+const Partitions = 4
+
 // SessionsSummary is /sessions/summary?minutes_back=N (plausible numbers over
-// the final minutes of the range).
+// the final minutes of the range). The range ends with the open minute, whose
+// sessions no partition has closed yet, so it is never final.
 func (f *Fake) SessionsSummary(minutesBack int) SessionsSummary {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	s := SessionsSummary{MinutesBack: minutesBack}
+	s := SessionsSummary{MinutesBack: minutesBack, Final: true, PartitionsComplete: Partitions, PartitionsTotal: Partitions}
 	for _, m := range f.lastLocked(minutesBack) {
 		if !m.final {
+			s.Final, s.PartitionsComplete = false, 0
 			continue
 		}
 		started := m.full.Sessions * 45 / 100 // sessions active in a minute also started earlier

@@ -85,7 +85,7 @@ func TestShapes(t *testing.T) {
 		"/funnel?minutes_back=5":            "counts entered final median_time_to_convert_ms minutes minutes_back overall_rate provisional_minutes step_rates steps",
 		"/top-products?minutes_back=5":      "minutes_back top_products",
 		"/anomalies?minutes_back=60":        "anomalies minutes_back",
-		"/sessions/summary?minutes_back=30": "avg_duration_ms bounce_rate bounced converted minutes_back revenue sessions",
+		"/sessions/summary?minutes_back=30": "avg_duration_ms bounce_rate bounced converted final minutes_back partitions_complete partitions_total revenue sessions",
 		"/stats":                            "accepted dead_letters duplicates e2e_latency_ms_p95 events_per_sec invalid lag last_final_minute late read uptime_s",
 		"/health":                           "status",
 	} {
@@ -264,6 +264,16 @@ func TestFunnelAndProducts(t *testing.T) {
 	getJSON(t, s, "/top-products?minutes_back=5", &p)
 	if p.MinutesBack != 5 || len(p.TopProducts) != 10 || p.TopProducts[0].Purchases < p.TopProducts[9].Purchases {
 		t.Errorf("top products %+v", p)
+	}
+}
+
+// The summary's range ends with the open minute: not final.
+func TestSessionsSummaryCompleteness(t *testing.T) {
+	s := paused(t, Options{})
+	var sum SessionsSummary
+	getJSON(t, s, "/sessions/summary?minutes_back=30", &sum)
+	if sum.Sessions == 0 || sum.Final || sum.PartitionsComplete != 0 || sum.PartitionsTotal != Partitions {
+		t.Errorf("sessions summary %+v, want sessions, final false, 0 of %d partitions complete", sum, Partitions)
 	}
 }
 

@@ -77,6 +77,11 @@ type SessionsSummary struct {
 	BounceRate    float64 `json:"bounce_rate"`
 	AvgDurationMs float64 `json:"avg_duration_ms"`
 	Revenue       float64 `json:"revenue"`
+	// Final is true once every partition has closed every session that
+	// starts in the range; PartitionsComplete of PartitionsTotal have.
+	Final              bool `json:"final"`
+	PartitionsComplete int  `json:"partitions_complete"`
+	PartitionsTotal    int  `json:"partitions_total"`
 }
 
 // Stats is the answer of /stats: pipeline health.
