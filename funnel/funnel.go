@@ -7,6 +7,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,6 +27,56 @@ const (
 	// step are an entity; feed AddEvent.
 	ScopeUser
 )
+
+// Dimension is an event field the funnel's records break down by
+// (WithBreakdown): each session counts under its earliest event's value.
+type Dimension string
+
+// The dimensions.
+const (
+	UTMSource    Dimension = "utm.source"
+	DeviceOS     Dimension = "device.os"
+	DeviceMobile Dimension = "device.mobile"
+	GeoCountry   Dimension = "geo.country"
+)
+
+// Values of a breakdown besides the events' own: None for an event without
+// the field, Other for the values of a start minute beyond the first
+// MaxValues of a partition.
+const (
+	None      = "(none)"
+	Other     = "(other)"
+	MaxValues = 64
+)
+
+// Valid reports whether d is one of the dimensions.
+func (d Dimension) Valid() bool {
+	switch d {
+	case UTMSource, DeviceOS, DeviceMobile, GeoCountry:
+		return true
+	}
+	return false
+}
+
+// Value returns e's value of d: "true" or "false" for DeviceMobile, None
+// when the field is absent.
+func (d Dimension) Value(e *clickstream.Event) string {
+	var v string
+	switch d {
+	case UTMSource:
+		v = e.UTM.Source
+	case DeviceOS:
+		v = e.Device.OS
+	case DeviceMobile:
+		return strconv.FormatBool(e.Device.Mobile)
+	case GeoCountry:
+		v = e.Geo.Country
+	}
+	if v == "" {
+		return None
+	}
+	return v
+}
 
 // DefaultSteps are SEMANTICS §7's steps.
 var DefaultSteps = []string{clickstream.TypePageView, clickstream.TypeAddToCart, clickstream.TypePurchase}
@@ -49,6 +100,31 @@ type Record struct {
 	// the sessions seen so far, open ones included, which the final record
 	// replaces.
 	Final bool
+	// By breaks the record down by the funnel's dimension (WithBreakdown),
+	// one part per value, by value; nil without one.
+	By []Part
+}
+
+// Clone returns a copy of r that shares no memory with it.
+func (r *Record) Clone() Record {
+	c := *r
+	c.Steps, c.StepRates, c.TimesMs = slices.Clone(r.Steps), slices.Clone(r.StepRates), slices.Clone(r.TimesMs)
+	if r.By != nil {
+		c.By = make([]Part, len(r.By))
+		for i, p := range r.By {
+			c.By[i] = Part{Value: p.Value, Steps: slices.Clone(p.Steps), TimesMs: slices.Clone(p.TimesMs)}
+		}
+	}
+	return c
+}
+
+// Part is the share of a record of the entities with one value of the
+// funnel's dimension: counts c1..ck (Steps[0] entered) and sorted
+// conversion times.
+type Part struct {
+	Value   string
+	Steps   []int64
+	TimesMs []int64
 }
 
 // Funnel counts entities through ordered steps. Create it with New.
@@ -58,6 +134,7 @@ type Funnel struct {
 	types  []string // distinct step types; a tag indexes it
 	scope  Scope
 	window int64 // conversion window, user scope
+	dim    Dimension
 	acc    map[int64]*minuteAcc
 	users  map[string][]session.Mark
 	used   []bool
@@ -75,13 +152,15 @@ type Funnel struct {
 type minuteAcc struct {
 	steps []int64
 	times []int64
-	n     int // entities counted (kept for running values only)
+	n     int                   // entities counted (kept for running values only)
+	by    map[string]*minuteAcc // with a breakdown, by value
 }
 
 // openSession is what an open session adds to its start minute's running
 // values: the steps it reached and, if it reached all, its conversion time.
 type openSession struct {
 	minute  int64
+	label   string // its value of the dimension, as counted
 	reached int
 	time    int64
 	counted bool
@@ -101,9 +180,14 @@ func WithUserScope(window time.Duration) Option {
 	return func(f *Funnel) { f.scope, f.window = ScopeUser, window.Milliseconds() }
 }
 
-// ErrBadConfig is returned for an empty or too long list of steps, or a
-// non-positive conversion window.
-var ErrBadConfig = errors.New("funnel: need 1..255 steps and, in user scope, a positive conversion window")
+// WithBreakdown breaks each record down by the value of dimension d of its
+// sessions' earliest event (session scope). Default: none.
+func WithBreakdown(d Dimension) Option { return func(f *Funnel) { f.dim = d } }
+
+// ErrBadConfig is returned for an empty or too long list of steps, a
+// non-positive conversion window, or a breakdown by an unknown dimension or
+// in user scope.
+var ErrBadConfig = errors.New("funnel: need 1..255 steps, in user scope a positive conversion window and no breakdown, and a known breakdown dimension")
 
 // New returns an empty funnel.
 func New(opts ...Option) (*Funnel, error) {
@@ -112,7 +196,8 @@ func New(opts ...Option) (*Funnel, error) {
 	for _, o := range opts {
 		o(f)
 	}
-	if len(f.steps) == 0 || len(f.steps) > 255 || (f.scope == ScopeUser && f.window <= 0) {
+	if len(f.steps) == 0 || len(f.steps) > 255 || (f.scope == ScopeUser && (f.window <= 0 || f.dim != "")) ||
+		(f.dim != "" && !f.dim.Valid()) {
 		return nil, ErrBadConfig
 	}
 	for _, s := range f.steps {
@@ -128,6 +213,9 @@ func New(opts ...Option) (*Funnel, error) {
 
 // Scope returns the funnel's scope.
 func (f *Funnel) Scope() Scope { return f.scope }
+
+// Breakdown returns the dimension the records break down by, "" for none.
+func (f *Funnel) Breakdown() Dimension { return f.dim }
 
 // Mark is a session.Marker keeping the events of step types.
 func (f *Funnel) Mark(e *clickstream.Event) (uint8, bool) {
@@ -147,19 +235,46 @@ func minuteOf(ts int64) int64 {
 	return q * 60_000
 }
 
-// AddSession counts a final session (session scope); marks are its tagged
-// events by time, as session.Record carries them.
-func (f *Funnel) AddSession(start int64, marks []session.Mark) {
-	m := minuteOf(start)
-	f.count(m, marks)
+// AddSession counts a final session (session scope): its start, marks
+// (its tagged events by time) and label (its value of the dimension).
+func (f *Funnel) AddSession(r *session.Record) {
+	m := minuteOf(r.Start)
+	f.count(m, r.Label, r.Marks)
 	f.changed[m] = true
 }
 
 // count matches marks greedily and adds the entity to minute m.
-func (f *Funnel) count(m int64, marks []session.Mark) {
-	a := f.accOf(f.acc, m)
+func (f *Funnel) count(m int64, label string, marks []session.Mark) {
 	reached, t := f.match(marks)
-	a.add(reached, t, len(f.steps), 1)
+	f.add(f.accOf(f.acc, m), label, reached, t, 1)
+}
+
+// add counts (d = 1) or uncounts (d = -1) an entity in a, and with a
+// breakdown in its label's part of a, and returns the label it counted
+// under: Other for a new label beyond MaxValues.
+func (f *Funnel) add(a *minuteAcc, label string, reached int, t int64, d int) string {
+	k := len(f.steps)
+	a.add(reached, t, k, d)
+	if f.dim == "" {
+		return ""
+	}
+	if a.by == nil {
+		a.by = map[string]*minuteAcc{}
+	}
+	b := a.by[label]
+	if b == nil && len(a.by) >= MaxValues {
+		label = Other
+		b = a.by[label]
+	}
+	if b == nil {
+		b = &minuteAcc{steps: make([]int64, k)}
+		a.by[label] = b
+	}
+	b.add(reached, t, k, d)
+	if b.n == 0 && d < 0 {
+		delete(a.by, label)
+	}
+	return label
 }
 
 // accOf returns minute m's accumulator in acc, made if need be.
@@ -219,16 +334,16 @@ func (f *Funnel) match(marks []session.Mark) (reached int, t int64) {
 }
 
 // SetOpen counts an open session (session scope) in the running values of
-// its start minute, replacing what slot counted before: slot, start and
-// marks (by time) as session.Sessionizer.Changes reports them.
-func (f *Funnel) SetOpen(slot int32, start int64, marks []session.Mark) {
+// its start minute, replacing what slot counted before: slot and s as
+// session.Sessionizer.Changes reports them.
+func (f *Funnel) SetOpen(slot int32, s *session.Open) {
 	f.ClearOpen(slot)
 	if int(slot) >= len(f.open) {
 		f.open = append(f.open, make([]openSession, int(slot)+1-len(f.open))...)
 	}
-	o := openSession{minute: minuteOf(start), counted: true}
-	o.reached, o.time = f.match(marks)
-	f.accOf(f.run, o.minute).add(o.reached, o.time, len(f.steps), 1)
+	o := openSession{minute: minuteOf(s.Start), counted: true}
+	o.reached, o.time = f.match(s.Marks)
+	o.label = f.add(f.accOf(f.run, o.minute), s.Label, o.reached, o.time, 1)
 	f.changed[o.minute] = true
 	f.open[slot] = o
 }
@@ -241,7 +356,7 @@ func (f *Funnel) ClearOpen(slot int32) {
 	}
 	o := &f.open[slot]
 	a := f.run[o.minute]
-	a.add(o.reached, o.time, len(f.steps), -1)
+	f.add(a, o.label, o.reached, o.time, -1)
 	if a.n == 0 {
 		delete(f.run, o.minute)
 	}
@@ -272,17 +387,7 @@ func (f *Funnel) Updates(wm int64, openIn func(minute int64) bool, emit func(*Re
 		if f.ready(m, wm, openIn) {
 			continue // final: Advance emitted it
 		}
-		r := Record{Minute: m, Steps: make([]int64, len(f.steps))}
-		for _, x := range []*minuteAcc{a, o} {
-			if x != nil {
-				for j, c := range x.steps {
-					r.Steps[j] += c
-				}
-				r.TimesMs = append(r.TimesMs, x.times...)
-			}
-		}
-		slices.Sort(r.TimesMs)
-		r.setRates()
+		r := f.recordOf(m, a, o)
 		f.shown[m] = true
 		emit(&r)
 	}
@@ -378,7 +483,7 @@ func (f *Funnel) sweepUsers(wm int64) {
 			end, _ := slices.BinarySearchFunc(ms, t1+f.window, func(mk session.Mark, t int64) int { return cmp.Compare(mk.TS, t) })
 			// events at t1 itself belong to the entity, whichever arrived first
 			lo, _ := slices.BinarySearchFunc(ms[:i], t1, func(mk session.Mark, t int64) int { return cmp.Compare(mk.TS, t) })
-			f.count(minuteOf(t1), ms[lo:end])
+			f.count(minuteOf(t1), "", ms[lo:end])
 			ms = ms[end:]
 		}
 		if len(ms) == 0 {
@@ -389,11 +494,50 @@ func (f *Funnel) sweepUsers(wm int64) {
 	}
 }
 
-func (f *Funnel) record(m int64, a *minuteAcc) Record {
-	r := Record{Minute: m, Steps: a.steps, Final: true}
-	slices.Sort(a.times)
-	r.TimesMs = a.times
+// recordOf returns the record of minute m summing accs (nil ones left out).
+func (f *Funnel) recordOf(m int64, accs ...*minuteAcc) Record {
+	r := Record{Minute: m, Steps: make([]int64, len(f.steps))}
+	var by map[string]*Part
+	for _, a := range accs {
+		if a == nil {
+			continue
+		}
+		sumInto(r.Steps, &r.TimesMs, a.steps, a.times)
+		for v, b := range a.by {
+			if by == nil {
+				by = map[string]*Part{}
+			}
+			p := by[v]
+			if p == nil {
+				p = &Part{Value: v, Steps: make([]int64, len(f.steps))}
+				by[v] = p
+			}
+			sumInto(p.Steps, &p.TimesMs, b.steps, b.times)
+		}
+	}
+	if f.dim != "" {
+		r.By = []Part{}
+	}
+	for _, v := range slices.Sorted(maps.Keys(by)) {
+		slices.Sort(by[v].TimesMs)
+		r.By = append(r.By, *by[v])
+	}
+	slices.Sort(r.TimesMs)
 	r.setRates()
+	return r
+}
+
+// sumInto adds steps and times to the sums.
+func sumInto(sumSteps []int64, sumTimes *[]int64, steps, times []int64) {
+	for j := range min(len(steps), len(sumSteps)) {
+		sumSteps[j] += steps[j]
+	}
+	*sumTimes = append(*sumTimes, times...)
+}
+
+func (f *Funnel) record(m int64, a *minuteAcc) Record {
+	r := f.recordOf(m, a)
+	r.Final = true
 	return r
 }
 
@@ -416,31 +560,48 @@ func (r *Record) setRates() {
 	}
 }
 
-// Merge sums records of the same minute from several partitions; the sum
-// is final when every part is.
+// Merge sums records of the same minute from several partitions, their
+// breakdowns value by value; the sum is final when every part is.
 func Merge(parts ...Record) Record {
 	if len(parts) == 0 {
 		return Record{}
 	}
 	out := Record{Minute: parts[0].Minute, Steps: make([]int64, len(parts[0].Steps)), Final: true}
+	var by map[string]*Part
 	for _, p := range parts {
 		out.Final = out.Final && p.Final
-		for j := range min(len(p.Steps), len(out.Steps)) {
-			out.Steps[j] += p.Steps[j]
+		sumInto(out.Steps, &out.TimesMs, p.Steps, p.TimesMs)
+		if p.By != nil && out.By == nil {
+			out.By = []Part{}
 		}
-		out.TimesMs = append(out.TimesMs, p.TimesMs...)
+		for _, b := range p.By {
+			if by == nil {
+				by = map[string]*Part{}
+			}
+			q := by[b.Value]
+			if q == nil {
+				q = &Part{Value: b.Value, Steps: make([]int64, len(out.Steps))}
+				by[b.Value] = q
+			}
+			sumInto(q.Steps, &q.TimesMs, b.Steps, b.TimesMs)
+		}
+	}
+	for _, v := range slices.Sorted(maps.Keys(by)) {
+		slices.Sort(by[v].TimesMs)
+		out.By = append(out.By, *by[v])
 	}
 	slices.Sort(out.TimesMs)
 	out.setRates()
 	return out
 }
 
-const version = 2
+const version = 3
 
 // AppendBinary appends the funnel's pending state (encoding.BinaryAppender).
 func (f *Funnel) AppendBinary(dst []byte) ([]byte, error) {
 	dst = snap.AppendHeader(dst, "funnel", version)
 	dst = snap.AppendString(dst, strings.Join(f.steps, ","))
+	dst = snap.AppendString(dst, string(f.dim))
 	dst = snap.AppendUint(dst, uint64(f.scope))
 	dst = snap.AppendInt(dst, f.window)
 	dst = snap.AppendInt(dst, f.swept)
@@ -449,12 +610,11 @@ func (f *Funnel) AppendBinary(dst []byte) ([]byte, error) {
 	for _, m := range ms {
 		a := f.acc[m]
 		dst = snap.AppendInt(dst, m)
-		for _, c := range a.steps {
-			dst = snap.AppendInt(dst, c)
-		}
-		dst = snap.AppendUint(dst, uint64(len(a.times)))
-		for _, t := range a.times {
-			dst = snap.AppendInt(dst, t)
+		dst = a.appendCounts(dst)
+		dst = snap.AppendUint(dst, uint64(len(a.by)))
+		for _, v := range slices.Sorted(maps.Keys(a.by)) {
+			dst = snap.AppendString(dst, v)
+			dst = a.by[v].appendCounts(dst)
 		}
 	}
 	us := slices.Sorted(maps.Keys(f.users))
@@ -470,6 +630,30 @@ func (f *Funnel) AppendBinary(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
+func (a *minuteAcc) appendCounts(dst []byte) []byte {
+	for _, c := range a.steps {
+		dst = snap.AppendInt(dst, c)
+	}
+	dst = snap.AppendUint(dst, uint64(len(a.times)))
+	for _, t := range a.times {
+		dst = snap.AppendInt(dst, t)
+	}
+	return dst
+}
+
+// readCounts reads what appendCounts wrote into a new accumulator of k steps.
+func readCounts(r *snap.Reader, k int) *minuteAcc {
+	a := &minuteAcc{steps: make([]int64, k)}
+	for j := range a.steps {
+		a.steps[j] = r.Int()
+	}
+	for range r.Len() {
+		a.times = append(a.times, r.Int())
+	}
+	slices.Sort(a.times)
+	return a
+}
+
 // UnmarshalBinary restores what AppendBinary wrote into a funnel configured
 // with the same steps.
 func (f *Funnel) UnmarshalBinary(b []byte) error {
@@ -480,6 +664,9 @@ func (f *Funnel) UnmarshalBinary(b []byte) error {
 	if steps := r.String(); r.Err() == nil && steps != strings.Join(f.steps, ",") {
 		return fmt.Errorf("funnel: snapshot of steps %q", steps)
 	}
+	if dim := Dimension(r.String()); r.Err() == nil && dim != f.dim {
+		return fmt.Errorf("funnel: snapshot broken down by %q, configured %q", dim, f.dim)
+	}
 	if scope, window := Scope(r.Uint()), r.Int(); r.Err() == nil && (scope != f.scope || window != f.window) {
 		return fmt.Errorf("funnel: snapshot of scope %d with conversion_window %dms, configured scope %d with %dms",
 			scope, window, f.scope, f.window)
@@ -487,15 +674,15 @@ func (f *Funnel) UnmarshalBinary(b []byte) error {
 	swept := r.Int()
 	acc := map[int64]*minuteAcc{}
 	for range r.Len() {
-		a := &minuteAcc{steps: make([]int64, len(f.steps))}
 		m := r.Int()
-		for j := range a.steps {
-			a.steps[j] = r.Int()
-		}
+		a := readCounts(r, len(f.steps))
 		for range r.Len() {
-			a.times = append(a.times, r.Int())
+			if a.by == nil {
+				a.by = map[string]*minuteAcc{}
+			}
+			v := r.String()
+			a.by[v] = readCounts(r, len(f.steps))
 		}
-		slices.Sort(a.times)
 		acc[m] = a
 	}
 	users := map[string][]session.Mark{}

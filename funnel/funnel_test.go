@@ -2,6 +2,7 @@ package funnel_test
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -70,7 +71,7 @@ func TestFunnelMatching(t *testing.T) {
 			}
 			f, err := funnel.New(opts...)
 			require.NoError(t, err)
-			f.AddSession(0, marks(t, f, tt.events...))
+			f.AddSession(sess(0, marks(t, f, tt.events...)))
 			got := records(f, window.PosInf, never)
 			require.Len(t, got, 1)
 			assert.Equal(t, tt.want, got[0].Steps)
@@ -87,11 +88,11 @@ func TestFunnelRecordPerStartMinute(t *testing.T) {
 	f, err := funnel.New()
 	require.NoError(t, err)
 	const m = 60_000
-	f.AddSession(5, marks(t, f, ev{PV, 5}, ev{AC, 6}, ev{PU, 1005}))
-	f.AddSession(10, marks(t, f, ev{PV, 10}, ev{AC, 20}, ev{PU, 3010}))
-	f.AddSession(20, marks(t, f, ev{PV, 20}, ev{AC, 30}))
-	f.AddSession(30, marks(t, f, ev{"search", 30}))
-	f.AddSession(2*m, marks(t, f, ev{PV, 2 * m}))
+	f.AddSession(sess(5, marks(t, f, ev{PV, 5}, ev{AC, 6}, ev{PU, 1005})))
+	f.AddSession(sess(10, marks(t, f, ev{PV, 10}, ev{AC, 20}, ev{PU, 3010})))
+	f.AddSession(sess(20, marks(t, f, ev{PV, 20}, ev{AC, 30})))
+	f.AddSession(sess(30, marks(t, f, ev{"search", 30})))
+	f.AddSession(sess(2*m, marks(t, f, ev{PV, 2 * m})))
 	// §7: emitted only once every session of the minute is final
 	assert.Empty(t, records(f, m-1, never), "the minute is not over")
 	assert.Empty(t, records(f, m, func(x int64) bool { return x == 0 }), "a session of minute 0 is open")
@@ -199,7 +200,7 @@ func TestFunnelMergeAndSnapshot(t *testing.T) {
 
 	f, err := funnel.New()
 	require.NoError(t, err)
-	f.AddSession(0, marks(t, f, ev{PV, 0}, ev{AC, 1}, ev{PU, 2}))
+	f.AddSession(sess(0, marks(t, f, ev{PV, 0}, ev{AC, 1}, ev{PU, 2})))
 	snap, err := f.AppendBinary(nil)
 	require.NoError(t, err)
 	g, err := funnel.New()
@@ -222,8 +223,8 @@ func TestFunnelMergeAndSnapshot(t *testing.T) {
 func ExampleFunnel() {
 	f, _ := funnel.New() // page_view -> add_to_cart -> purchase, per session
 	tag := func(typ string) uint8 { t, _ := f.Mark(&clickstream.Event{EventType: typ}); return t }
-	f.AddSession(0, []session.Mark{{TS: 0, Tag: tag("page_view")}, {TS: 4000, Tag: tag("add_to_cart")}, {TS: 9000, Tag: tag("purchase")}})
-	f.AddSession(1000, []session.Mark{{TS: 1000, Tag: tag("page_view")}})
+	f.AddSession(sess(0, []session.Mark{{TS: 0, Tag: tag("page_view")}, {TS: 4000, Tag: tag("add_to_cart")}, {TS: 9000, Tag: tag("purchase")}}))
+	f.AddSession(sess(1000, []session.Mark{{TS: 1000, Tag: tag("page_view")}}))
 	f.Advance(window.PosInf, func(int64) bool { return false }, func(r *funnel.Record) {
 		fmt.Println(r.Entered, r.Steps, r.StepRates, r.OverallRate, r.MedianTimeToConvertMs)
 	})
@@ -245,14 +246,14 @@ func TestFunnelRunningUpdates(t *testing.T) {
 	const m0, m1 = 0, 60_000
 	openIn := func(m int64) bool { return m == m1 }
 
-	f.SetOpen(3, m1+5, marks(t, f, ev{PV, m1 + 5}, ev{AC, m1 + 9}))
+	f.SetOpen(3, open(m1+5, marks(t, f, ev{PV, m1 + 5}, ev{AC, m1 + 9})))
 	got := updates(f, m1, openIn)
 	require.Len(t, got, 1)
 	assert.Equal(t, funnel.Record{Minute: m1, Entered: 1, Steps: []int64{1, 1, 0}, StepRates: []float64{1, 0}}, got[0])
 	assert.Empty(t, updates(f, m1, openIn), "nothing changed")
 
 	// a later purchase: the same session counted once, now converted
-	f.SetOpen(3, m1+5, marks(t, f, ev{PV, m1 + 5}, ev{AC, m1 + 9}, ev{PU, m1 + 20}))
+	f.SetOpen(3, open(m1+5, marks(t, f, ev{PV, m1 + 5}, ev{AC, m1 + 9}, ev{PU, m1 + 20})))
 	got = updates(f, m1, openIn)
 	require.Len(t, got, 1)
 	assert.Equal(t, []int64{1, 1, 1}, got[0].Steps)
@@ -260,7 +261,7 @@ func TestFunnelRunningUpdates(t *testing.T) {
 	assert.False(t, got[0].Final)
 
 	// an out-of-order event moves its start to m0: m1 is left with zeros
-	f.SetOpen(3, m0+59_000, marks(t, f, ev{PV, m0 + 59_000}, ev{AC, m1 + 9}, ev{PU, m1 + 20}))
+	f.SetOpen(3, open(m0+59_000, marks(t, f, ev{PV, m0 + 59_000}, ev{AC, m1 + 9}, ev{PU, m1 + 20})))
 	got = updates(f, m1, func(m int64) bool { return m == m0 })
 	require.Len(t, got, 2)
 	assert.Equal(t, int64(m0), got[0].Minute)
@@ -270,7 +271,7 @@ func TestFunnelRunningUpdates(t *testing.T) {
 	// the session ends: out of the running values, into the final ones;
 	// the running values do not change, then the final record comes
 	f.ClearOpen(3)
-	f.AddSession(m0+59_000, marks(t, f, ev{PV, m0 + 59_000}, ev{AC, m1 + 9}, ev{PU, m1 + 20}))
+	f.AddSession(sess(m0+59_000, marks(t, f, ev{PV, m0 + 59_000}, ev{AC, m1 + 9}, ev{PU, m1 + 20})))
 	got = updates(f, m1-1, never)
 	require.Len(t, got, 1)
 	assert.Equal(t, []int64{1, 1, 1}, got[0].Steps)
@@ -289,9 +290,9 @@ func TestFunnelRunningSlots(t *testing.T) {
 	require.NoError(t, err)
 	f.ClearOpen(7)
 	for slot := range int32(3) {
-		f.SetOpen(slot, 1_000, marks(t, f, ev{PV, 1_000}))
+		f.SetOpen(slot, open(1_000, marks(t, f, ev{PV, 1_000})))
 	}
-	f.SetOpen(1, 2_000, marks(t, f, ev{"search", 2_000})) // slot 1 is another session now
+	f.SetOpen(1, open(2_000, marks(t, f, ev{"search", 2_000}))) // slot 1 is another session now
 	got := updates(f, 0, func(int64) bool { return true })
 	require.Len(t, got, 1)
 	assert.Equal(t, []int64{2}, got[0].Steps)
@@ -300,4 +301,74 @@ func TestFunnelRunningSlots(t *testing.T) {
 	got = updates(f, 0, func(int64) bool { return true })
 	require.Len(t, got, 1)
 	assert.Equal(t, []int64{1}, got[0].Steps)
+}
+
+func sess(start int64, ms []session.Mark) *session.Record {
+	return &session.Record{Start: start, Marks: ms}
+}
+
+func open(start int64, ms []session.Mark) *session.Open {
+	return &session.Open{Start: start, Marks: ms}
+}
+
+// A breakdown splits each record by the sessions' labels, final and
+// running alike, merges value by value, and counts the values of a minute
+// beyond MaxValues under Other.
+func TestFunnelBreakdown(t *testing.T) {
+	_, err := funnel.New(funnel.WithBreakdown("utm.medium"))
+	require.ErrorIs(t, err, funnel.ErrBadConfig)
+	_, err = funnel.New(funnel.WithUserScope(time.Minute), funnel.WithBreakdown(funnel.DeviceOS))
+	require.ErrorIs(t, err, funnel.ErrBadConfig)
+
+	f, err := funnel.New(funnel.WithBreakdown(funnel.UTMSource))
+	require.NoError(t, err)
+	add := func(label string, evs ...ev) {
+		f.AddSession(&session.Record{Start: evs[0].ts, Label: label, Marks: marks(t, f, evs...)})
+	}
+	add("google", ev{PV, 0}, ev{AC, 1}, ev{PU, 5})
+	add("google", ev{PV, 2})
+	add(funnel.None, ev{PV, 3}, ev{AC, 4})
+	f.SetOpen(0, &session.Open{Start: 10, Label: "mail", Marks: marks(t, f, ev{PV, 10})})
+	run := updates(f, 0, func(int64) bool { return true })
+	require.Len(t, run, 1)
+	assert.Equal(t, []funnel.Part{
+		{Value: funnel.None, Steps: []int64{1, 1, 0}},
+		{Value: "google", Steps: []int64{2, 1, 1}, TimesMs: []int64{5}},
+		{Value: "mail", Steps: []int64{1, 0, 0}},
+	}, run[0].By)
+	f.ClearOpen(0)
+	final := records(f, window.PosInf, never)
+	require.Len(t, final, 1)
+	assert.Len(t, final[0].By, 2, "the open session left")
+
+	other := funnel.Record{Minute: 0, Steps: []int64{1, 0, 0}, By: []funnel.Part{{Value: "google", Steps: []int64{1, 0, 0}}, {Value: "bing", Steps: []int64{1, 0, 0}}}}
+	m := funnel.Merge(final[0], other)
+	assert.Equal(t, []funnel.Part{
+		{Value: funnel.None, Steps: []int64{1, 1, 0}},
+		{Value: "bing", Steps: []int64{1, 0, 0}},
+		{Value: "google", Steps: []int64{3, 1, 1}, TimesMs: []int64{5}},
+	}, m.By)
+
+	f, err = funnel.New(funnel.WithBreakdown(funnel.GeoCountry), funnel.WithSteps(PV))
+	require.NoError(t, err)
+	for i := range funnel.MaxValues + 3 {
+		f.AddSession(&session.Record{Start: int64(i), Label: fmt.Sprint("c", i), Marks: marks(t, f, ev{PV, int64(i)})})
+	}
+	final = records(f, window.PosInf, never)
+	require.Len(t, final, 1)
+	require.Len(t, final[0].By, funnel.MaxValues+1)
+	i := slices.IndexFunc(final[0].By, func(p funnel.Part) bool { return p.Value == funnel.Other })
+	require.GreaterOrEqual(t, i, 0)
+	assert.Equal(t, []int64{3}, final[0].By[i].Steps)
+	assert.Equal(t, []int64{funnel.MaxValues + 3}, final[0].Steps)
+}
+
+func TestDimensionValue(t *testing.T) {
+	e := &clickstream.Event{UTM: clickstream.UTM{Source: "google"}, Device: clickstream.Device{OS: "iOS", Mobile: true}}
+	for d, want := range map[funnel.Dimension]string{funnel.UTMSource: "google", funnel.DeviceOS: "iOS",
+		funnel.DeviceMobile: "true", funnel.GeoCountry: funnel.None} {
+		assert.True(t, d.Valid())
+		assert.Equal(t, want, d.Value(e), d)
+	}
+	assert.False(t, funnel.Dimension("utm.medium").Valid())
 }

@@ -25,6 +25,7 @@ type Config struct {
 	FunnelSteps      []string               // funnel steps [page_view, add_to_cart, purchase]
 	FunnelScope      funnel.Scope           // funnel scope [session]
 	ConversionWindow time.Duration          // conversion_window, user scope [30m]
+	FunnelBreakdown  funnel.Dimension       // funnel_breakdown, session scope [utm.source; "" none, device.os, device.mobile, geo.country]
 	AnomalyWindow    int                    // anomaly_window [30]
 	AnomalyMinPoints int                    // anomaly_min_points [10]
 	AnomalyZ         float64                // anomaly_z [3.0]
@@ -55,6 +56,7 @@ func DefaultConfig() Config {
 		FunnelSteps:      funnel.DefaultSteps,
 		FunnelScope:      funnel.ScopeSession,
 		ConversionWindow: 30 * time.Minute,
+		FunnelBreakdown:  funnel.UTMSource,
 		AnomalyWindow:    kpi.DefaultAnomalyWindow,
 		AnomalyMinPoints: kpi.DefaultAnomalyMinPoints,
 		AnomalyZ:         kpi.DefaultAnomalyZ,
@@ -137,6 +139,8 @@ func (c *Config) newFunnel() (*funnel.Funnel, error) {
 	opts := []funnel.Option{funnel.WithSteps(c.FunnelSteps...)}
 	if c.FunnelScope == funnel.ScopeUser {
 		opts = append(opts, funnel.WithUserScope(c.ConversionWindow))
+	} else if c.FunnelBreakdown != "" {
+		opts = append(opts, funnel.WithBreakdown(c.FunnelBreakdown))
 	}
 	return funnel.New(opts...)
 }

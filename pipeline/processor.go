@@ -42,7 +42,7 @@ type Processor struct {
 	emitSession func(r *session.Record)
 	emitFunnel  func(r *funnel.Record)
 	openIn      func(m int64) bool
-	countOpen   func(slot int32, open bool, start int64, marks []session.Mark)
+	countOpen   func(slot int32, o *session.Open)
 }
 
 // operators are a processor's stateful operators, made together.
@@ -66,6 +66,9 @@ func newOperators(c *Config) (operators, error) {
 		session.WithWindowSize(c.WindowSize)}
 	if o.fun.Scope() == funnel.ScopeSession {
 		sopts = append(sopts, session.WithMarker(o.fun.Mark))
+	}
+	if d := o.fun.Breakdown(); d != "" {
+		sopts = append(sopts, session.WithLabeler(d.Value))
 	}
 	if o.ss, err = session.New(sopts...); err != nil {
 		return o, err
@@ -96,7 +99,7 @@ func NewProcessor(cfg Config, topic string, partition int32) (*Processor, error)
 	p.emitUpdate = func(_, _ int64, a *kpi.Partial) { p.out.KPIs = append(p.out.KPIs, a.Minute(false)) }
 	p.emitSession = func(r *session.Record) {
 		if p.fun.Scope() == funnel.ScopeSession {
-			p.fun.AddSession(r.Start, r.Marks)
+			p.fun.AddSession(r)
 		}
 		rec := *r
 		rec.Marks = nil
@@ -104,9 +107,9 @@ func NewProcessor(cfg Config, topic string, partition int32) (*Processor, error)
 	}
 	p.emitFunnel = func(r *funnel.Record) { p.out.Funnel = append(p.out.Funnel, *r) }
 	p.openIn = p.ss.OpenInMinute
-	p.countOpen = func(slot int32, open bool, start int64, marks []session.Mark) {
-		if open {
-			p.fun.SetOpen(slot, start, marks)
+	p.countOpen = func(slot int32, o *session.Open) {
+		if o != nil {
+			p.fun.SetOpen(slot, o)
 		} else {
 			p.fun.ClearOpen(slot)
 		}
@@ -327,7 +330,7 @@ func (p *Processor) Reset() {
 		DeadLetters: o.DeadLetters[:0], Events: o.Events[:0]}
 }
 
-const processorVersion = 3
+const processorVersion = 4
 
 // maxSegmentIDs bounds the dedup ids of one checkpoint segment (about
 // 19 bytes each), and maxSegmentBytes the open sessions of one: well within

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -57,6 +58,7 @@ func randomConfig(r *rand.Rand) pipeline.Config {
 		[]string{"page_view", "search", "add_to_cart"},
 		[]string{"purchase", "page_view"},
 		[]string{"page_view"})
+	cfg.FunnelBreakdown = pick(r, "", funnel.UTMSource, funnel.DeviceOS, funnel.DeviceMobile, funnel.GeoCountry)
 	if r.IntN(2) == 0 {
 		cfg.FunnelScope = funnel.ScopeUser
 		cfg.ConversionWindow = pick(r, 90*time.Second, 150*time.Second, 5*time.Minute, 7*time.Minute+30*time.Second, 30*time.Minute)
@@ -99,8 +101,8 @@ func describe(cfg pipeline.Config) string {
 	if cfg.FunnelScope == funnel.ScopeUser {
 		scope = fmt.Sprintf("user/%v", cfg.ConversionWindow)
 	}
-	return fmt.Sprintf("window %v gap %v delay %v steps %v scope %s base %s rates %v",
-		cfg.WindowSize, cfg.SessionGap, cfg.WatermarkDelay, cfg.FunnelSteps, scope, cfg.Currencies.Base, cfg.Currencies.Rates)
+	return fmt.Sprintf("window %v gap %v delay %v steps %v scope %s breakdown %q base %s rates %v",
+		cfg.WindowSize, cfg.SessionGap, cfg.WatermarkDelay, cfg.FunnelSteps, scope, cfg.FunnelBreakdown, cfg.Currencies.Base, cfg.Currencies.Rates)
 }
 
 // harness runs one partition as the runner does: batches written to a sink,
@@ -468,6 +470,7 @@ func compare(t *testing.T, want refOut, got sinks.Output) {
 		require.True(t, ok, "unexpected funnel minute %d", f.Minute)
 		assert.Equal(t, w.steps, f.Steps, "funnel %d", f.Minute)
 		assert.Equal(t, w.steps[0], f.Entered)
+		assert.Equal(t, refParts(w), f.By, "funnel %d by %s", f.Minute, "breakdown")
 		slices.Sort(w.times)
 		if len(w.times) == 0 {
 			assert.False(t, f.HasMedian)
@@ -580,6 +583,9 @@ func TestRunningFunnelMatchesReferenceSoFar(t *testing.T) {
 					}
 					times := slices.Sorted(slices.Values(w.times))
 					require.Equal(t, w.steps, got.Steps, "minute %d at offset %d (final %v)", m, h.next, got.Final)
+					if got.By != nil || w.by != nil {
+						require.Equal(t, refParts(w), got.By, "minute %d at offset %d (final %v): breakdown", m, h.next, got.Final)
+					}
 					require.True(t, slices.Equal(times, got.TimesMs), "minute %d times %v, want %v", m, got.TimesMs, times)
 				}
 			}
@@ -591,4 +597,22 @@ func TestRunningFunnelMatchesReferenceSoFar(t *testing.T) {
 			t.Logf("%d checks, %d running records", checks, running)
 		})
 	}
+}
+
+// refParts is the breakdown the pipeline should give for f: nil without a
+// breakdown (user scope, or none set).
+func refParts(f *refFunnel) []funnel.Part {
+	if f.by == nil {
+		return nil
+	}
+	out := []funnel.Part{}
+	for _, v := range slices.Sorted(maps.Keys(f.by)) {
+		b := f.by[v]
+		times := slices.Sorted(slices.Values(b.times))
+		if len(times) == 0 {
+			times = nil
+		}
+		out = append(out, funnel.Part{Value: v, Steps: b.steps, TimesMs: times})
+	}
+	return out
 }

@@ -37,6 +37,7 @@ type refSession struct {
 type refFunnel struct {
 	steps []int64
 	times []int64
+	by    map[string]*refFunnel // with a breakdown: by the value of the entity's earliest event
 }
 
 type refOut struct {
@@ -228,7 +229,7 @@ func (out *refOut) addSession(cfg pipeline.Config, evs []arrived) {
 	}
 	out.sessions[s.id] = s
 	if cfg.FunnelScope == funnel.ScopeSession {
-		out.addEntity(cfg, floorTo(s.start, 60_000), evs)
+		out.addEntity(cfg, floorTo(s.start, 60_000), evs) // evs by event_ts, ties in arrival order
 	}
 }
 
@@ -264,6 +265,21 @@ func (out *refOut) addEntity(cfg pipeline.Config, minute int64, evs []arrived) {
 		f = &refFunnel{steps: make([]int64, len(cfg.FunnelSteps))}
 		out.funnel[minute] = f
 	}
+	f.count(cfg, evs)
+	if cfg.FunnelBreakdown == "" || cfg.FunnelScope != funnel.ScopeSession {
+		return
+	}
+	if f.by == nil {
+		f.by = map[string]*refFunnel{}
+	}
+	v := cfg.FunnelBreakdown.Value(&evs[0].e)
+	if f.by[v] == nil {
+		f.by[v] = &refFunnel{steps: make([]int64, len(cfg.FunnelSteps))}
+	}
+	f.by[v].count(cfg, evs)
+}
+
+func (f *refFunnel) count(cfg pipeline.Config, evs []arrived) {
 	used := make([]bool, len(evs))
 	prev, first := int64(math.MinInt64), int64(0)
 	for j, step := range cfg.FunnelSteps {

@@ -36,7 +36,7 @@ type segInfo struct {
 	users   []int32 // the users that may be live in it (slots may have been reused since)
 }
 
-const segmentVersion = 1
+const segmentVersion = 2
 
 // Incremental makes AppendBinary leave the open sessions out, for
 // AppendSegments to write as segments of what changed: call it before the

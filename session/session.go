@@ -27,9 +27,19 @@ type Record struct {
 	Revenue    float64
 	Bounced    bool
 	Converted  bool
+	// Label is the Labeler's value of the session's earliest event (ties:
+	// the first to arrive), "" without a Labeler.
+	Label string
 	// Marks are the session's events that the Marker tagged, by event time
 	// (ties in arrival order). The slice is reused after the emit callback.
 	Marks []Mark
+}
+
+// Open is an open session as Changes reports it.
+type Open struct {
+	Start int64  // first event_ts so far
+	Label string // as in Record
+	Marks []Mark // as in Record, valid during the call
 }
 
 // SessionID returns user_id + "/" + start as RFC 3339 UTC millis. It is
@@ -47,6 +57,10 @@ type Mark struct {
 // Marker picks the events a session keeps as marks, and their tag.
 type Marker func(e *clickstream.Event) (tag uint8, keep bool)
 
+// Labeler gives an event's label; a session is labelled by its earliest
+// event.
+type Labeler func(e *clickstream.Event) string
+
 // Handle names a user's state inside a Sessionizer between two calls; it is
 // valid until the next Advance.
 type Handle int32
@@ -57,6 +71,8 @@ type Sessionizer struct {
 	winSize  int64
 	money    clickstream.Currencies
 	marker   Marker
+	labeler  Labeler
+	labels   map[string]string // interned labels
 	users    map[string]int32
 	uslab    []user
 	ufree    []int32
@@ -91,6 +107,7 @@ type sess struct {
 	events, pv, atc, pur int64
 	revenue              float64
 	marks                []Mark
+	label                string
 	heapAt               int32
 	open                 bool // not final, not merged into another
 	changed              bool // listed in changes
@@ -108,6 +125,10 @@ func WithCurrencies(c clickstream.Currencies) Option { return func(s *Sessionize
 // WithMarker keeps tagged events in each session. Default: none.
 func WithMarker(m Marker) Option { return func(s *Sessionizer) { s.marker = m } }
 
+// WithLabeler labels each session by its earliest event (Record.Label).
+// Default: none.
+func WithLabeler(l Labeler) Option { return func(s *Sessionizer) { s.labeler = l } }
+
 // WithWindowSize sets the window length FirstInWindow counts in. Default 1m.
 func WithWindowSize(d time.Duration) Option {
 	return func(s *Sessionizer) { s.winSize = d.Milliseconds() }
@@ -119,7 +140,7 @@ var ErrBadGap = errors.New("session: gap must be positive")
 // New returns an empty Sessionizer.
 func New(opts ...Option) (*Sessionizer, error) {
 	s := &Sessionizer{gap: DefaultGap.Milliseconds(), winSize: time.Minute.Milliseconds(),
-		users: map[string]int32{}, byMinute: map[int64]int32{}, advanced: window.NegInf}
+		users: map[string]int32{}, byMinute: map[int64]int32{}, advanced: window.NegInf, labels: map[string]string{}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -157,14 +178,19 @@ func (s *Sessionizer) Add(e *clickstream.Event) Handle {
 		s.merge(target, si) // the event bridges two sessions
 		u.open = slices.Delete(u.open, k, k+1)
 	}
-	if target < 0 {
+	fresh := target < 0
+	if fresh {
 		target = s.newSession(ui, e.TS)
 		i, _ := slices.BinarySearchFunc(u.open, e.TS, func(si int32, ts int64) int { return cmp.Compare(s.sslab[si].start, ts) })
 		u.open = slices.Insert(u.open, i, target)
 	}
 	ss := &s.sslab[target]
+	earliest := fresh || e.TS < ss.start
 	if e.TS < ss.start {
 		s.moveStart(ss, e.TS)
+	}
+	if earliest && s.labeler != nil {
+		ss.label = s.label(e)
 	}
 	if e.TS > ss.end {
 		ss.end = e.TS
@@ -189,6 +215,24 @@ func (s *Sessionizer) Add(e *clickstream.Event) Handle {
 		}
 	}
 	return Handle(ui)
+}
+
+// maxLabels bounds the interned labels.
+const maxLabels = 4096
+
+// label returns e's label, interned: the event's strings pin its whole
+// message.
+func (s *Sessionizer) label(e *clickstream.Event) string { return s.intern(s.labeler(e)) }
+
+func (s *Sessionizer) intern(l string) string {
+	if v, ok := s.labels[l]; ok {
+		return v
+	}
+	l = strings.Clone(l)
+	if len(s.labels) < maxLabels {
+		s.labels[l] = l
+	}
+	return l
 }
 
 func minuteOf(ts int64) int64 {
@@ -243,23 +287,23 @@ func (s *Sessionizer) TrackChanges() {
 
 // Changes calls fn for each session changed since the last call (after
 // TrackChanges), in no particular order. slot names the session until it
-// is reported not open: final or merged into another, which is reported
-// too; then the slot may name a new session. For an open session, start is
-// its first event_ts and marks its marks by time (ties in arrival order),
-// valid during the call.
-func (s *Sessionizer) Changes(fn func(slot int32, open bool, start int64, marks []Mark)) {
+// is reported not open (o nil): final or merged into another; then the
+// slot may name a new session. o is valid during the call.
+func (s *Sessionizer) Changes(fn func(slot int32, o *Open)) {
 	if s.changes == nil {
 		return
 	}
+	var o Open
 	for _, si := range *s.changes {
 		ss := &s.sslab[si]
 		ss.changed = false
 		if !ss.open {
-			fn(si, false, 0, nil)
+			fn(si, nil)
 			continue
 		}
 		sortMarks(ss.marks)
-		fn(si, true, ss.start, ss.marks)
+		o = Open{Start: ss.start, Label: ss.label, Marks: ss.marks}
+		fn(si, &o)
 	}
 	*s.changes = (*s.changes)[:0]
 }
@@ -308,6 +352,7 @@ func (s *Sessionizer) merge(a, b int32) {
 	sa, sb := &s.sslab[a], &s.sslab[b]
 	if sb.start < sa.start {
 		s.moveStart(sa, sb.start)
+		sa.label = sb.label
 	}
 	if sb.end > sa.end {
 		sa.end = sb.end
@@ -419,6 +464,7 @@ func (s *Sessionizer) fill(r *Record, uid string, ss *sess) {
 		Revenue:    ss.revenue,
 		Bounced:    ss.events == 1,
 		Converted:  ss.pur > 0,
+		Label:      ss.label,
 		Marks:      marks,
 	}
 }
@@ -487,7 +533,7 @@ func (s *Sessionizer) removeHeap(i int) {
 	}
 }
 
-const version = 2
+const version = 3
 
 // AppendBinary appends the state (encoding.BinaryAppender): the open
 // sessions, or after Incremental only what AppendSegments leaves out.
@@ -521,6 +567,7 @@ func (s *Sessionizer) appendUser(dst []byte, ui int32) []byte {
 			dst = snap.AppendInt(dst, v)
 		}
 		dst = snap.AppendFloat(dst, ss.revenue)
+		dst = snap.AppendString(dst, ss.label)
 		dst = snap.AppendUint(dst, uint64(len(ss.marks)))
 		for _, m := range ss.marks {
 			dst = snap.AppendInt(dst, m.TS)
@@ -543,6 +590,7 @@ func (s *Sessionizer) readUser(r *snap.Reader) int32 {
 	for range r.Len() {
 		start, end, events, pv, atc, pur := r.Int(), r.Int(), r.Int(), r.Int(), r.Int(), r.Int()
 		revenue := r.Float()
+		label := r.String()
 		n := r.Len()
 		if r.Err() != nil || end+s.gap <= s.advanced {
 			for range n {
@@ -558,6 +606,9 @@ func (s *Sessionizer) readUser(r *snap.Reader) int32 {
 		si := s.newSession(ui, start)
 		ss := &s.sslab[si]
 		ss.end, ss.events, ss.pv, ss.atc, ss.pur, ss.revenue = end, events, pv, atc, pur, revenue
+		if label != "" {
+			ss.label = s.intern(label)
+		}
 		for range n {
 			ss.marks = append(ss.marks, Mark{TS: r.Int(), Tag: uint8(r.Uint())})
 		}
@@ -587,8 +638,8 @@ func (s *Sessionizer) UnmarshalBinary(b []byte) error {
 	if gap := r.Int(); r.Err() == nil && gap != s.gap {
 		return errors.New("session: snapshot taken with another gap")
 	}
-	ns := &Sessionizer{gap: s.gap, winSize: s.winSize, money: s.money, marker: s.marker,
-		users: map[string]int32{}, byMinute: map[int64]int32{}, advanced: r.Int()}
+	ns := &Sessionizer{gap: s.gap, winSize: s.winSize, money: s.money, marker: s.marker, labeler: s.labeler,
+		users: map[string]int32{}, byMinute: map[int64]int32{}, advanced: r.Int(), labels: map[string]string{}}
 	if s.inc != nil {
 		ns.inc = &increments{}
 	}

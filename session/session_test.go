@@ -145,8 +145,12 @@ type change struct {
 
 func changes(s *session.Sessionizer) map[int32]change {
 	out := map[int32]change{}
-	s.Changes(func(slot int32, open bool, start int64, marks []session.Mark) {
-		out[slot] = change{open, start, append([]session.Mark(nil), marks...)}
+	s.Changes(func(slot int32, o *session.Open) {
+		if o == nil {
+			out[slot] = change{}
+			return
+		}
+		out[slot] = change{true, o.Start, append([]session.Mark(nil), o.Marks...)}
 	})
 	return out
 }
@@ -200,4 +204,22 @@ func TestChangesUntracked(t *testing.T) {
 	require.NoError(t, err)
 	s.Add(pv("a", 0))
 	assert.Empty(t, changes(s))
+}
+
+// A session's label is its earliest event's (ties: the first to arrive),
+// also when an out-of-order event moves its start or bridges two sessions.
+func TestLabelOfEarliestEvent(t *testing.T) {
+	s, err := session.New(session.WithGap(20*time.Minute), session.WithLabeler(func(e *clickstream.Event) string { return e.UTM.Source }))
+	require.NoError(t, err)
+	src := func(e *clickstream.Event, v string) *clickstream.Event { e.UTM.Source = v; return e }
+	s.Add(src(pv("a", 10*min), "second"))
+	s.Add(src(pv("a", 10*min), "tie")) // same time, later: keeps the first
+	s.Add(src(pv("b", 10*min), "b-late"))
+	s.Add(src(pv("b", 5*min), "b-early")) // out of order: now the earliest
+	s.Add(src(pv("c", 0), "c-first"))
+	s.Add(src(pv("c", 30*min), "c-second"))
+	s.Add(src(pv("c", 15*min), "bridge")) // merges c's two sessions
+	got := map[string]string{}
+	s.Advance(window.PosInf, func(r *session.Record) { got[r.UserID] = r.Label })
+	assert.Equal(t, map[string]string{"a": "second", "b": "b-early", "c": "c-first"}, got)
 }

@@ -59,7 +59,7 @@ func (m *Memory) write(_ context.Context, b *Batch) error {
 		m.out.Sessions = append(m.out.Sessions, s)
 	}
 	for _, f := range b.Funnel {
-		f.Steps, f.StepRates, f.TimesMs = slices.Clone(f.Steps), slices.Clone(f.StepRates), slices.Clone(f.TimesMs)
+		f = f.Clone()
 		if f.Final {
 			m.out.Funnel = append(m.out.Funnel, f)
 		} else {

@@ -27,6 +27,7 @@ type projectFile struct {
 	FunnelSteps      []string           `yaml:"funnel_steps"`
 	FunnelScope      *string            `yaml:"funnel_scope"`
 	ConversionWindow *time.Duration     `yaml:"conversion_window"`
+	FunnelBreakdown  *funnel.Dimension  `yaml:"funnel_breakdown"`
 	AnomalyWindow    *int               `yaml:"anomaly_window"`
 	AnomalyMinPoints *int               `yaml:"anomaly_min_points"`
 	AnomalyZ         *float64           `yaml:"anomaly_z"`
@@ -112,6 +113,7 @@ func pipelineConfig(path string, cfg pipeline.Config, f projectFile) (pipeline.C
 		}
 	}
 	set(&cfg.ConversionWindow, f.ConversionWindow)
+	set(&cfg.FunnelBreakdown, f.FunnelBreakdown)
 	set(&cfg.AnomalyWindow, f.AnomalyWindow)
 	set(&cfg.AnomalyMinPoints, f.AnomalyMinPoints)
 	set(&cfg.AnomalyZ, f.AnomalyZ)

@@ -43,6 +43,15 @@ func TestConfigOverridesAndErrors(t *testing.T) {
 	assert.ErrorIs(t, err, pipeline.ErrConfig)
 	_, err = loadConfig(write("funnel_scope: visit\n"))
 	assert.Error(t, err)
+
+	cfg, err = loadConfig(write("funnel_breakdown: device.os\n"))
+	require.NoError(t, err)
+	assert.Equal(t, funnel.DeviceOS, cfg.FunnelBreakdown)
+	cfg, err = loadConfig(write("funnel_breakdown: \"\"\n"))
+	require.NoError(t, err)
+	assert.Equal(t, funnel.Dimension(""), cfg.FunnelBreakdown, "none")
+	_, err = loadConfig(write("funnel_breakdown: utm.medium\n"))
+	assert.ErrorIs(t, err, pipeline.ErrConfig)
 }
 
 func TestConfigConnectTimeout(t *testing.T) {

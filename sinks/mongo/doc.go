@@ -36,7 +36,8 @@
 //   - funnel_minute, key the start minute: minute (date), topic, partition,
 //     final, entered, steps, step_rates, overall_rate,
 //     median_time_to_convert_ms (null when none), times_ms (the sorted
-//     conversion times, so that the merged median is exact), updated_at,
+//     conversion times, so that the merged median is exact), by (the breakdown,
+//     funnel.Part: [{value, steps, times_ms}] by value, null without one), updated_at,
 //     running. As in kpis_minute, a running update (SEMANTICS §7) sets
 //     running.* on the _id alone, and a final record, inserted (see below),
 //     has its values at the top level and running null, which refuses any

@@ -278,12 +278,23 @@ type funnelValues struct {
 	OverallRate           float64       `bson:"overall_rate"`
 	MedianTimeToConvertMs *int64        `bson:"median_time_to_convert_ms"`
 	TimesMs               []int64       `bson:"times_ms"`
+	By                    []partDoc     `bson:"by"`
 	UpdatedAt             bson.DateTime `bson:"updated_at"`
+}
+
+// partDoc is a part of a funnel record's breakdown (funnel.Part).
+type partDoc struct {
+	Value   string  `bson:"value"`
+	Steps   []int64 `bson:"steps"`
+	TimesMs []int64 `bson:"times_ms"`
 }
 
 func newFunnelValues(f *funnel.Record, now bson.DateTime) funnelValues {
 	v := funnelValues{Entered: f.Entered, Steps: append([]int64{}, f.Steps...), StepRates: append([]float64{}, f.StepRates...),
 		OverallRate: f.OverallRate, TimesMs: append([]int64{}, f.TimesMs...), UpdatedAt: now}
+	for _, p := range f.By {
+		v.By = append(v.By, partDoc{Value: p.Value, Steps: append([]int64{}, p.Steps...), TimesMs: append([]int64{}, p.TimesMs...)})
+	}
 	if f.HasMedian {
 		med := f.MedianTimeToConvertMs
 		v.MedianTimeToConvertMs = &med
@@ -302,6 +313,9 @@ func (d *funnelDoc) record() funnel.Record {
 		StepRates: nonNil(v.StepRates), OverallRate: v.OverallRate, TimesMs: nonNil(v.TimesMs), Final: d.Final}
 	if v.MedianTimeToConvertMs != nil {
 		r.MedianTimeToConvertMs, r.HasMedian = *v.MedianTimeToConvertMs, true
+	}
+	for _, p := range v.By {
+		r.By = append(r.By, funnel.Part{Value: p.Value, Steps: nonNil(p.Steps), TimesMs: nonNil(p.TimesMs)})
 	}
 	return r
 }

@@ -629,7 +629,7 @@ func TestDocumentsAndIndexes(t *testing.T) {
 		s.sessions: {"_id", "session_id", "user_id", "topic", "partition", "start", "end", "duration_ms", "events",
 			"page_views", "add_to_carts", "purchases", "revenue", "bounced", "converted", "updated_at"},
 		s.funnel: {"_id", "minute", "topic", "partition", "final", "entered", "steps", "step_rates", "overall_rate",
-			"median_time_to_convert_ms", "times_ms", "updated_at", "running"},
+			"median_time_to_convert_ms", "times_ms", "by", "updated_at", "running"},
 		s.progress: {"_id", "topic", "partition", "partitions", "watermark", "funnel_before", "updated_at"},
 	} {
 		var raw bson.D

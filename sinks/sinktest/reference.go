@@ -103,7 +103,7 @@ func (r *Reference) write(_ context.Context, b *sinks.Batch) error {
 		if old, ok := r.funnel[k]; ok && old.Final && !b.Funnel[i].Final {
 			continue
 		}
-		r.funnel[k] = Funnel{b.Topic, b.Partition, cloneFunnel(&b.Funnel[i])}
+		r.funnel[k] = Funnel{b.Topic, b.Partition, b.Funnel[i].Clone()}
 	}
 	return nil
 }
@@ -127,7 +127,7 @@ func (r *Reference) Snapshot() Snapshot {
 		s.Sessions = append(s.Sessions, x)
 	}
 	for _, f := range r.funnel {
-		f.Record = cloneFunnel(&f.Record)
+		f.Record = f.Record.Clone()
 		s.Funnel = append(s.Funnel, f)
 	}
 	return s.normalize(true)
@@ -137,14 +137,6 @@ func cloneMinute(m *kpi.Minute) kpi.Minute {
 	c := *m
 	c.RevenueByCurrency = maps.Clone(m.RevenueByCurrency)
 	c.TopProducts = slices.Clone(m.TopProducts)
-	return c
-}
-
-func cloneFunnel(f *funnel.Record) funnel.Record {
-	c := *f
-	c.Steps = slices.Clone(f.Steps)
-	c.StepRates = slices.Clone(f.StepRates)
-	c.TimesMs = slices.Clone(f.TimesMs)
 	return c
 }
 
@@ -174,7 +166,7 @@ func (s Snapshot) normalize(perPartition bool) Snapshot {
 		out.Sessions = append(out.Sessions, x)
 	}
 	for _, f := range s.Funnel {
-		f.Record = cloneFunnel(&f.Record)
+		f.Record = f.Record.Clone()
 		for _, p := range []*[]int64{&f.Steps, &f.TimesMs} {
 			if *p == nil {
 				*p = []int64{}
@@ -182,6 +174,14 @@ func (s Snapshot) normalize(perPartition bool) Snapshot {
 		}
 		if f.StepRates == nil {
 			f.StepRates = []float64{}
+		}
+		if len(f.By) == 0 {
+			f.By = nil
+		}
+		for i := range f.By {
+			if f.By[i].TimesMs == nil {
+				f.By[i].TimesMs = []int64{}
+			}
 		}
 		if !perPartition {
 			f.Topic, f.Partition = "", 0

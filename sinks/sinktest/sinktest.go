@@ -158,6 +158,11 @@ func FunnelRecord(m int64, seed int) funnel.Record {
 	for i := range r.Steps[2] {
 		r.TimesMs = append(r.TimesMs, 1_000*(i+1)+s)
 	}
+	if seed%2 == 0 { // broken down: the converted ones and the others
+		conv := []int64{r.Steps[2], r.Steps[2], r.Steps[2]}
+		rest := []int64{r.Steps[0] - conv[0], r.Steps[1] - conv[1], 0}
+		r.By = []funnel.Part{{Value: "google", Steps: conv, TimesMs: r.TimesMs}, {Value: funnel.None, Steps: rest}}
+	}
 	return funnel.Merge(r) // sets the rates and the median
 }
 
