@@ -157,7 +157,7 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	prog := newProgress(runner, in.lag, out.dead, lt, log)
+	prog := newProgress(runner.Stats, in.lag, out.dead, lt, log, time.Now)
 	if o.http != "off" {
 		srv, err := startServer(ctx, o, cfg, out.mongo, prog, log)
 		if err != nil {

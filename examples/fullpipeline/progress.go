@@ -10,18 +10,23 @@ import (
 	"github.com/clickstreamkit/clickstream/pipeline"
 )
 
+// rateWindow is the span events_per_sec is averaged over.
+const rateWindow = time.Minute
+
 // progress samples the runner for the progress line, /stats and /metrics.
 type progress struct {
-	runner  *pipeline.Runner
+	runner  func() pipeline.Stats
 	lag     func() int64
 	dead    *deadLetters
 	latency *latencyTracker
 	log     *slog.Logger
+	now     func() time.Time // the processing clock
 	start   time.Time
 
-	mu   sync.Mutex
-	last sample
-	rate float64 // events/s over the last interval
+	mu      sync.Mutex
+	samples []sample  // one per interval over the last rateWindow, oldest first
+	readAt  time.Time // the newest sample that saw reads grow, or start
+	reading bool      // whether the newest interval saw reads grow (true before the first)
 }
 
 type sample struct {
@@ -32,6 +37,7 @@ type sample struct {
 // stats is /stats's answer.
 type stats struct {
 	EventsPerSec    float64 `json:"events_per_sec"`
+	StalledS        float64 `json:"stalled_s"`
 	Read            int64   `json:"read"`
 	Accepted        int64   `json:"accepted"`
 	Invalid         int64   `json:"invalid"`
@@ -44,32 +50,63 @@ type stats struct {
 	UptimeS         float64 `json:"uptime_s"`
 }
 
-func newProgress(r *pipeline.Runner, lag func() int64, dead *deadLetters, lt *latencyTracker, log *slog.Logger) *progress {
-	now := time.Now()
-	return &progress{runner: r, lag: lag, dead: dead, latency: lt, log: log, start: now, last: sample{at: now}}
+// newProgress samples runner, the runner's Stats, with the clock now.
+func newProgress(runner func() pipeline.Stats, lag func() int64, dead *deadLetters, lt *latencyTracker, log *slog.Logger, now func() time.Time) *progress {
+	start := now()
+	return &progress{runner: runner, lag: lag, dead: dead, latency: lt, log: log, now: now, start: start,
+		samples: []sample{{at: start}}, readAt: start, reading: true}
 }
 
-// tick updates the rate.
+// tick takes a sample: the rate is averaged over the samples of the last
+// rateWindow, and reads that grew since the previous sample mean the
+// pipeline is reading.
 func (p *progress) tick() {
-	st := p.runner.Stats()
-	now := time.Now()
+	read := p.runner().Read
+	now := p.now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if dt := now.Sub(p.last.at).Seconds(); dt > 0 {
-		p.rate = float64(st.Read-p.last.read) / dt
+	p.reading = read > p.samples[len(p.samples)-1].read
+	if p.reading {
+		p.readAt = now
 	}
-	p.last = sample{at: now, read: st.Read}
+	p.samples = append(p.samples, sample{at: now, read: read})
+	n := 0
+	for n < len(p.samples)-1 && now.Sub(p.samples[n].at) > rateWindow {
+		n++
+	}
+	p.samples = p.samples[n:]
+}
+
+// rate is the events per second between the oldest and the newest sample.
+func (p *progress) rate() float64 {
+	first, last := p.samples[0], p.samples[len(p.samples)-1]
+	if dt := last.at.Sub(first.at).Seconds(); dt > 0 {
+		return float64(last.read-first.read) / dt
+	}
+	return 0
+}
+
+// stalled is how long the pipeline has read nothing while lag > 0: from
+// the newest sample that saw reads grow, once a whole interval has passed
+// without any; 0 while it reads, and when it has nothing to read.
+func (p *progress) stalled(now time.Time, read, lag int64) time.Duration {
+	if lag <= 0 || p.reading || read > p.samples[len(p.samples)-1].read {
+		return 0
+	}
+	return now.Sub(p.readAt)
 }
 
 func (p *progress) stats() stats {
-	st := p.runner.Stats()
+	st := p.runner()
 	_, dead := p.dead.snapshot()
+	lag := p.lag()
+	now := p.now()
 	p.mu.Lock()
-	rate := p.rate
+	rate, stalled := p.rate(), p.stalled(now, st.Read, lag)
 	p.mu.Unlock()
-	s := stats{EventsPerSec: rate, Read: st.Counters.Read, Accepted: st.Counters.Accepted, Invalid: st.Counters.Invalid,
-		Late: st.Counters.Late, Duplicates: st.Counters.Duplicates, DeadLetters: dead, Lag: p.lag(),
-		E2ELatencyP95: p.latency.p95(), UptimeS: time.Since(p.start).Seconds()}
+	s := stats{EventsPerSec: rate, StalledS: stalled.Seconds(), Read: st.Counters.Read, Accepted: st.Counters.Accepted,
+		Invalid: st.Counters.Invalid, Late: st.Counters.Late, Duplicates: st.Counters.Duplicates, DeadLetters: dead, Lag: lag,
+		E2ELatencyP95: p.latency.p95(), UptimeS: now.Sub(p.start).Seconds()}
 	if st.LastFinalMinute != 0 {
 		m := clickstream.FormatTime(st.LastFinalMinute)
 		s.LastFinalMinute = &m
@@ -93,7 +130,7 @@ func (p *progress) run(ctx context.Context, interval time.Duration) {
 				last = *s.LastFinalMinute
 			}
 			p.log.Info("progress", "events_per_s", int64(s.EventsPerSec), "read", s.Read, "lag", s.Lag,
-				"dead_letters", s.DeadLetters, "e2e_p95_ms", int64(s.E2ELatencyP95), "last_final_minute", last)
+				"stalled_s", int64(s.StalledS), "dead_letters", s.DeadLetters, "e2e_p95_ms", int64(s.E2ELatencyP95), "last_final_minute", last)
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -181,6 +182,15 @@ func (p *tab) requested(path string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return slices.ContainsFunc(p.requests, func(u string) bool { return strings.Contains(u, path) })
+}
+
+// thousands formats n as the page does (en-GB): 3400 is "3,400".
+func thousands(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	for i := len(s) - 3; i > 0 && s[i-1] != '-'; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }
 
 func jsJSON(v any) string {
@@ -410,6 +420,26 @@ func TestDashboardInBrowser(t *testing.T) {
 	if got := eval[string](p, `document.querySelector('[data-testid="health-last-final"]').dataset.raw`); got != *st.LastFinalMinute {
 		t.Errorf("last final minute %q, want %q", got, *st.LastFinalMinute)
 	}
+
+	// A stall reads as one: how long nothing was read and the lag, in the
+	// warning style, instead of a rate; the rate comes back once it reads.
+	fake.Stall()
+	for range 2 {
+		fake.Step()
+	}
+	st = fake.Stats()
+	if st.StalledS <= 0 || st.Lag <= 0 {
+		t.Fatalf("test data: the stalled fake's stats %+v", st)
+	}
+	p.waitFor("the throughput tile to show the stall", fmt.Sprintf(`(() => {
+		const b = document.querySelector('[data-testid="health-throughput"]');
+		return b.classList.contains('warn') && b.querySelector('[data-testid="value"]').textContent === %q;
+	})()`, fmt.Sprintf("stalled %d s (lag %s)", int64(math.Round(st.StalledS)), thousands(st.Lag))))
+	fake.Recover()
+	p.waitFor("the throughput tile to show a rate again", `(() => {
+		const b = document.querySelector('[data-testid="health-throughput"]');
+		return !b.classList.contains('warn') && / events\/s$/.test(b.querySelector('[data-testid="value"]').textContent);
+	})()`)
 
 	// Top products: the fake's top 10 in order.
 	var wantIDs []string

@@ -74,6 +74,7 @@ type Fake struct {
 	minutes   []*minute // oldest first; the last one is open (final false)
 	step      int       // steps into the open minute: 0..TicksPerMinute-1
 	ticks     int64     // steps taken while running, for uptime and jitter
+	stalled   int64     // steps taken since Stall, -1 when reading
 	anomalies []Anomaly // of final minutes, by minute
 	subs      map[chan struct{}]struct{}
 
@@ -109,7 +110,7 @@ func NewFake(o Options) *Fake {
 	if o.Now.IsZero() {
 		o.Now = time.Now()
 	}
-	f := &Fake{opts: o, paused: o.Paused, subs: map[chan struct{}]struct{}{}, done: make(chan struct{})}
+	f := &Fake{opts: o, paused: o.Paused, stalled: -1, subs: map[chan struct{}]struct{}{}, done: make(chan struct{})}
 	f.handler = f.routes()
 	if !o.Empty {
 		f.begin()
@@ -168,6 +169,32 @@ func (f *Fake) Pause() { f.mu.Lock(); f.paused = true; f.mu.Unlock() }
 // Resume restarts the clock after [Fake.Pause].
 func (f *Fake) Resume() { f.mu.Lock(); f.paused = false; f.mu.Unlock() }
 
+// Stall makes the fake pipeline stop reading while there is lag: from the
+// next step on, the clock moves but the data do not, the lag grows, and
+// /stats counts stalled_s (the virtual seconds of the steps since) and
+// averages the rate down over a minute. [Fake.Recover] ends it.
+func (f *Fake) Stall() {
+	f.mu.Lock()
+	if f.stalled < 0 {
+		f.stalled = 0
+	}
+	f.mu.Unlock()
+	f.broadcast()
+}
+
+// Recover ends a [Fake.Stall]: the pipeline reads again.
+func (f *Fake) Recover() {
+	f.mu.Lock()
+	f.stalled = -1
+	f.mu.Unlock()
+	f.broadcast()
+}
+
+// stepDuration is the virtual time of one step.
+func (f *Fake) stepDuration() time.Duration {
+	return time.Minute / time.Duration(f.opts.TicksPerMinute)
+}
+
 // Step advances the clock by one step, paused or not, and pushes the new
 // values to /events.
 func (f *Fake) Step() {
@@ -217,6 +244,10 @@ func (f *Fake) run() {
 
 func (f *Fake) advanceLocked() {
 	f.ticks++
+	if f.stalled >= 0 {
+		f.stalled++
+		return
+	}
 	f.step++
 	if f.step < f.opts.TicksPerMinute {
 		return
@@ -607,6 +638,12 @@ func (f *Fake) Stats() Stats {
 		s.LastFinalMinute = &lf
 	}
 	s.Lag = int64(40 + r.IntN(160))
+	if f.stalled > 0 && len(f.minutes) > 1 { // nothing read: the lag grows and the minute's average falls
+		stalled := (time.Duration(f.stalled) * f.stepDuration()).Seconds()
+		s.StalledS = math.Round(stalled*10) / 10
+		s.Lag += f.stalled * f.minutes[len(f.minutes)-2].full.Events / int64(f.opts.TicksPerMinute)
+		s.EventsPerSec = math.Round(s.EventsPerSec*max(0, 1-stalled/60)*10) / 10
+	}
 	s.E2ELatencyMsP95 = math.Round((latest.LatencyMsP95+35+10*r.NormFloat64())*10) / 10
 	return s
 }

@@ -76,6 +76,35 @@ func keys(t *testing.T, b []byte) []string {
 	return ks
 }
 
+// A stall freezes the data while stalled_s and the lag grow; Recover ends it.
+func TestStall(t *testing.T) {
+	s := paused(t, Options{TicksPerMinute: 4}) // a step is 15 virtual seconds
+	before, _ := s.Latest()
+	reading := s.Stats()
+	if reading.StalledS != 0 || reading.EventsPerSec <= 0 {
+		t.Fatalf("stats while reading: %+v", reading)
+	}
+	s.Stall()
+	for range 2 {
+		s.Step()
+	}
+	st := s.Stats()
+	if after, _ := s.Latest(); !reflect.DeepEqual(after, before) {
+		t.Errorf("the data moved during a stall: %+v -> %+v", before, after)
+	}
+	if st.StalledS != 30 || st.Lag <= reading.Lag+200 || st.EventsPerSec <= 0 || st.EventsPerSec >= reading.EventsPerSec {
+		t.Errorf("stats after 30 s of stall: %+v (before %+v)", st, reading)
+	}
+	s.Recover()
+	s.Step()
+	if st := s.Stats(); st.StalledS != 0 {
+		t.Errorf("stalled_s %v after Recover", st.StalledS)
+	}
+	if after, _ := s.Latest(); after.Events <= before.Events {
+		t.Errorf("the data do not move after Recover: %+v", after)
+	}
+}
+
 // The fields of docs/API.md, exactly.
 func TestShapes(t *testing.T) {
 	s := paused(t, Options{})
@@ -86,7 +115,7 @@ func TestShapes(t *testing.T) {
 		"/top-products?minutes_back=5":      "minutes_back top_products",
 		"/anomalies?minutes_back=60":        "anomalies minutes_back",
 		"/sessions/summary?minutes_back=30": "avg_duration_ms bounce_rate bounced converted final minutes_back partitions_complete partitions_total revenue sessions",
-		"/stats":                            "accepted dead_letters duplicates e2e_latency_ms_p95 events_per_sec invalid lag last_final_minute late read uptime_s",
+		"/stats":                            "accepted dead_letters duplicates e2e_latency_ms_p95 events_per_sec invalid lag last_final_minute late read stalled_s uptime_s",
 		"/health":                           "status",
 	} {
 		code, _, b := do(t, s, http.MethodGet, path, nil)

@@ -87,6 +87,7 @@ type SessionsSummary struct {
 // Stats is the answer of /stats: pipeline health.
 type Stats struct {
 	EventsPerSec    float64 `json:"events_per_sec"`
+	StalledS        float64 `json:"stalled_s"`
 	Read            int64   `json:"read"`
 	Accepted        int64   `json:"accepted"`
 	Invalid         int64   `json:"invalid"`

@@ -481,7 +481,14 @@ function setHealth(id, raw, text, warn = false) {
 
 function renderStats(s) {
   if (!s) return;
-  setHealth('health-throughput', s.events_per_sec, isNum(s.events_per_sec) ? `${oneDecFmt.format(s.events_per_sec)} events/s` : '—');
+  // A stall reads as one, not as a low rate: nothing read for stalled_s while there is lag.
+  const stalled = isNum(s.stalled_s) && s.stalled_s > 0;
+  setHealth('health-throughput', s.events_per_sec, stalled
+    ? `stalled ${fmtInt(s.stalled_s)} s (lag ${isNum(s.lag) ? fmtInt(s.lag) : '—'})`
+    : isNum(s.events_per_sec) ? `${oneDecFmt.format(s.events_per_sec)} events/s` : '—', stalled);
+  const throughput = byTestId('health-throughput');
+  throughput.dataset.stalled = stalled ? String(s.stalled_s) : '';
+  throughput.title = stalled ? 'nothing read while events wait: the pipeline is stalled' : 'messages read per second, averaged over the last 60 s';
   setHealth('health-lag', s.lag, isNum(s.lag) ? `${fmtInt(s.lag)} events` : '—', isNum(s.lag) && s.lag > 100000);
   setHealth('health-latency', s.e2e_latency_ms_p95, isNum(s.e2e_latency_ms_p95) ? fmtMs(s.e2e_latency_ms_p95) : '—');
   setHealth('health-deadletters', s.dead_letters, isNum(s.dead_letters) ? fmtInt(s.dead_letters) : '—');
