@@ -140,10 +140,14 @@ type Funnel struct {
 	used   []bool
 	swept  int64 // user scope: the watermark of the last sweep
 
-	// running values (session scope): what each open session adds to its
-	// start minute, by slot, and their sums by minute; not checkpointed,
-	// since the open sessions are
+	// running values: what each open session adds to its start minute, by
+	// slot (session scope), or what each user's buffered marks add
+	// (user scope), and their sums by minute; not checkpointed, since the
+	// open sessions and buffered marks are
 	open    []openSession
+	userRun map[string][]openSession
+	dirty   map[string]bool // users whose marks changed since the last Updates
+	scratch []session.Mark
 	run     map[int64]*minuteAcc
 	changed map[int64]bool // minutes whose running values changed since the last Updates
 	shown   map[int64]bool // minutes with a running record and no final one yet
@@ -192,7 +196,8 @@ var ErrBadConfig = errors.New("funnel: need 1..255 steps, in user scope a positi
 // New returns an empty funnel.
 func New(opts ...Option) (*Funnel, error) {
 	f := &Funnel{steps: DefaultSteps, acc: map[int64]*minuteAcc{}, users: map[string][]session.Mark{}, swept: math.MinInt64,
-		run: map[int64]*minuteAcc{}, changed: map[int64]bool{}, shown: map[int64]bool{}}
+		run: map[int64]*minuteAcc{}, changed: map[int64]bool{}, shown: map[int64]bool{},
+		userRun: map[string][]openSession{}, dirty: map[string]bool{}}
 	for _, o := range opts {
 		o(f)
 	}
@@ -354,23 +359,31 @@ func (f *Funnel) ClearOpen(slot int32) {
 	if int(slot) >= len(f.open) || !f.open[slot].counted {
 		return
 	}
-	o := &f.open[slot]
+	f.uncount(f.open[slot])
+	f.open[slot] = openSession{}
+}
+
+// uncount takes o out of the running values.
+func (f *Funnel) uncount(o openSession) {
 	a := f.run[o.minute]
 	f.add(a, o.label, o.reached, o.time, -1)
 	if a.n == 0 {
 		delete(f.run, o.minute)
 	}
 	f.changed[o.minute] = true
-	*o = openSession{}
 }
 
 // Updates emits, by minute, a running record (Final false) of each start
 // minute whose running values changed since the last call and that is not
 // final at wm (see Advance): the final sessions added so far plus the open
-// ones set with SetOpen. A minute shown whose sessions all moved to an
-// earlier one since (an out-of-order event) gets a running record of zeros,
-// and no final record. User scope has no running values.
+// ones set with SetOpen; in user scope, the final entities plus those the
+// buffered events would make if no event came any more. A minute shown
+// whose entities all moved to an earlier one since (an out-of-order event)
+// gets a running record of zeros, and no final record.
 func (f *Funnel) Updates(wm int64, openIn func(minute int64) bool, emit func(*Record)) {
+	if f.scope == ScopeUser {
+		f.runUsers()
+	}
 	ms := slices.Sorted(maps.Keys(f.changed))
 	clear(f.changed)
 	for _, m := range ms {
@@ -401,6 +414,7 @@ func (f *Funnel) AddEvent(userID string, ts int64, tag uint8) {
 		userID = strings.Clone(userID)
 	}
 	f.users[userID] = append(ms, session.Mark{TS: ts, Tag: tag})
+	f.dirty[userID] = true
 }
 
 // Advance emits, by minute, the records of every start minute whose entities
@@ -462,29 +476,16 @@ func (f *Funnel) sweepUsers(wm int64) {
 		return
 	}
 	f.swept = wm
-	first := f.tags[0]
 	for u, ms := range f.users {
 		slices.SortStableFunc(ms, func(a, b session.Mark) int { return cmp.Compare(a.TS, b.TS) })
-		for {
-			i := slices.IndexFunc(ms, func(mk session.Mark) bool { return mk.Tag == first })
-			if i < 0 { // nothing before a future first step can count
-				ms = slices.DeleteFunc(ms, func(mk session.Mark) bool { return mk.TS < wm })
-				break
-			}
-			t1 := ms[i].TS
-			if t1+f.window > wm { // an earlier first step may still come
-				cut := slices.IndexFunc(ms[:i], func(mk session.Mark) bool { return mk.TS >= wm })
-				if cut < 0 {
-					cut = i
-				}
-				ms = ms[cut:]
-				break
-			}
-			end, _ := slices.BinarySearchFunc(ms, t1+f.window, func(mk session.Mark, t int64) int { return cmp.Compare(mk.TS, t) })
-			// events at t1 itself belong to the entity, whichever arrived first
-			lo, _ := slices.BinarySearchFunc(ms[:i], t1, func(mk session.Mark, t int64) int { return cmp.Compare(mk.TS, t) })
-			f.count(minuteOf(t1), "", ms[lo:end])
-			ms = ms[end:]
+		n := len(ms)
+		ms = f.cut(ms, wm, func(t1 int64, ent []session.Mark) {
+			m := minuteOf(t1)
+			f.count(m, "", ent)
+			f.changed[m] = true
+		})
+		if len(ms) != n {
+			f.dirty[u] = true
 		}
 		if len(ms) == 0 {
 			delete(f.users, u)
@@ -492,6 +493,63 @@ func (f *Funnel) sweepUsers(wm int64) {
 			f.users[u] = ms
 		}
 	}
+}
+
+// cut calls fn for each entity of a user's marks ms (by time) final at wm,
+// with its first step's ts, and returns the marks left for later entities
+// (ms's own array reused).
+func (f *Funnel) cut(ms []session.Mark, wm int64, fn func(t1 int64, ent []session.Mark)) []session.Mark {
+	first := f.tags[0]
+	for {
+		i := slices.IndexFunc(ms, func(mk session.Mark) bool { return mk.Tag == first })
+		if i < 0 { // nothing before a future first step can count
+			return slices.DeleteFunc(ms, func(mk session.Mark) bool { return mk.TS < wm })
+		}
+		t1 := ms[i].TS
+		if wm != math.MaxInt64 && t1+f.window > wm { // an earlier first step may still come
+			cut := slices.IndexFunc(ms[:i], func(mk session.Mark) bool { return mk.TS >= wm })
+			if cut < 0 {
+				cut = i
+			}
+			return ms[cut:]
+		}
+		end, _ := slices.BinarySearchFunc(ms, t1+f.window, func(mk session.Mark, t int64) int { return cmp.Compare(mk.TS, t) })
+		// events at t1 itself belong to the entity, whichever arrived first
+		lo, _ := slices.BinarySearchFunc(ms[:i], t1, func(mk session.Mark, t int64) int { return cmp.Compare(mk.TS, t) })
+		fn(t1, ms[lo:end])
+		ms = ms[end:]
+	}
+}
+
+// runUsers brings the running values of user scope up to date: each user
+// whose marks changed since the last call counts, in place of what it
+// counted before, the entities its marks would make if no event came any
+// more.
+func (f *Funnel) runUsers() {
+	for u := range f.dirty {
+		for _, o := range f.userRun[u] {
+			f.uncount(o)
+		}
+		delete(f.userRun, u)
+		ms, ok := f.users[u]
+		if !ok {
+			continue
+		}
+		f.scratch = append(f.scratch[:0], ms...)
+		slices.SortStableFunc(f.scratch, func(a, b session.Mark) int { return cmp.Compare(a.TS, b.TS) })
+		var os []openSession
+		f.cut(f.scratch, math.MaxInt64, func(t1 int64, ent []session.Mark) {
+			o := openSession{minute: minuteOf(t1), counted: true}
+			o.reached, o.time = f.match(ent)
+			f.add(f.accOf(f.run, o.minute), "", o.reached, o.time, 1)
+			f.changed[o.minute] = true
+			os = append(os, o)
+		})
+		if len(os) > 0 {
+			f.userRun[u] = os
+		}
+	}
+	clear(f.dirty)
 }
 
 // recordOf returns the record of minute m summing accs (nil ones left out).
@@ -699,5 +757,40 @@ func (f *Funnel) UnmarshalBinary(b []byte) error {
 	}
 	f.swept, f.acc, f.users = swept, acc, users
 	f.open, f.run, f.changed, f.shown = nil, map[int64]*minuteAcc{}, map[int64]bool{}, map[int64]bool{}
+	f.userRun, f.dirty = map[string][]openSession{}, map[string]bool{}
+	for u := range users { // their running values come with the next Updates
+		f.dirty[u] = true
+	}
 	return nil
+}
+
+// Top returns the n parts of by with the most entities at the first step
+// (ties by value), then, if any are left, one part under Other that sums
+// the rest (Other itself included).
+func Top(by []Part, n int) []Part {
+	parts := slices.Clone(by)
+	slices.SortStableFunc(parts, func(a, b Part) int {
+		return cmp.Or(cmp.Compare(first(b), first(a)), strings.Compare(a.Value, b.Value))
+	})
+	var top []Part
+	var rest []Record
+	for _, p := range parts {
+		if len(top) < n && p.Value != Other {
+			top = append(top, p)
+		} else {
+			rest = append(rest, Record{Steps: p.Steps, TimesMs: p.TimesMs})
+		}
+	}
+	if len(rest) > 0 {
+		m := Merge(rest...)
+		top = append(top, Part{Value: Other, Steps: m.Steps, TimesMs: m.TimesMs})
+	}
+	return top
+}
+
+func first(p Part) int64 {
+	if len(p.Steps) == 0 {
+		return 0
+	}
+	return p.Steps[0]
 }

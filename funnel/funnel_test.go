@@ -372,3 +372,47 @@ func TestDimensionValue(t *testing.T) {
 	}
 	assert.False(t, funnel.Dimension("utm.medium").Valid())
 }
+
+func TestTop(t *testing.T) {
+	p := func(v string, entered int64, times ...int64) funnel.Part {
+		return funnel.Part{Value: v, Steps: []int64{entered, 0}, TimesMs: times}
+	}
+	by := []funnel.Part{p("a", 5), p("b", 9, 3), p(funnel.Other, 4, 1), p("c", 5), p("d", 1, 2)}
+	got := funnel.Top(by, 2)
+	assert.Equal(t, []funnel.Part{p("b", 9, 3), p("a", 5), p(funnel.Other, 10, 1, 2)}, got)
+	assert.Equal(t, []funnel.Part{p("b", 9, 3), p("a", 5), p("c", 5), p("d", 1, 2), p(funnel.Other, 4, 1)}, funnel.Top(by, 9))
+	assert.Empty(t, funnel.Top(nil, 3))
+}
+
+// In user scope the running values are the entities the buffered events
+// would make if no event came any more, until the sweep makes them final.
+func TestFunnelRunningUserScope(t *testing.T) {
+	f, err := funnel.New(funnel.WithUserScope(2 * time.Minute))
+	require.NoError(t, err)
+	tag := func(typ string) uint8 { tg, _ := f.Mark(&clickstream.Event{EventType: typ}); return tg }
+	const m = 60_000
+	f.AddEvent("u", 10*m+5, tag(PV))
+	f.AddEvent("u", 10*m+9, tag(AC))
+	f.AddEvent("v", 11*m, tag(PV))
+	f.Advance(10*m, never, func(*funnel.Record) { t.Fatal("nothing is final") })
+	got := updates(f, 10*m, never)
+	require.Len(t, got, 2)
+	assert.Equal(t, []int64{1, 1, 0}, got[0].Steps)
+	assert.Equal(t, int64(11*m), got[1].Minute)
+	assert.Empty(t, updates(f, 10*m, never), "nothing changed")
+
+	f.AddEvent("u", 10*m+2, tag(PV)) // an earlier first step: the same entity, earlier
+	f.AddEvent("u", 11*m+1, tag(PU))
+	got = updates(f, 10*m, never)
+	require.Len(t, got, 1)
+	assert.Equal(t, []int64{1, 1, 1}, got[0].Steps)
+	assert.Equal(t, []int64{m - 1}, got[0].TimesMs)
+
+	final := records(f, 13*m, never) // u's entity ends at 12m+2: final at the 13m sweep
+	require.Len(t, final, 1)
+	assert.True(t, final[0].Final)
+	assert.Equal(t, got[0].Steps, final[0].Steps)
+	got = updates(f, 13*m, never)
+	require.Len(t, got, 1, "v's minute only")
+	assert.Equal(t, int64(11*m), got[0].Minute)
+}

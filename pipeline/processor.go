@@ -216,19 +216,18 @@ func (p *Processor) advance() {
 	}
 }
 
-// Updates adds the running values of the windows and, in session scope,
-// of the funnel start minutes that changed since the last update, marked
-// not final.
+// Updates adds the running values of the windows and of the funnel start
+// minutes that changed since the last update, marked not final.
 func (p *Processor) Updates() {
 	p.win.Updates(p.emitUpdate)
+	// the minutes an out-of-order event left without open sessions are
+	// final now (advance looks at them once the watermark moves)
+	wm := p.wm.Current()
+	p.fun.Advance(wm, p.openIn, p.emitFunnel)
 	if p.fun.Scope() == funnel.ScopeSession {
-		// the minutes an out-of-order event left without open sessions
-		// are final now (advance looks at them once the watermark moves)
-		wm := p.wm.Current()
-		p.fun.Advance(wm, p.openIn, p.emitFunnel)
 		p.ss.Changes(p.countOpen)
-		p.fun.Updates(wm, p.openIn, p.emitFunnel)
 	}
+	p.fun.Updates(wm, p.openIn, p.emitFunnel)
 }
 
 // Finish ends a finite input: wm becomes +inf and every window, session and

@@ -36,6 +36,9 @@ type sample struct {
 
 // stats is /stats's answer.
 type stats struct {
+	// Now is the processing clock when answered: event times may run ahead
+	// of it, by up to max_future_skew.
+	Now             string  `json:"now"`
 	EventsPerSec    float64 `json:"events_per_sec"`
 	StalledS        float64 `json:"stalled_s"`
 	Read            int64   `json:"read"`
@@ -104,9 +107,10 @@ func (p *progress) stats() stats {
 	p.mu.Lock()
 	rate, stalled := p.rate(), p.stalled(now, st.Read, lag)
 	p.mu.Unlock()
-	s := stats{EventsPerSec: rate, StalledS: stalled.Seconds(), Read: st.Counters.Read, Accepted: st.Counters.Accepted,
-		Invalid: st.Counters.Invalid, Late: st.Counters.Late, Duplicates: st.Counters.Duplicates, DeadLetters: dead, Lag: lag,
-		E2ELatencyP95: p.latency.p95(), UptimeS: now.Sub(p.start).Seconds()}
+	s := stats{Now: clickstream.FormatTime(now.UnixMilli()), EventsPerSec: rate, StalledS: stalled.Seconds(),
+		Read: st.Counters.Read, Accepted: st.Counters.Accepted, Invalid: st.Counters.Invalid, Late: st.Counters.Late,
+		Duplicates: st.Counters.Duplicates, DeadLetters: dead, Lag: lag, E2ELatencyP95: p.latency.p95(),
+		UptimeS: now.Sub(p.start).Seconds()}
 	if st.LastFinalMinute != 0 {
 		m := clickstream.FormatTime(st.LastFinalMinute)
 		s.LastFinalMinute = &m

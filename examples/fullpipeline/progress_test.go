@@ -83,6 +83,7 @@ func TestProgressRateAndStall(t *testing.T) {
 			s := p.stats()
 			assert.InDelta(t, tc.rate, s.EventsPerSec, 1e-9, "events_per_sec")
 			assert.InDelta(t, tc.stalled, s.StalledS, 1e-9, "stalled_s")
+			assert.Equal(t, clock.Format("2006-01-02T15:04:05.000Z"), s.Now, "now: the processing clock")
 		})
 	}
 }

@@ -441,6 +441,45 @@ func TestDashboardInBrowser(t *testing.T) {
 		return !b.classList.contains('warn') && / events\/s$/.test(b.querySelector('[data-testid="value"]').textContent);
 	})()`)
 
+	// The page shows the server's clock, not the browser's; a minute that
+	// starts after it is marked ahead of the clock, in the header, the tiles
+	// and the series, until the clock has caught up.
+	serverNow := func() time.Time {
+		now, err := time.Parse(dashboardtest.TimeLayout, fake.Stats().Now)
+		if err != nil {
+			t.Fatalf("fake /stats now: %v", err)
+		}
+		return now
+	}
+	p.waitFor("the header to show the server's clock", fmt.Sprintf(
+		`document.querySelector('[data-testid="updated"]').textContent === %q`, "as of "+serverNow().Format("15:04:05")+" UTC"))
+	if n := eval[int](p, `document.querySelectorAll('[data-testid="ahead"]').length`); n != 0 {
+		t.Errorf("%d minutes marked ahead of the clock while event times are behind it", n)
+	}
+	fake.SetAhead(90 * time.Second)
+	now, ahead := serverNow(), 0
+	for _, k := range fake.KPIs(30) {
+		if m, _ := time.Parse(dashboardtest.TimeLayout, k.Minute); m.After(now) {
+			ahead++
+		}
+	}
+	if ahead == 0 {
+		t.Fatal("test data: no minute starts after the fake's clock set back by 90 s")
+	}
+	p.waitFor("the newest minute to be marked ahead of the clock", fmt.Sprintf(`(() => {
+		const n = document.querySelector('[data-testid="newest-minute"]'), note = n.querySelector('[data-testid="ahead"]');
+		const tiles = [...document.querySelectorAll('.tile [data-testid="minute"]')];
+		return document.querySelector('[data-testid="updated"]').textContent === %q &&
+			n.dataset.ahead === 'true' && note !== null && note.textContent === 'ahead of clock' && note.title !== '' &&
+			tiles.length === 5 && tiles.every(m => m.querySelector('[data-testid="ahead"]') !== null) &&
+			document.querySelector('[data-testid="chart-sessions"]').dataset.ahead === %q;
+	})()`, "as of "+now.Format("15:04:05")+" UTC", strconv.Itoa(ahead)))
+	fake.SetAhead(0)
+	p.waitFor("the ahead-of-clock marks to go once the clock is past the newest minute", `(() =>
+		document.querySelectorAll('[data-testid="ahead"]').length === 0 &&
+		document.querySelector('[data-testid="newest-minute"]').dataset.ahead === 'false' &&
+		document.querySelector('[data-testid="chart-sessions"]').dataset.ahead === '0')()`)
+
 	// Top products: the fake's top 10 in order.
 	var wantIDs []string
 	for _, tp := range fake.TopProducts(5) {

@@ -71,11 +71,12 @@ type Fake struct {
 	mu        sync.Mutex
 	started   bool
 	paused    bool
-	minutes   []*minute // oldest first; the last one is open (final false)
-	step      int       // steps into the open minute: 0..TicksPerMinute-1
-	ticks     int64     // steps taken while running, for uptime and jitter
-	stalled   int64     // steps taken since Stall, -1 when reading
-	anomalies []Anomaly // of final minutes, by minute
+	minutes   []*minute     // oldest first; the last one is open (final false)
+	step      int           // steps into the open minute: 0..TicksPerMinute-1
+	ticks     int64         // steps taken while running, for uptime and jitter
+	stalled   int64         // steps taken since Stall, -1 when reading
+	ahead     time.Duration // how far event times run ahead of the server's clock
+	anomalies []Anomaly     // of final minutes, by minute
 	subs      map[chan struct{}]struct{}
 
 	done     chan struct{}
@@ -186,6 +187,15 @@ func (f *Fake) Stall() {
 func (f *Fake) Recover() {
 	f.mu.Lock()
 	f.stalled = -1
+	f.mu.Unlock()
+	f.broadcast()
+}
+
+// SetAhead makes event times run d ahead of the server's clock: /stats's now
+// is moved back by d, so that the newest minutes may start after it.
+func (f *Fake) SetAhead(d time.Duration) {
+	f.mu.Lock()
+	f.ahead = d
 	f.mu.Unlock()
 	f.broadcast()
 }
@@ -616,7 +626,10 @@ func (f *Fake) SessionsSummary(minutesBack int) SessionsSummary {
 func (f *Fake) Stats() Stats {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	s := Stats{UptimeS: math.Round(float64(f.ticks)*f.opts.Tick.Seconds()*10) / 10}
+	// The server's clock runs a step's virtual time per step from Options.Now,
+	// stalled or not.
+	now := f.opts.Now.Add(time.Duration(f.ticks)*f.stepDuration() - f.ahead)
+	s := Stats{Now: formatTime(now), UptimeS: math.Round(float64(f.ticks)*f.opts.Tick.Seconds()*10) / 10}
 	if len(f.minutes) == 0 {
 		return s
 	}

@@ -105,6 +105,26 @@ func TestStall(t *testing.T) {
 	}
 }
 
+// /stats's now follows the steps; SetAhead puts it behind the newest minute.
+func TestServerNow(t *testing.T) {
+	at := time.Date(2025, 3, 14, 12, 0, 40, 0, time.UTC)
+	s := paused(t, Options{TicksPerMinute: 4, Now: at}) // a step is 15 virtual seconds
+	for range 5 {
+		s.Step()
+	}
+	if got, want := s.Stats().Now, "2025-03-14T12:01:55.000Z"; got != want {
+		t.Errorf("now %s after 5 steps from %v, want %s", got, at, want)
+	}
+	newest, _ := s.Latest()
+	if newest.Minute != "2025-03-14T12:01:00.000Z" {
+		t.Fatalf("newest minute %s", newest.Minute)
+	}
+	s.SetAhead(2 * time.Minute)
+	if got, want := s.Stats().Now, "2025-03-14T11:59:55.000Z"; got != want || got >= newest.Minute {
+		t.Errorf("now %s with events 2 min ahead, want %s, before the newest minute", got, want)
+	}
+}
+
 // The fields of docs/API.md, exactly.
 func TestShapes(t *testing.T) {
 	s := paused(t, Options{})
@@ -115,7 +135,7 @@ func TestShapes(t *testing.T) {
 		"/top-products?minutes_back=5":      "minutes_back top_products",
 		"/anomalies?minutes_back=60":        "anomalies minutes_back",
 		"/sessions/summary?minutes_back=30": "avg_duration_ms bounce_rate bounced converted final minutes_back partitions_complete partitions_total revenue sessions",
-		"/stats":                            "accepted dead_letters duplicates e2e_latency_ms_p95 events_per_sec invalid lag last_final_minute late read stalled_s uptime_s",
+		"/stats":                            "accepted dead_letters duplicates e2e_latency_ms_p95 events_per_sec invalid lag last_final_minute late now read stalled_s uptime_s",
 		"/health":                           "status",
 	} {
 		code, _, b := do(t, s, http.MethodGet, path, nil)

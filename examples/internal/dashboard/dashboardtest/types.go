@@ -86,6 +86,7 @@ type SessionsSummary struct {
 
 // Stats is the answer of /stats: pipeline health.
 type Stats struct {
+	Now             string  `json:"now"` // the server's clock
 	EventsPerSec    float64 `json:"events_per_sec"`
 	StalledS        float64 `json:"stalled_s"`
 	Read            int64   `json:"read"`

@@ -102,6 +102,7 @@ const state = {
   mode: 'connecting',
   errors: new Map(),    // source -> message
   hasData: false,
+  serverNow: NaN,       // the server's clock (ms) as of the newest /stats
 };
 
 function upsertRecord(rec) {
@@ -175,9 +176,17 @@ function renderNotice() {
   notice.hidden = false;
 }
 
+// The time the page shows is the server's, not the browser's: the one the
+// newest minute can be compared with.
 function markUpdated() {
-  byTestId('updated').textContent = `updated ${hhmmss(Date.now())} UTC`;
+  if (Number.isFinite(state.serverNow)) byTestId('updated').textContent = `as of ${hhmmss(state.serverNow)} UTC`;
 }
+
+// Event times may run ahead of the server's clock (up to max_future_skew): a
+// minute that starts after its now is not the current one, and says so.
+const isAhead = (ms) => Number.isFinite(state.serverNow) && ms > state.serverNow;
+const AHEAD_TITLE = 'this minute starts after the server\'s clock: event times run ahead of processing time';
+const aheadNote = () => el('span', { class: 'badge badge-ahead', 'data-testid': 'ahead', title: AHEAD_TITLE, text: 'ahead of clock' });
 
 // ---------- KPI tiles ----------
 
@@ -210,7 +219,11 @@ function renderTiles() {
   const cur = curMinute === undefined ? null : state.records.get(curMinute);
   const prev = cur ? state.records.get(curMinute - MINUTE_MS) : undefined;
 
-  byTestId('newest-minute').textContent = cur ? `newest minute ${hhmm(curMinute)} UTC` : 'newest minute —';
+  const newest = byTestId('newest-minute');
+  newest.replaceChildren(cur ? `newest minute ${hhmm(curMinute)} UTC` : 'newest minute —');
+  const ahead = cur !== null && isAhead(curMinute);
+  if (ahead) newest.append(' ', aheadNote());
+  newest.dataset.ahead = String(ahead);
   // Revenue counts only purchases it can value: say how many it leaves out.
   const excluded = byTestId('revenue-excluded');
   const left = cur && isNum(cur.purchases) && isNum(cur.revenue_purchases) ? cur.purchases - cur.revenue_purchases : 0;
@@ -242,7 +255,8 @@ function renderTiles() {
     statusEl.textContent = cur.final ? 'final' : 'provisional';
     statusEl.className = `badge ${cur.final ? 'badge-final' : 'badge-provisional'}`;
     statusEl.title = cur.final ? 'window closed: this value will not change' : 'window still open: running value';
-    minuteEl.textContent = `${hhmm(curMinute)} UTC`;
+    minuteEl.replaceChildren(`${hhmm(curMinute)} UTC`);
+    if (ahead) minuteEl.append(' ', aheadNote());
 
     const p = prev ? prev[t.key] : undefined;
     if (!cur.final) { // like with like: an open minute against a whole one would show drops that are only incompleteness
@@ -284,7 +298,7 @@ const charts = new Map();
 
 function makeChart(spec) {
   const canvas = byTestId(spec.id);
-  const meta = { finals: [], anomalous: [] };
+  const meta = { finals: [], anomalous: [], ahead: [] };
   const isProvisional = (i) => meta.finals[i] === false;
   const chart = new window.Chart(canvas, {
     type: 'line',
@@ -314,7 +328,7 @@ function makeChart(spec) {
         legend: { display: false },
         tooltip: {
           callbacks: {
-            title: (items) => (items.length ? `${items[0].label} UTC` : ''),
+            title: (items) => (items.length ? `${items[0].label} UTC${meta.ahead[items[0].dataIndex] ? ' · ahead of clock' : ''}` : ''),
             label: (ctx) => `${spec.fmt(ctx.parsed.y)}${isProvisional(ctx.dataIndex) ? ' (provisional)' : ''}${meta.anomalous[ctx.dataIndex] ? ' · anomaly' : ''}`,
           },
         },
@@ -355,7 +369,9 @@ function renderCharts() {
     }
     chart.$dash.finals = recs.map((r) => Boolean(r.final));
     chart.$dash.anomalous = spec.anomalies ? minutes.map((m) => state.anomalyMinutes.has(m)) : [];
+    chart.$dash.ahead = minutes.map(isAhead);
     byTestId(spec.id).dataset.points = String(recs.length);
+    byTestId(spec.id).dataset.ahead = String(minutes.filter(isAhead).length);
     chart.update('none');
   }
 }
@@ -507,14 +523,21 @@ function onLatest(rec) {
   upsertRecord(rec);
   renderTiles();
   renderCharts();
-  markUpdated();
   // A new minute began: fetch the series now, so that the minute before is final sooner.
   if (!known && state.records.size > 1) pollSoon();
 }
 
 function onStats(s) {
   renderStats(s);
+  const now = s && typeof s.now === 'string' ? Date.parse(s.now) : NaN;
+  if (!Number.isFinite(now)) return;
+  const ahead = sortedMinutes().filter(isAhead).length;
+  state.serverNow = now;
   markUpdated();
+  if (sortedMinutes().filter(isAhead).length !== ahead) { // a minute is current now, or ahead
+    renderTiles();
+    renderCharts();
+  }
 }
 
 async function load(source, path, apply) {
@@ -547,7 +570,7 @@ function pollSeries() {
       renderCharts();
     }),
     load('products', 'top-products?minutes_back=5', (b) => renderProducts(b ? b.top_products || [] : null)),
-  ]).then(markUpdated);
+  ]);
 }
 
 let pollTimer = null;
