@@ -149,6 +149,7 @@ type Funnel struct {
 	dirty   map[string]bool // users whose marks changed since the last Updates
 	scratch []session.Mark
 	run     map[int64]*minuteAcc
+	sc      scratch        // of the running records
 	changed map[int64]bool // minutes whose running values changed since the last Updates
 	shown   map[int64]bool // minutes with a running record and no final one yet
 }
@@ -156,18 +157,19 @@ type Funnel struct {
 type minuteAcc struct {
 	steps []int64
 	times []int64
-	n     int                   // entities counted (kept for running values only)
+	n     int                   // entities counted
 	by    map[string]*minuteAcc // with a breakdown, by value
 }
 
 // openSession is what an open session adds to its start minute's running
 // values: the steps it reached and, if it reached all, its conversion time.
 type openSession struct {
-	minute  int64
-	label   string // its value of the dimension, as counted
-	reached int
-	time    int64
-	counted bool
+	minute   int64
+	label    string // its value of the dimension, as counted
+	reached  int
+	time     int64
+	t1, prev int64 // ts of the greedy first and last step reached
+	counted  bool
 }
 
 // Option configures a Funnel.
@@ -276,9 +278,6 @@ func (f *Funnel) add(a *minuteAcc, label string, reached int, t int64, d int) st
 		a.by[label] = b
 	}
 	b.add(reached, t, k, d)
-	if b.n == 0 && d < 0 {
-		delete(a.by, label)
-	}
 	return label
 }
 
@@ -313,10 +312,19 @@ func (a *minuteAcc) add(reached int, t int64, k, d int) {
 // match matches marks (by time) greedily: it returns how many steps the
 // entity reached and, if all, the last one's ts minus the first one's.
 func (f *Funnel) match(marks []session.Mark) (reached int, t int64) {
+	reached, t1, prev := f.greedy(marks)
+	if reached < len(f.tags) {
+		return reached, 0
+	}
+	return reached, prev - t1
+}
+
+// greedy matches marks (by time) greedily and returns how many steps they
+// reach and the ts of the first and last step reached.
+func (f *Funnel) greedy(marks []session.Mark) (reached int, t1, prev int64) {
 	f.used = slices.Grow(f.used[:0], len(marks))[:len(marks)]
 	clear(f.used)
-	var t1 int64
-	prev := int64(math.MinInt64)
+	prev = math.MinInt64
 	for j, tag := range f.tags {
 		k, _ := slices.BinarySearchFunc(marks, prev, func(mk session.Mark, ts int64) int { return cmp.Compare(mk.TS, ts) })
 		found := false
@@ -327,7 +335,7 @@ func (f *Funnel) match(marks []session.Mark) (reached int, t int64) {
 			}
 		}
 		if !found {
-			return j, 0
+			return j, t1, prev
 		}
 		f.used[k] = true
 		prev = marks[k].TS
@@ -335,21 +343,59 @@ func (f *Funnel) match(marks []session.Mark) (reached int, t int64) {
 			t1 = prev
 		}
 	}
-	return len(f.tags), prev - t1
+	return len(f.tags), t1, prev
+}
+
+// resume goes on with o's greedy match over marks that all came after
+// the ones it matched, each later than the one before: then each mark can
+// only serve the next step, in turn. It reports whether o reached more.
+func (f *Funnel) resume(o *openSession, marks []session.Mark) bool {
+	before := o.reached
+	for _, mk := range marks {
+		if o.reached == len(f.tags) {
+			break
+		}
+		if mk.Tag == f.tags[o.reached] {
+			if o.reached == 0 {
+				o.t1 = mk.TS
+			}
+			o.prev = mk.TS
+			o.reached++
+		}
+	}
+	if o.reached == len(f.tags) {
+		o.time = o.prev - o.t1
+	}
+	return o.reached != before
 }
 
 // SetOpen counts an open session (session scope) in the running values of
 // its start minute, replacing what slot counted before: slot and s as
 // session.Sessionizer.Changes reports them.
 func (f *Funnel) SetOpen(slot int32, s *session.Open) {
-	f.ClearOpen(slot)
+	if int(slot) < len(f.open) && s.New >= 0 && f.open[slot].counted {
+		// the same session, with later marks only
+		if o := f.open[slot]; o.minute == minuteOf(s.Start) && o.label == s.Label {
+			if !f.resume(&o, s.Marks[len(s.Marks)-s.New:]) {
+				return
+			}
+			f.add(f.accOf(f.run, o.minute), o.label, o.reached, o.time, 1) // first: nothing is remade
+			f.ClearOpen(slot)
+			f.open[slot] = o
+			return
+		}
+	}
 	if int(slot) >= len(f.open) {
 		f.open = append(f.open, make([]openSession, int(slot)+1-len(f.open))...)
 	}
 	o := openSession{minute: minuteOf(s.Start), counted: true}
-	o.reached, o.time = f.match(s.Marks)
-	o.label = f.add(f.accOf(f.run, o.minute), s.Label, o.reached, o.time, 1)
+	o.reached, o.t1, o.prev = f.greedy(s.Marks)
+	if o.reached == len(f.tags) {
+		o.time = o.prev - o.t1
+	}
+	o.label = f.add(f.accOf(f.run, o.minute), s.Label, o.reached, o.time, 1) // first: nothing is remade
 	f.changed[o.minute] = true
+	f.ClearOpen(slot)
 	f.open[slot] = o
 }
 
@@ -363,14 +409,14 @@ func (f *Funnel) ClearOpen(slot int32) {
 	f.open[slot] = openSession{}
 }
 
-// uncount takes o out of the running values.
+// uncount takes o out of the running values. The accumulator of a minute's
+// running values stays, emptied, until the minute is final, so that
+// sessions coming and going do not remake it.
 func (f *Funnel) uncount(o openSession) {
-	a := f.run[o.minute]
-	f.add(a, o.label, o.reached, o.time, -1)
-	if a.n == 0 {
-		delete(f.run, o.minute)
+	if a := f.run[o.minute]; a != nil { // else the minute is final: its running values are gone
+		f.add(a, o.label, o.reached, o.time, -1)
+		f.changed[o.minute] = true
 	}
-	f.changed[o.minute] = true
 }
 
 // Updates emits, by minute, a running record (Final false) of each start
@@ -379,7 +425,9 @@ func (f *Funnel) uncount(o openSession) {
 // ones set with SetOpen; in user scope, the final entities plus those the
 // buffered events would make if no event came any more. A minute shown
 // whose entities all moved to an earlier one since (an out-of-order event)
-// gets a running record of zeros, and no final record.
+// gets a running record of zeros, and no final record. A running record
+// and its slices are valid only during emit: copy what you keep
+// (Record.Clone).
 func (f *Funnel) Updates(wm int64, openIn func(minute int64) bool, emit func(*Record)) {
 	if f.scope == ScopeUser {
 		f.runUsers()
@@ -388,7 +436,8 @@ func (f *Funnel) Updates(wm int64, openIn func(minute int64) bool, emit func(*Re
 	clear(f.changed)
 	for _, m := range ms {
 		a, o := f.acc[m], f.run[m]
-		if a == nil && o == nil {
+		if a == nil && (o == nil || o.n == 0) {
+			delete(f.run, m)
 			if f.shown[m] {
 				delete(f.shown, m)
 				r := Record{Minute: m, Steps: make([]int64, len(f.steps))}
@@ -400,7 +449,7 @@ func (f *Funnel) Updates(wm int64, openIn func(minute int64) bool, emit func(*Re
 		if f.ready(m, wm, openIn) {
 			continue // final: Advance emitted it
 		}
-		r := f.recordOf(m, a, o)
+		r := f.recordOf(&f.sc, m, a, o)
 		f.shown[m] = true
 		emit(&r)
 	}
@@ -435,6 +484,7 @@ func (f *Funnel) Advance(wm int64, openIn func(minute int64) bool, emit func(*Re
 	for _, m := range ready {
 		r := f.record(m, f.acc[m])
 		delete(f.acc, m)
+		delete(f.run, m)
 		delete(f.shown, m)
 		delete(f.changed, m)
 		emit(&r)
@@ -552,37 +602,69 @@ func (f *Funnel) runUsers() {
 	clear(f.dirty)
 }
 
-// recordOf returns the record of minute m summing accs (nil ones left out).
-func (f *Funnel) recordOf(m int64, accs ...*minuteAcc) Record {
-	r := Record{Minute: m, Steps: make([]int64, len(f.steps))}
-	var by map[string]*Part
+// recordOf returns the record of minute m summing accs (nil ones left out),
+// in sc's memory when sc is not nil: valid until the next call with sc.
+func (f *Funnel) recordOf(sc *scratch, m int64, accs ...*minuteAcc) Record {
+	if sc == nil {
+		sc = &scratch{}
+	}
+	k := len(f.steps)
+	r := Record{Minute: m, Steps: zeroed(sc.steps, k), TimesMs: sc.times[:0], StepRates: sc.rates[:0]}
+	if sc.idx == nil {
+		sc.idx = map[string]int{}
+	}
+	clear(sc.idx)
+	parts := sc.parts[:0]
 	for _, a := range accs {
 		if a == nil {
 			continue
 		}
 		sumInto(r.Steps, &r.TimesMs, a.steps, a.times)
 		for v, b := range a.by {
-			if by == nil {
-				by = map[string]*Part{}
+			if b.n == 0 {
+				continue // running values all its sessions left
 			}
-			p := by[v]
-			if p == nil {
-				p = &Part{Value: v, Steps: make([]int64, len(f.steps))}
-				by[v] = p
+			i, ok := sc.idx[v]
+			if !ok {
+				i = len(parts)
+				sc.idx[v] = i
+				if i < cap(parts) {
+					parts = parts[:i+1]
+				} else {
+					parts = append(parts, Part{})
+				}
+				parts[i] = Part{Value: v, Steps: zeroed(parts[i].Steps, k), TimesMs: parts[i].TimesMs[:0]}
 			}
-			sumInto(p.Steps, &p.TimesMs, b.steps, b.times)
+			sumInto(parts[i].Steps, &parts[i].TimesMs, b.steps, b.times)
 		}
 	}
-	if f.dim != "" {
-		r.By = []Part{}
+	slices.SortFunc(parts, func(a, b Part) int { return strings.Compare(a.Value, b.Value) })
+	for i := range parts {
+		slices.Sort(parts[i].TimesMs)
 	}
-	for _, v := range slices.Sorted(maps.Keys(by)) {
-		slices.Sort(by[v].TimesMs)
-		r.By = append(r.By, *by[v])
+	if f.dim != "" {
+		r.By = parts
 	}
 	slices.Sort(r.TimesMs)
 	r.setRates()
+	sc.steps, sc.times, sc.rates, sc.parts = r.Steps, r.TimesMs, r.StepRates, parts
 	return r
+}
+
+// scratch is the memory of the running records Updates emits, reused from
+// one to the next.
+type scratch struct {
+	steps, times []int64
+	rates        []float64
+	parts        []Part
+	idx          map[string]int // a part's index by value
+}
+
+// zeroed returns s resized to n zeros, reusing its memory.
+func zeroed(s []int64, n int) []int64 {
+	s = slices.Grow(s[:0], n)[:n]
+	clear(s)
+	return s
 }
 
 // sumInto adds steps and times to the sums.
@@ -594,7 +676,7 @@ func sumInto(sumSteps []int64, sumTimes *[]int64, steps, times []int64) {
 }
 
 func (f *Funnel) record(m int64, a *minuteAcc) Record {
-	r := f.recordOf(m, a)
+	r := f.recordOf(nil, m, a)
 	r.Final = true
 	return r
 }
@@ -602,7 +684,8 @@ func (f *Funnel) record(m int64, a *minuteAcc) Record {
 // setRates derives the rates and the median from the counts and times.
 func (r *Record) setRates() {
 	r.Entered = r.Steps[0]
-	r.StepRates = make([]float64, len(r.Steps)-1)
+	r.StepRates = slices.Grow(r.StepRates[:0], len(r.Steps)-1)[:len(r.Steps)-1]
+	clear(r.StepRates)
 	for j := range r.StepRates {
 		if div := r.Steps[j]; div > 0 {
 			r.StepRates[j] = float64(r.Steps[j+1]) / float64(div)
@@ -689,6 +772,7 @@ func (f *Funnel) AppendBinary(dst []byte) ([]byte, error) {
 }
 
 func (a *minuteAcc) appendCounts(dst []byte) []byte {
+	dst = snap.AppendInt(dst, int64(a.n))
 	for _, c := range a.steps {
 		dst = snap.AppendInt(dst, c)
 	}
@@ -701,7 +785,7 @@ func (a *minuteAcc) appendCounts(dst []byte) []byte {
 
 // readCounts reads what appendCounts wrote into a new accumulator of k steps.
 func readCounts(r *snap.Reader, k int) *minuteAcc {
-	a := &minuteAcc{steps: make([]int64, k)}
+	a := &minuteAcc{n: int(r.Int()), steps: make([]int64, k)}
 	for j := range a.steps {
 		a.steps[j] = r.Int()
 	}

@@ -2,6 +2,7 @@ package funnel_test
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -234,7 +235,7 @@ func ExampleFunnel() {
 
 func updates(f *funnel.Funnel, wm int64, open func(int64) bool) []funnel.Record {
 	var out []funnel.Record
-	f.Updates(wm, open, func(r *funnel.Record) { out = append(out, *r) })
+	f.Updates(wm, open, func(r *funnel.Record) { out = append(out, r.Clone()) })
 	return out
 }
 
@@ -308,7 +309,7 @@ func sess(start int64, ms []session.Mark) *session.Record {
 }
 
 func open(start int64, ms []session.Mark) *session.Open {
-	return &session.Open{Start: start, Marks: ms}
+	return &session.Open{Start: start, Marks: ms, New: -1}
 }
 
 // A breakdown splits each record by the sessions' labels, final and
@@ -328,7 +329,7 @@ func TestFunnelBreakdown(t *testing.T) {
 	add("google", ev{PV, 0}, ev{AC, 1}, ev{PU, 5})
 	add("google", ev{PV, 2})
 	add(funnel.None, ev{PV, 3}, ev{AC, 4})
-	f.SetOpen(0, &session.Open{Start: 10, Label: "mail", Marks: marks(t, f, ev{PV, 10})})
+	f.SetOpen(0, &session.Open{Start: 10, Label: "mail", Marks: marks(t, f, ev{PV, 10}), New: -1})
 	run := updates(f, 0, func(int64) bool { return true })
 	require.Len(t, run, 1)
 	assert.Equal(t, []funnel.Part{
@@ -415,4 +416,36 @@ func TestFunnelRunningUserScope(t *testing.T) {
 	got = updates(f, 13*m, never)
 	require.Len(t, got, 1, "v's minute only")
 	assert.Equal(t, int64(11*m), got[0].Minute)
+}
+
+// SetOpen with marks that only came later (New >= 0) goes on with the
+// earlier match; it must count what matching all marks afresh counts.
+func TestFunnelResumeEqualsFresh(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, steps := range [][]string{funnel.DefaultSteps, {PV, PV, PU}, {PU, PV}, {PV}} {
+		for range 200 {
+			inc, err := funnel.New(funnel.WithSteps(steps...))
+			require.NoError(t, err)
+			var ms []session.Mark
+			var last funnel.Record
+			ts := int64(0)
+			for range 1 + r.IntN(6) {
+				n := r.IntN(4)
+				for range n {
+					ts += 1 + int64(r.IntN(3))
+					ms = append(ms, session.Mark{TS: ts, Tag: uint8(r.IntN(3))})
+				}
+				inc.SetOpen(0, &session.Open{Start: 0, Marks: ms, New: n})
+				fresh, err := funnel.New(funnel.WithSteps(steps...))
+				require.NoError(t, err)
+				fresh.SetOpen(0, &session.Open{Start: 0, Marks: ms, New: -1})
+				want := updates(fresh, -1, never)
+				if got := updates(inc, -1, never); len(got) > 0 { // nothing when the match did not move
+					last = got[0]
+				}
+				require.Len(t, want, 1)
+				require.Equal(t, want[0], last, "steps %v marks %v", steps, ms)
+			}
+		}
+	}
 }

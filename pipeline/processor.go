@@ -35,6 +35,10 @@ type Processor struct {
 	horizon  int64          // how far past the newest event a finished input's results reach
 	parts    int32          // the topic's partition count, 0 unknown
 	shown    sinks.Progress // the progress of the last batch written
+	// the memory of the batch's funnel records, reused after Reset
+	ints     []int64
+	rates    []float64
+	funParts []funnel.Part
 
 	// callbacks made once, so that the hot path builds no closures
 	emitFinal   func(start, end int64, p *kpi.Partial)
@@ -105,7 +109,7 @@ func NewProcessor(cfg Config, topic string, partition int32) (*Processor, error)
 		rec.Marks = nil
 		p.out.Sessions = append(p.out.Sessions, rec)
 	}
-	p.emitFunnel = func(r *funnel.Record) { p.out.Funnel = append(p.out.Funnel, *r) }
+	p.emitFunnel = func(r *funnel.Record) { p.out.Funnel = append(p.out.Funnel, p.keep(r)) }
 	p.openIn = p.ss.OpenInMinute
 	p.countOpen = func(slot int32, o *session.Open) {
 		if o != nil {
@@ -115,6 +119,33 @@ func NewProcessor(cfg Config, topic string, partition int32) (*Processor, error)
 		}
 	}
 	return p, nil
+}
+
+// keep copies r into the batch's memory: running records are valid only
+// during the emit callback.
+func (p *Processor) keep(r *funnel.Record) funnel.Record {
+	c := *r
+	c.Steps, c.TimesMs = p.keepInts(r.Steps), p.keepInts(r.TimesMs)
+	start := len(p.rates)
+	p.rates = append(p.rates, r.StepRates...)
+	c.StepRates = p.rates[start:len(p.rates):len(p.rates)]
+	if r.By != nil {
+		start := len(p.funParts)
+		for _, b := range r.By {
+			p.funParts = append(p.funParts, funnel.Part{Value: b.Value, Steps: p.keepInts(b.Steps), TimesMs: p.keepInts(b.TimesMs)})
+		}
+		c.By = p.funParts[start:len(p.funParts):len(p.funParts)]
+	}
+	return c
+}
+
+func (p *Processor) keepInts(s []int64) []int64 {
+	if len(s) == 0 {
+		return nil
+	}
+	start := len(p.ints)
+	p.ints = append(p.ints, s...)
+	return p.ints[start:len(p.ints):len(p.ints)]
 }
 
 // Process runs one batch of this partition's messages, in offset order, at
@@ -324,6 +355,8 @@ func (p *Processor) Reset() {
 	clear(o.Funnel)
 	clear(o.DeadLetters)
 	clear(o.Events)
+	clear(p.funParts)
+	p.ints, p.rates, p.funParts = p.ints[:0], p.rates[:0], p.funParts[:0]
 	*o = sinks.Batch{Topic: o.Topic, Partition: o.Partition, FirstOffset: -1,
 		KPIs: o.KPIs[:0], Sessions: o.Sessions[:0], Funnel: o.Funnel[:0],
 		DeadLetters: o.DeadLetters[:0], Events: o.Events[:0]}

@@ -540,8 +540,7 @@ func TestRunningFunnelMatchesReferenceSoFar(t *testing.T) {
 					if !f.Final {
 						running++
 					}
-					f.Steps, f.TimesMs = slices.Clone(f.Steps), slices.Clone(f.TimesMs)
-					view[f.Minute] = f
+					view[f.Minute] = f.Clone()
 				}
 				h.p.Reset()
 			}

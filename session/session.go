@@ -40,6 +40,11 @@ type Open struct {
 	Start int64  // first event_ts so far
 	Label string // as in Record
 	Marks []Mark // as in Record, valid during the call
+	// New is how many of Marks, at the end, came since the slot's last
+	// report, each later than every mark before it; -1 when the last
+	// report no longer holds (a new session in the slot, a merge, a mark
+	// out of order or at the same time as another).
+	New int
 }
 
 // SessionID returns user_id + "/" + start as RFC 3339 UTC millis. It is
@@ -108,6 +113,7 @@ type sess struct {
 	revenue              float64
 	marks                []Mark
 	label                string
+	reported             int32 // marks at the last Changes report, -1 when that report no longer holds
 	heapAt               int32
 	open                 bool // not final, not merged into another
 	changed              bool // listed in changes
@@ -211,6 +217,9 @@ func (s *Sessionizer) Add(e *clickstream.Event) Handle {
 	}
 	if s.marker != nil {
 		if tag, keep := s.marker(e); keep {
+			if n := len(ss.marks); n > 0 && e.TS <= ss.marks[n-1].TS {
+				ss.reported = -1 // out of order: the marks are matched afresh
+			}
 			ss.marks = append(ss.marks, Mark{TS: e.TS, Tag: tag})
 		}
 	}
@@ -301,8 +310,13 @@ func (s *Sessionizer) Changes(fn func(slot int32, o *Open)) {
 			fn(si, nil)
 			continue
 		}
-		sortMarks(ss.marks)
-		o = Open{Start: ss.start, Label: ss.label, Marks: ss.marks}
+		o = Open{Start: ss.start, Label: ss.label, Marks: ss.marks, New: -1}
+		if ss.reported >= 0 {
+			o.New = len(ss.marks) - int(ss.reported)
+		} else {
+			sortMarks(ss.marks)
+		}
+		ss.reported = int32(len(ss.marks))
 		fn(si, &o)
 	}
 	*s.changes = (*s.changes)[:0]
@@ -339,7 +353,7 @@ func (s *Sessionizer) newSession(ui int32, ts int64) int32 {
 		s.sslab = append(s.sslab, sess{})
 	}
 	ss := &s.sslab[si]
-	*ss = sess{user: ui, start: ts, end: ts, marks: ss.marks[:0], heapAt: int32(len(s.heap)), open: true, changed: ss.changed}
+	*ss = sess{user: ui, start: ts, end: ts, marks: ss.marks[:0], heapAt: int32(len(s.heap)), open: true, changed: ss.changed, reported: -1}
 	s.touch(si)
 	s.heap = append(s.heap, si)
 	s.up(len(s.heap) - 1)
@@ -364,6 +378,7 @@ func (s *Sessionizer) merge(a, b int32) {
 	sa.pur += sb.pur
 	sa.revenue += sb.revenue
 	sa.marks = append(sa.marks, sb.marks...)
+	sa.reported = -1
 	s.removeHeap(int(sb.heapAt))
 	s.countMinute(sb.start, -1)
 	sb.open = false

@@ -223,3 +223,35 @@ func TestLabelOfEarliestEvent(t *testing.T) {
 	s.Advance(window.PosInf, func(r *session.Record) { got[r.UserID] = r.Label })
 	assert.Equal(t, map[string]string{"a": "second", "b": "b-early", "c": "c-first"}, got)
 }
+
+// Open.New counts the marks that came since the slot's last report, each
+// later than the one before; -1 when the report no longer holds.
+func TestChangesNew(t *testing.T) {
+	s, err := session.New(session.WithGap(20*time.Minute), session.WithMarker(func(e *clickstream.Event) (uint8, bool) { return 1, true }))
+	require.NoError(t, err)
+	s.TrackChanges()
+	news := func() []int {
+		var out []int
+		s.Changes(func(_ int32, o *session.Open) {
+			if o != nil {
+				out = append(out, o.New)
+			}
+		})
+		return out
+	}
+	s.Add(pv("a", 10*min))
+	assert.Equal(t, []int{-1}, news(), "a new session")
+	s.Add(pv("a", 11*min))
+	s.Add(pv("a", 12*min))
+	assert.Equal(t, []int{2}, news(), "two later marks")
+	s.Add(pv("a", 12*min))
+	assert.Equal(t, []int{-1}, news(), "a mark at the same time")
+	s.Add(pv("a", 13*min))
+	assert.Equal(t, []int{1}, news())
+	s.Add(pv("a", 11*min+30_000))
+	assert.Equal(t, []int{-1}, news(), "out of order")
+	s.Add(pv("a", 50*min))
+	assert.Equal(t, []int{-1}, news(), "another session")
+	s.Add(pv("a", 31*min)) // bridges the two
+	assert.Equal(t, []int{-1}, news(), "a merge")
+}
