@@ -150,13 +150,19 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // minutesBack reads minutes_back: an integer in 1..1440, def when absent.
 func minutesBack(r *http.Request, def int) (int, error) {
-	s := r.URL.Query().Get("minutes_back")
+	return intParam(r, "minutes_back", def, 1440)
+}
+
+// intParam returns query parameter name, an integer in 1..max, or def when
+// absent.
+func intParam(r *http.Request, name string, def, max int) (int, error) {
+	s := r.URL.Query().Get(name)
 	if s == "" {
 		return def, nil
 	}
 	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 || n > 1440 {
-		return 0, fmt.Errorf("minutes_back must be an integer in 1..1440, got %q", s)
+	if err != nil || n < 1 || n > max {
+		return 0, fmt.Errorf("%s must be an integer in 1..%d, got %q", name, max, s)
 	}
 	return n, nil
 }
@@ -280,6 +286,11 @@ func (a *api) ranged(def int, answer func(ctx context.Context, n int, from, to t
 }
 
 func (a *api) funnel(w http.ResponseWriter, r *http.Request) {
+	top, err := intParam(r, "top", 5, funnel.MaxValues)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, errBody(err.Error()))
+		return
+	}
 	a.ranged(5, func(ctx context.Context, n int, from, to time.Time) (any, error) {
 		recs, err := a.store.Funnel(ctx, from, to)
 		if err != nil {
@@ -300,11 +311,37 @@ func (a *api) funnel(w http.ResponseWriter, r *http.Request) {
 				provisional++
 			}
 		}
-		return map[string]any{"minutes_back": n, "steps": a.cfg.FunnelSteps, "entered": sum.Entered,
+		out := map[string]any{"minutes_back": n, "steps": a.cfg.FunnelSteps, "entered": sum.Entered,
 			"counts": sum.Steps, "step_rates": sum.StepRates, "overall_rate": sum.OverallRate,
 			"median_time_to_convert_ms": sum.MedianTimeToConvertMs, "minutes": mongosink.FunnelRecords(recs),
-			"final": provisional == 0 && len(recs) > 0, "provisional_minutes": provisional}, nil
+			"final": provisional == 0 && len(recs) > 0, "provisional_minutes": provisional}
+		if d := a.cfg.FunnelBreakdown; d != "" && a.cfg.FunnelScope == funnel.ScopeSession {
+			out["breakdown"] = breakdown(d, total.By, top)
+		}
+		return out, nil
 	})(w, r)
+}
+
+// breakdownValue is one value of the funnel breakdown as /funnel serves it.
+type breakdownValue struct {
+	Value                 string    `json:"value"`
+	Entered               int64     `json:"entered"`
+	Counts                []int64   `json:"counts"`
+	StepRates             []float64 `json:"step_rates"`
+	OverallRate           float64   `json:"overall_rate"`
+	MedianTimeToConvertMs *int64    `json:"median_time_to_convert_ms"`
+}
+
+// breakdown shapes the merged parts by as the top values and the others.
+func breakdown(d funnel.Dimension, by []funnel.Part, top int) map[string]any {
+	values := []breakdownValue{}
+	for _, p := range funnel.Top(by, top) {
+		r := funnel.Merge(funnel.Record{Steps: p.Steps, TimesMs: p.TimesMs}) // the rates and the median
+		f := sinks.NewFunnelRecord(&r)
+		values = append(values, breakdownValue{Value: p.Value, Entered: f.Entered, Counts: f.Steps,
+			StepRates: f.StepRates, OverallRate: f.OverallRate, MedianTimeToConvertMs: f.MedianTimeToConvertMs})
+	}
+	return map[string]any{"dimension": d, "top": top, "values": values}
 }
 
 func (a *api) topProducts(w http.ResponseWriter, r *http.Request) {

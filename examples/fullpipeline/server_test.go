@@ -143,9 +143,11 @@ func TestAPIAnswers(t *testing.T) {
 	st.minutes[11].Purchases = 90 // a spike, final
 	st.minutes[12].Purchases = 1  // a drop, but provisional: not scored
 	st.funnel = []mongosink.MergedFunnel{
-		{Record: funnel.Record{Minute: t0, Entered: 10, Steps: []int64{10, 5, 2}, TimesMs: []int64{100, 300}, Final: true},
+		{Record: funnel.Record{Minute: t0, Entered: 10, Steps: []int64{10, 5, 2}, TimesMs: []int64{100, 300}, Final: true,
+			By: []funnel.Part{{Value: "google", Steps: []int64{6, 4, 2}, TimesMs: []int64{100, 300}}, {Value: "bing", Steps: []int64{3, 1, 0}}, {Value: funnel.None, Steps: []int64{1, 0, 0}}}},
 			Completeness: mongosink.Completeness{PartitionsComplete: 4, PartitionsTotal: 4}},
-		{Record: funnel.Record{Minute: t0 + 60_000, Entered: 10, Steps: []int64{10, 5, 3}, TimesMs: []int64{200}},
+		{Record: funnel.Record{Minute: t0 + 60_000, Entered: 10, Steps: []int64{10, 5, 3}, TimesMs: []int64{200},
+			By: []funnel.Part{{Value: "google", Steps: []int64{2, 2, 1}, TimesMs: []int64{200}}, {Value: funnel.None, Steps: []int64{8, 3, 2}}}},
 			Completeness: mongosink.Completeness{PartitionsComplete: 2, PartitionsTotal: 4}},
 	}
 	st.sessions = []session.Record{{DurationMs: 1000, Bounced: true, Revenue: 1}, {DurationMs: 3000, Converted: true, Revenue: 2}}
@@ -179,6 +181,20 @@ func TestAPIAnswers(t *testing.T) {
 	assert.Equal(t, 0.25, f["overall_rate"])
 	assert.Equal(t, 200.0, f["median_time_to_convert_ms"])
 	assert.Equal(t, false, f["final"], "one minute is provisional")
+	// the breakdown merged over the minutes value by value, top 5 of 3
+	assert.Equal(t, map[string]any{"dimension": "utm.source", "top": 5.0, "values": []any{
+		map[string]any{"value": funnel.None, "entered": 9.0, "counts": []any{9.0, 3.0, 2.0}, "step_rates": []any{3.0 / 9, 2.0 / 3}, "overall_rate": 2.0 / 9, "median_time_to_convert_ms": nil},
+		map[string]any{"value": "google", "entered": 8.0, "counts": []any{8.0, 6.0, 3.0}, "step_rates": []any{0.75, 0.5}, "overall_rate": 3.0 / 8, "median_time_to_convert_ms": 200.0},
+		map[string]any{"value": "bing", "entered": 3.0, "counts": []any{3.0, 1.0, 0.0}, "step_rates": []any{1.0 / 3, 0.0}, "overall_rate": 0.0, "median_time_to_convert_ms": nil},
+	}}, f["breakdown"])
+	_, f = get(t, srv, http.MethodGet, "/funnel?minutes_back=5&top=1", "")
+	values := f["breakdown"].(map[string]any)["values"].([]any)
+	require.Len(t, values, 2)
+	assert.Equal(t, funnel.Other, values[1].(map[string]any)["value"])
+	assert.Equal(t, 11.0, values[1].(map[string]any)["entered"], "google and bing")
+	code, body := get(t, srv, http.MethodGet, "/funnel?top=0", "")
+	assert.Equal(t, http.StatusBadRequest, code)
+	assert.Contains(t, body["error"], "top")
 	assert.Equal(t, 1.0, f["provisional_minutes"])
 	assert.Equal(t, time.UnixMilli(t0+14*60_000).UTC(), st.to, "the range ends after the newest minute")
 	assert.Equal(t, st.to.Add(-5*time.Minute), st.from)

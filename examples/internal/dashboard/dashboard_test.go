@@ -57,7 +57,7 @@ func newBrowser(t *testing.T) context.Context {
 		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"),
 		chromedp.Flag("lang", "en-GB"),
 	)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithCancel(t.Context()) // each wait has its own timeout
 	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
 	bctx, bcancel := chromedp.NewContext(actx)
 	t.Cleanup(func() { bcancel(); acancel(); cancel() })
@@ -353,6 +353,16 @@ func TestDashboardInBrowser(t *testing.T) {
 	if fu.Final || fu.ProvisionalMinutes != 1 {
 		t.Fatalf("test data: the fake's funnel should have one open minute: %+v", fu)
 	}
+	// The breakdown table: one row per value with the API's counts.
+	var rows []string
+	for _, v := range fu.Breakdown.Values {
+		rows = append(rows, fmt.Sprintf("%s=%d/%d", v.Value, v.Entered, v.Counts[len(v.Counts)-1]))
+	}
+	p.waitFor("the funnel breakdown to show the API's values", fmt.Sprintf(`(() => {
+		const t = document.querySelector('[data-testid="funnel-breakdown"]');
+		const r = [...t.querySelectorAll('[data-testid="breakdown-row"]')].map(e => e.dataset.value + '=' + e.dataset.entered + '/' + e.dataset.converted);
+		return !t.hidden && t.dataset.dimension === 'utm.source' && JSON.stringify(r) === %q;
+	})()`, jsJSON(rows)))
 	p.waitFor("the funnel to be marked provisional", `(() => {
 		const b = document.querySelector('[data-testid="funnel"]'), s = document.querySelector('[data-testid="funnel-status"]');
 		return b.dataset.final === 'false' && b.dataset.provisional === '1' && b.classList.contains('provisional') &&

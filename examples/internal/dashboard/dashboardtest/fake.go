@@ -543,6 +543,21 @@ func (f *Fake) Funnel(minutesBack int) (Funnel, bool) {
 	}
 	out.StepRates = stepRates(out.Counts)
 	out.OverallRate = ratio(out.Counts[len(out.Counts)-1], out.Counts[0])
+	// by utm.source: fixed shares of the totals, the rest without a source
+	out.Breakdown = Breakdown{Dimension: "utm.source", Top: 5}
+	left := slices.Clone(out.Counts)
+	for _, v := range []struct {
+		value string
+		share float64
+	}{{"google", 0.5}, {"newsletter", 0.2}, {"(none)", 1}} {
+		c := make([]int64, len(left))
+		for i := range c {
+			c[i] = min(left[i], int64(math.Round(float64(out.Counts[i])*v.share)))
+			left[i] -= c[i]
+		}
+		out.Breakdown.Values = append(out.Breakdown.Values, BreakdownValue{Value: v.value, Entered: c[0], Counts: c,
+			StepRates: stepRates(c), OverallRate: ratio(c[len(c)-1], c[0])})
+	}
 	if len(medians) > 0 { // the lower median of the minutes' medians: close enough for a fake
 		slices.Sort(medians)
 		med := medians[(len(medians)-1)/2]

@@ -131,7 +131,7 @@ func TestShapes(t *testing.T) {
 	for path, want := range map[string]string{
 		"/kpis/latest":                      "add_to_carts aov conversion_rate events final latency_ms_p95 minute page_views purchases revenue revenue_by_currency revenue_purchases sessions top_products",
 		"/kpis?minutes_back=30":             "kpis minutes_back",
-		"/funnel?minutes_back=5":            "counts entered final median_time_to_convert_ms minutes minutes_back overall_rate provisional_minutes step_rates steps",
+		"/funnel?minutes_back=5":            "breakdown counts entered final median_time_to_convert_ms minutes minutes_back overall_rate provisional_minutes step_rates steps",
 		"/top-products?minutes_back=5":      "minutes_back top_products",
 		"/anomalies?minutes_back=60":        "anomalies minutes_back",
 		"/sessions/summary?minutes_back=30": "avg_duration_ms bounce_rate bounced converted final minutes_back partitions_complete partitions_total revenue sessions",

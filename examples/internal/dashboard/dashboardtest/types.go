@@ -55,6 +55,25 @@ type Funnel struct {
 	Minutes               []FunnelRecord `json:"minutes"`
 	Final                 bool           `json:"final"`
 	ProvisionalMinutes    int            `json:"provisional_minutes"`
+	Breakdown             Breakdown      `json:"breakdown"`
+}
+
+// Breakdown is /funnel's breakdown by one event dimension: the top values
+// and the others.
+type Breakdown struct {
+	Dimension string           `json:"dimension"`
+	Top       int              `json:"top"`
+	Values    []BreakdownValue `json:"values"`
+}
+
+// BreakdownValue is one value of a Breakdown.
+type BreakdownValue struct {
+	Value                 string    `json:"value"`
+	Entered               int64     `json:"entered"`
+	Counts                []int64   `json:"counts"`
+	StepRates             []float64 `json:"step_rates"`
+	OverallRate           float64   `json:"overall_rate"`
+	MedianTimeToConvertMs *int64    `json:"median_time_to_convert_ms"`
 }
 
 // Anomaly is an anomaly record (SEMANTICS §8).

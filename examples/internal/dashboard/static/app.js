@@ -419,8 +419,33 @@ function renderFunnel(f) {
   box.classList.toggle('provisional', !f.final);
   const mins = Array.isArray(f.minutes) ? f.minutes.map(minuteMs).filter(Number.isFinite) : [];
   const range = mins.length ? ` · session start minutes ${hhmm(Math.min(...mins))}–${hhmm(Math.max(...mins))} UTC` : '';
+  renderBreakdown(f.breakdown, f.final);
   const open = f.final ? '' : ` · ${provisional} minute${provisional === 1 ? '' : 's'} still open (running values)`;
   summary.textContent = `Overall ${isNum(f.overall_rate) ? fmtPct(f.overall_rate) : '—'} · median time to convert ${fmtDuration(f.median_time_to_convert_ms)}${range}${open}`;
+}
+
+// renderBreakdown fills the table of the funnel by one event dimension: the
+// top values and the others, each session under its earliest event's value.
+function renderBreakdown(b, final) {
+  const table = byTestId('funnel-breakdown');
+  if (!b || !Array.isArray(b.values) || b.values.length === 0) {
+    table.hidden = true;
+    return;
+  }
+  table.hidden = false;
+  table.dataset.dimension = b.dimension;
+  table.querySelector('caption').textContent =
+    `By ${b.dimension} of each session's first event (top ${b.top})${final ? '' : ' · provisional'}`;
+  table.querySelector('thead th').textContent = b.dimension;
+  const last = (v) => (Array.isArray(v.counts) && v.counts.length ? v.counts[v.counts.length - 1] : 0);
+  table.querySelector('tbody').replaceChildren(...b.values.map((v) => el('tr', {
+    'data-testid': 'breakdown-row', 'data-value': v.value, 'data-entered': v.entered, 'data-converted': last(v),
+  },
+  el('th', { scope: 'row', text: v.value }),
+  el('td', { text: fmtInt(v.entered) }),
+  el('td', { text: fmtInt(last(v)) }),
+  el('td', { text: isNum(v.overall_rate) ? fmtPct(v.overall_rate, 1) : '—' }),
+  el('td', { text: fmtDuration(v.median_time_to_convert_ms) }))));
 }
 
 // ---------- anomalies ----------
