@@ -68,7 +68,10 @@ func openEmbedded(ctx context.Context, o options, cfg *pipeline.Config, log *slo
 	if err != nil {
 		return input{}, err
 	}
-	ro := replay.Options{Rate: o.rate, Loop: true, Live: true, Skip: blog.Total(), NotBefore: latest}
+	// MaxLead 1s: the data's event time runs a little faster than the
+	// producer sends (duplicates and invalid lines are sent too), and event
+	// times ahead of the clock would make the newest minute start after it
+	ro := replay.Options{Rate: o.rate, Loop: true, Live: true, Skip: blog.Total(), NotBefore: latest, MaxLead: time.Second}
 	pctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {

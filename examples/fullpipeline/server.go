@@ -366,7 +366,7 @@ func (a *api) anomalies(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return nil, err
 		}
-		all, _, err := a.store.Anomalies(ctx, from.Add(-time.Duration(a.cfg.AnomalyWindow)*time.Minute), to, det)
+		all, until, err := a.store.Anomalies(ctx, from.Add(-time.Duration(a.cfg.AnomalyWindow)*time.Minute), to, det)
 		if err != nil {
 			return nil, err
 		}
@@ -376,7 +376,10 @@ func (a *api) anomalies(w http.ResponseWriter, r *http.Request) {
 				out = append(out, sinks.NewAnomalyRecord(&all[i]))
 			}
 		}
-		return map[string]any{"minutes_back": n, "anomalies": out}, nil
+		// until: the windows from there on are not final everywhere, so not
+		// scored yet
+		return map[string]any{"minutes_back": n, "anomalies": out, "scored_until": clickstream.FormatTime(max(until.UnixMilli(), from.UnixMilli())),
+			"min_points": a.cfg.AnomalyMinPoints}, nil
 	})(w, r)
 }
 

@@ -211,6 +211,8 @@ func TestAPIAnswers(t *testing.T) {
 
 	_, a := get(t, srv, http.MethodGet, "/anomalies?minutes_back=60", "")
 	require.Len(t, a["anomalies"], 1, "the provisional drop is not scored")
+	assert.Equal(t, "2025-03-14T12:12:00.000Z", a["scored_until"], "the first minute not final")
+	assert.Equal(t, 10.0, a["min_points"])
 	assert.Equal(t, "spike", a["anomalies"].([]any)[0].(map[string]any)["direction"])
 	assert.Equal(t, "2025-03-14T12:11:00.000Z", a["anomalies"].([]any)[0].(map[string]any)["minute"])
 

@@ -339,7 +339,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	})()`, strconv.FormatInt(excluded, 10), strconv.FormatInt(excluded, 10)))
 
 	// Funnel: three steps with the fake's counts.
-	fu, _ := fake.Funnel(5)
+	fu, _ := fake.Funnel(30)
 	p.waitFor("the funnel to show the fake's 3 steps", fmt.Sprintf(`(() => {
 		const s = [...document.querySelectorAll('[data-testid="funnel"] [data-testid="funnel-step"]')];
 		return JSON.stringify(s.map(e => Number(e.dataset.count))) === %q;

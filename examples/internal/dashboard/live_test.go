@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -97,8 +98,9 @@ func getJSON[T any](base, path string) (T, bool) {
 
 // The default command, driven for DASHBOARD_MINUTES [2] minutes: the
 // funnel is non-empty within 60 s of the start (running values, SEMANTICS
-// §7) and marked provisional; the tiles show what /kpis/latest says; the
-// charts carry provisional points and never a negative axis; once a minute
+// §7), stays so, and is marked provisional; the tiles show what /kpis/latest says; the
+// charts carry provisional points and never a negative axis; the anomaly
+// panel says nothing was scored while no minute is final; once a minute
 // is final (with the default watermark_delay of 10m, a run of 12 minutes or
 // more), final points are drawn too. With DASHBOARD_SCREENSHOT set it saves
 // the page there at the end.
@@ -117,7 +119,7 @@ func TestDashboardLiveWithPipeline(t *testing.T) {
 
 	var fu dashboardtest.Funnel
 	for {
-		if f, ok := getJSON[dashboardtest.Funnel](base, "/funnel?minutes_back=5"); ok && len(f.Counts) > 0 && f.Counts[0] > 0 {
+		if f, ok := getJSON[dashboardtest.Funnel](base, "/funnel?minutes_back=30"); ok && len(f.Counts) > 0 && f.Counts[0] > 0 {
 			fu = f
 			t.Logf("funnel after %.1f s: counts %v, %d of %d minutes provisional", time.Since(start).Seconds(), f.Counts, f.ProvisionalMinutes, len(f.Minutes))
 			break
@@ -155,7 +157,15 @@ func TestDashboardLiveWithPipeline(t *testing.T) {
 		if !slices.Contains(finals, false) {
 			t.Errorf("no provisional point on the sessions chart: %v", finals)
 		}
+		if n := eval[int](p, `Number(document.querySelector('[data-testid="funnel-step"]')?.dataset.count || 0)`); n <= 0 {
+			t.Errorf("the funnel shows no session entered after %.1f min", time.Since(start).Minutes())
+		}
 		sawFinal = sawFinal || slices.Contains(finals, true)
+		if !sawFinal { // no final minute: anomalies cannot have been scored, and the page must not say "none"
+			if got := eval[string](p, `document.querySelector('[data-testid="anomalies"]').textContent`); !strings.Contains(got, "not scored yet") {
+				t.Errorf("anomalies panel before any final minute: %q", got)
+			}
+		}
 		if time.Now().After(end) {
 			t.Logf("%d checks over %.1f min; final points drawn: %v", checks+1, time.Since(start).Minutes(), sawFinal)
 			break

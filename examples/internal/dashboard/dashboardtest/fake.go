@@ -592,6 +592,19 @@ func (f *Fake) TopProducts(minutesBack int) []TopProduct {
 	return topN(all, 10)
 }
 
+// ScoredUntil is /anomalies' scored_until: the start of the open minute,
+// the first not final.
+func (f *Fake) ScoredUntil() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, m := range f.minutes {
+		if !m.final {
+			return formatTime(m.t)
+		}
+	}
+	return formatTime(f.minutes[len(f.minutes)-1].t.Add(time.Minute))
+}
+
 // Anomalies is /anomalies?minutes_back=N, by minute.
 func (f *Fake) Anomalies(minutesBack int) []Anomaly {
 	f.mu.Lock()
@@ -722,7 +735,9 @@ func (f *Fake) routes() http.Handler {
 		return struct {
 			MinutesBack int       `json:"minutes_back"`
 			Anomalies   []Anomaly `json:"anomalies"`
-		}{n, f.Anomalies(n)}
+			ScoredUntil string    `json:"scored_until"`
+			MinPoints   int       `json:"min_points"`
+		}{n, f.Anomalies(n), f.ScoredUntil(), 10}
 	}))
 	mux.HandleFunc("/sessions/summary", f.windowed(30, func(n int) any { return f.SessionsSummary(n) }))
 	mux.HandleFunc("/stats", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, f.Stats()) })

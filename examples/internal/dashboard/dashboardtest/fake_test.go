@@ -133,7 +133,7 @@ func TestShapes(t *testing.T) {
 		"/kpis?minutes_back=30":             "kpis minutes_back",
 		"/funnel?minutes_back=5":            "breakdown counts entered final median_time_to_convert_ms minutes minutes_back overall_rate provisional_minutes step_rates steps",
 		"/top-products?minutes_back=5":      "minutes_back top_products",
-		"/anomalies?minutes_back=60":        "anomalies minutes_back",
+		"/anomalies?minutes_back=60":        "anomalies min_points minutes_back scored_until",
 		"/sessions/summary?minutes_back=30": "avg_duration_ms bounce_rate bounced converted final minutes_back partitions_complete partitions_total revenue sessions",
 		"/stats":                            "accepted dead_letters duplicates e2e_latency_ms_p95 events_per_sec invalid lag last_final_minute late now read stalled_s uptime_s",
 		"/health":                           "status",
@@ -278,6 +278,8 @@ func TestAnomalies(t *testing.T) {
 	var got struct {
 		MinutesBack int       `json:"minutes_back"`
 		Anomalies   []Anomaly `json:"anomalies"`
+		ScoredUntil string    `json:"scored_until"`
+		MinPoints   int       `json:"min_points"`
 	}
 	getJSON(t, s, "/anomalies?minutes_back=1440", &got)
 	if len(want) < 2 || !reflect.DeepEqual(got.Anomalies, want) {

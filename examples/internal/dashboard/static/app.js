@@ -378,6 +378,11 @@ function renderCharts() {
 
 // ---------- funnel ----------
 
+// The funnel covers the sessions started in the last 30 minutes (the default
+// session_gap): with fewer, a steady population's open sessions, started
+// earlier, would fall out of it.
+const FUNNEL_MINUTES = 30;
+
 const STEP_NAMES = { page_view: 'Page view', add_to_cart: 'Add to cart', purchase: 'Purchase' };
 
 function renderFunnel(f) {
@@ -386,6 +391,13 @@ function renderFunnel(f) {
   if (!f || !Array.isArray(f.steps) || !Array.isArray(f.counts)) {
     box.replaceChildren(el('p', { class: 'empty', text: 'waiting for data…' }));
     summary.textContent = '';
+    return;
+  }
+  if (!Array.isArray(f.minutes) || f.minutes.length === 0) {
+    box.replaceChildren(el('p', { class: 'empty', 'data-testid': 'funnel-empty', text: `no session started in the last ${f.minutes_back} minutes` }));
+    summary.textContent = '';
+    byTestId('funnel-status').hidden = true;
+    renderBreakdown(null, false);
     return;
   }
   const base = Math.max(f.entered || 0, f.counts[0] || 0, 1);
@@ -460,7 +472,10 @@ function fmtMetric(metric, v) {
   return new Intl.NumberFormat(LOCALE, { maximumSignificantDigits: 4 }).format(v);
 }
 
-function renderAnomalies(list) {
+// renderAnomalies lists the anomalies; with none, it says how far scoring
+// has got (answer: /anomalies), so that "none" is not claimed of minutes
+// not scored yet.
+function renderAnomalies(list, answer) {
   const ul = byTestId('anomalies');
   state.anomalyMinutes = new Set((list || []).map(minuteMs));
   if (!list) {
@@ -468,7 +483,16 @@ function renderAnomalies(list) {
     return;
   }
   if (list.length === 0) {
-    ul.replaceChildren(el('li', { class: 'empty', 'data-testid': 'anomalies-empty', text: 'no anomalies' }));
+    const until = answer && typeof answer.scored_until === 'string' ? minuteMs({ minute: answer.scored_until }) : NaN;
+    const finals = [...state.records.values()].filter((r) => r.final && minuteMs(r) < until).length;
+    const need = answer && isNum(answer.min_points) ? answer.min_points : 0;
+    let text = `no anomalies in final minutes up to ${hhmm(until)} UTC`;
+    if (!Number.isFinite(until) || finals === 0) {
+      text = 'not scored yet: no final minute (anomalies are scored on final minutes only)';
+    } else if (finals < need) {
+      text = `no anomalies · ${finals} final minute${finals === 1 ? '' : 's'} so far; scoring needs ${need} as a baseline`;
+    }
+    ul.replaceChildren(el('li', { class: 'empty', 'data-testid': 'anomalies-empty', 'data-scored': String(finals), text }));
     return;
   }
   const newest = sortedMinutes().at(-1);
@@ -589,9 +613,9 @@ function pollSeries() {
       renderTiles();
       renderCharts();
     }),
-    load('funnel', 'funnel?minutes_back=5', renderFunnel),
+    load('funnel', `funnel?minutes_back=${FUNNEL_MINUTES}`, renderFunnel),
     load('anomalies', 'anomalies?minutes_back=60', (b) => {
-      renderAnomalies(b ? b.anomalies || [] : null);
+      renderAnomalies(b ? b.anomalies || [] : null, b);
       renderCharts();
     }),
     load('products', 'top-products?minutes_back=5', (b) => renderProducts(b ? b.top_products || [] : null)),
