@@ -363,6 +363,13 @@ func TestDashboardInBrowser(t *testing.T) {
 		const r = [...t.querySelectorAll('[data-testid="breakdown-row"]')].map(e => e.dataset.value + '=' + e.dataset.entered + '/' + e.dataset.converted);
 		return !t.hidden && t.dataset.dimension === 'utm.source' && JSON.stringify(r) === %q;
 	})()`, jsJSON(rows)))
+	// Each provisional number says how many partitions have passed it: the
+	// open minute's tiles (3 of the fake's 4) and the chart points.
+	p.waitFor("the tiles to say how many partitions passed the open minute", `[...document.querySelectorAll('.tile [data-testid="status"]')].every(
+		s => s.textContent === 'provisional · 3/4 partitions' && s.dataset.partitions === '3/4 partitions')`)
+	if got := eval[[]string](p, `Chart.getChart(document.querySelector('[data-testid="chart-sessions"]')).$dash.partitions.slice(-2)`); !slices.Equal(got, []string{"4/4 partitions", "3/4 partitions"}) {
+		t.Errorf("partitions of the last two chart points: %q", got)
+	}
 	p.waitFor("the funnel to be marked provisional", `(() => {
 		const b = document.querySelector('[data-testid="funnel"]'), s = document.querySelector('[data-testid="funnel-status"]');
 		return b.dataset.final === 'false' && b.dataset.provisional === '1' && b.classList.contains('provisional') &&

@@ -394,7 +394,7 @@ func (f *Fake) generate(idx int, t time.Time) *minute {
 		Minute: formatTime(t), Events: pageViews + carts + purchases + other, PageViews: pageViews,
 		AddToCarts: carts, Purchases: purchases, Sessions: sessions, Revenue: revenue,
 		RevenuePurchases: eur, RevenueByCurrency: byCur, ConversionRate: ratio(purchases, sessions),
-		AOV: 0, TopProducts: topN(products, 10), LatencyMsP95: latency,
+		AOV: 0, TopProducts: topN(products, 10), LatencyMsP95: latency, PartitionsComplete: Partitions, PartitionsTotal: Partitions,
 	}
 	if eur > 0 {
 		m.full.AOV = revenue / float64(eur)
@@ -447,6 +447,7 @@ func (f *Fake) recordLocked(m *minute) (KPI, []TopProduct) {
 	sc := func(v int64, p float64) int64 { return int64(math.Round(float64(v) * math.Pow(frac, p))) }
 	k := m.full
 	k.Final = false
+	k.PartitionsComplete = Partitions - 1 // one partition still has the window open
 	k.Events = sc(k.Events, 1)
 	k.PageViews = sc(k.PageViews, 1)
 	k.AddToCarts = sc(k.AddToCarts, 1)
@@ -522,7 +523,9 @@ func (f *Fake) Funnel(minutesBack int) (Funnel, bool) {
 	for _, m := range last {
 		fr := m.funnel
 		fr.Final = m.final
+		fr.PartitionsComplete, fr.PartitionsTotal = Partitions, Partitions
 		if !m.final { // the sessions seen so far
+			fr.PartitionsComplete = Partitions - 1
 			frac := float64(f.step+1) / float64(f.opts.TicksPerMinute)
 			fr.Steps = make([]int64, len(m.funnel.Steps))
 			for i, c := range m.funnel.Steps {

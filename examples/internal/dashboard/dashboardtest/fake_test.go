@@ -129,7 +129,7 @@ func TestServerNow(t *testing.T) {
 func TestShapes(t *testing.T) {
 	s := paused(t, Options{})
 	for path, want := range map[string]string{
-		"/kpis/latest":                      "add_to_carts aov conversion_rate events final latency_ms_p95 minute page_views purchases revenue revenue_by_currency revenue_purchases sessions top_products",
+		"/kpis/latest":                      "add_to_carts aov conversion_rate events final latency_ms_p95 minute page_views partitions_complete partitions_total purchases revenue revenue_by_currency revenue_purchases sessions top_products",
 		"/kpis?minutes_back=30":             "kpis minutes_back",
 		"/funnel?minutes_back=5":            "breakdown counts entered final median_time_to_convert_ms minutes minutes_back overall_rate provisional_minutes step_rates steps",
 		"/top-products?minutes_back=5":      "minutes_back top_products",
@@ -155,7 +155,7 @@ func TestShapes(t *testing.T) {
 		t.Fatalf("funnel minutes: %v %d", err, len(f.Minutes))
 	}
 	for k := range f.Minutes[0] {
-		if !slices.Contains([]string{"minute", "entered", "steps", "step_rates", "overall_rate", "median_time_to_convert_ms", "final"}, k) {
+		if !slices.Contains([]string{"minute", "entered", "steps", "step_rates", "overall_rate", "median_time_to_convert_ms", "final", "partitions_complete", "partitions_total"}, k) {
 			t.Errorf("funnel record has field %q", k)
 		}
 	}

@@ -20,6 +20,10 @@ type KPI struct {
 	AOV               float64            `json:"aov"`
 	TopProducts       []TopProduct       `json:"top_products"`
 	LatencyMsP95      float64            `json:"latency_ms_p95"`
+	// PartitionsComplete of PartitionsTotal have passed the window
+	// (SEMANTICS §11).
+	PartitionsComplete int `json:"partitions_complete"`
+	PartitionsTotal    int `json:"partitions_total"`
 }
 
 // TopProduct is one entry of a top_products list.
@@ -41,6 +45,8 @@ type FunnelRecord struct {
 	OverallRate           float64   `json:"overall_rate"`
 	MedianTimeToConvertMs *int64    `json:"median_time_to_convert_ms"`
 	Final                 bool      `json:"final"`
+	PartitionsComplete    int       `json:"partitions_complete"`
+	PartitionsTotal       int       `json:"partitions_total"`
 }
 
 // Funnel is the answer of /funnel.

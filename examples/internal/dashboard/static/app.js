@@ -252,9 +252,12 @@ function renderTiles() {
     tile.dataset.final = cur.final ? 'true' : 'false';
     tile.dataset.minute = cur.minute;
     valueEl.textContent = isNum(v) ? t.fmt(v) : '—';
-    statusEl.textContent = cur.final ? 'final' : 'provisional';
+    const parts = partitionsText(cur);
+    statusEl.textContent = `${cur.final ? 'final' : 'provisional'}${parts && !cur.final ? ` · ${parts}` : ''}`;
+    statusEl.dataset.partitions = parts;
     statusEl.className = `badge ${cur.final ? 'badge-final' : 'badge-provisional'}`;
-    statusEl.title = cur.final ? 'window closed: this value will not change' : 'window still open: running value';
+    statusEl.title = cur.final ? 'window closed: this value will not change'
+      : `window still open: running value${parts ? ` (${parts} have passed it)` : ''}`;
     minuteEl.replaceChildren(`${hhmm(curMinute)} UTC`);
     if (ahead) minuteEl.append(' ', aheadNote());
 
@@ -283,6 +286,13 @@ function renderTiles() {
   }
 }
 
+// partitionsText says how many partitions have passed a record (SEMANTICS
+// §11), '' when the record does not say.
+function partitionsText(r) {
+  return r && isNum(r.partitions_complete) && isNum(r.partitions_total) && r.partitions_total > 0
+    ? `${r.partitions_complete}/${r.partitions_total} partitions` : '';
+}
+
 // ---------- charts ----------
 
 const CHARTS = [
@@ -298,7 +308,7 @@ const charts = new Map();
 
 function makeChart(spec) {
   const canvas = byTestId(spec.id);
-  const meta = { finals: [], anomalous: [], ahead: [] };
+  const meta = { finals: [], anomalous: [], ahead: [], partitions: [] };
   const isProvisional = (i) => meta.finals[i] === false;
   const chart = new window.Chart(canvas, {
     type: 'line',
@@ -329,7 +339,7 @@ function makeChart(spec) {
         tooltip: {
           callbacks: {
             title: (items) => (items.length ? `${items[0].label} UTC${meta.ahead[items[0].dataIndex] ? ' · ahead of clock' : ''}` : ''),
-            label: (ctx) => `${spec.fmt(ctx.parsed.y)}${isProvisional(ctx.dataIndex) ? ' (provisional)' : ''}${meta.anomalous[ctx.dataIndex] ? ' · anomaly' : ''}`,
+            label: (ctx) => `${spec.fmt(ctx.parsed.y)}${isProvisional(ctx.dataIndex) ? ` (provisional${meta.partitions[ctx.dataIndex] ? `, ${meta.partitions[ctx.dataIndex]}` : ''})` : ''}${meta.anomalous[ctx.dataIndex] ? ' · anomaly' : ''}`,
           },
         },
       },
@@ -368,6 +378,7 @@ function renderCharts() {
       chart.options.scales.y.min = Math.max(0, lo - Math.max((hi - lo) * 0.15, hi * 0.05));
     }
     chart.$dash.finals = recs.map((r) => Boolean(r.final));
+    chart.$dash.partitions = recs.map(partitionsText);
     chart.$dash.anomalous = spec.anomalies ? minutes.map((m) => state.anomalyMinutes.has(m)) : [];
     chart.$dash.ahead = minutes.map(isAhead);
     byTestId(spec.id).dataset.points = String(recs.length);
@@ -424,8 +435,9 @@ function renderFunnel(f) {
   status.hidden = false;
   status.className = `badge ${f.final ? 'badge-final' : 'badge-provisional'}`;
   status.textContent = f.final ? 'final' : 'provisional';
+  const least = (f.minutes || []).filter((m) => !m.final).reduce((a, m) => (a && a.partitions_complete <= m.partitions_complete ? a : m), null);
   status.title = f.final ? 'every start minute is final'
-    : `${provisional} of ${(f.minutes || []).length} start minutes still have open sessions: counts grow until final`;
+    : `${provisional} of ${(f.minutes || []).length} start minutes not final yet: counts grow until then${least && partitionsText(least) ? ` (the least complete: ${partitionsText(least)})` : ''}`;
   box.dataset.final = String(Boolean(f.final));
   box.dataset.provisional = String(provisional);
   box.classList.toggle('provisional', !f.final);
