@@ -101,7 +101,7 @@ func (j *JSONL) write(_ context.Context, b *Batch) error {
 	}
 	for _, f := range b.Funnel {
 		if f.Final {
-			put(j.funnel, f.Minute, p, f)
+			put(j.funnel, f.Minute, p, f.Clone())
 		}
 	}
 	for _, d := range b.DeadLetters {

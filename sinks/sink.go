@@ -11,7 +11,9 @@ import (
 )
 
 // Batch is what one partition's pipeline produced for a run of its input:
-// the messages with offsets in [FirstOffset, NextOffset).
+// the messages with offsets in [FirstOffset, NextOffset). A sink must not
+// keep references into it once Write returns: the pipeline reuses its
+// memory (copy what you keep, e.g. with funnel.Record.Clone).
 type Batch struct {
 	Topic       string
 	Partition   int32
@@ -20,7 +22,7 @@ type Batch struct {
 	// KPIs holds running updates (Final false) and final windows.
 	KPIs        []kpi.Minute
 	Sessions    []session.Record // final sessions; Marks is nil
-	Funnel      []funnel.Record
+	Funnel      []funnel.Record  // running updates (Final false) and final start minutes
 	DeadLetters []DeadLetter
 	// Events holds the accepted events with their offsets, when the
 	// pipeline keeps them.
