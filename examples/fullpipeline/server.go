@@ -53,15 +53,7 @@ func startServer(ctx context.Context, o options, cfg pipeline.Config, st readapi
 // newRegistry exposes the pipeline's counters to Prometheus.
 func newRegistry(p *progress) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
-	counter := func(name, help string, f func(readapi.Stats) int64) {
-		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
-			func() float64 { return float64(f(p.stats())) }))
-	}
-	counter("clickstream_events_read_total", "Messages read.", func(s readapi.Stats) int64 { return s.Read })
-	counter("clickstream_events_accepted_total", "Events accepted.", func(s readapi.Stats) int64 { return s.Accepted })
-	counter("clickstream_events_invalid_total", "Invalid messages.", func(s readapi.Stats) int64 { return s.Invalid })
-	counter("clickstream_events_late_total", "Late events.", func(s readapi.Stats) int64 { return s.Late })
-	counter("clickstream_events_duplicate_total", "Duplicate events dropped.", func(s readapi.Stats) int64 { return s.Duplicates })
+	readapi.RegisterStats(reg, p.stats)
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "clickstream_consumer_lag", Help: "Messages behind the partitions' ends."},
 		func() float64 { return float64(p.lag()) }))
 	reg.MustRegister(deadCollector{p.dead})

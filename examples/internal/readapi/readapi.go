@@ -82,6 +82,21 @@ type Options struct {
 	Tick time.Duration
 }
 
+// RegisterStats registers on reg the counters of stats that /metrics
+// exposes: clickstream_events_read_total, _accepted_total, _invalid_total,
+// _late_total and _duplicate_total, each read from stats when scraped.
+func RegisterStats(reg prometheus.Registerer, stats func() Stats) {
+	counter := func(name, help string, f func(Stats) int64) {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
+			func() float64 { return float64(f(stats())) }))
+	}
+	counter("clickstream_events_read_total", "Messages read.", func(s Stats) int64 { return s.Read })
+	counter("clickstream_events_accepted_total", "Events accepted.", func(s Stats) int64 { return s.Accepted })
+	counter("clickstream_events_invalid_total", "Invalid messages.", func(s Stats) int64 { return s.Invalid })
+	counter("clickstream_events_late_total", "Late events.", func(s Stats) int64 { return s.Late })
+	counter("clickstream_events_duplicate_total", "Duplicate events dropped.", func(s Stats) int64 { return s.Duplicates })
+}
+
 // api serves docs/API.md.
 type api struct {
 	store Store

@@ -1,8 +1,8 @@
 package dashboardtest
 
-import "time"
-
-// The JSON shapes of docs/API.md.
+// The JSON shapes of docs/API.md that the tests read the page's data into:
+// the fake's helpers decode the real handler's answers into them refusing
+// unknown fields, so they cannot drift from it unnoticed.
 
 // KPI is a KPI record: one minute's values, merged over partitions.
 type KPI struct {
@@ -109,27 +109,8 @@ type SessionsSummary struct {
 	PartitionsTotal    int  `json:"partitions_total"`
 }
 
-// Stats is the answer of /stats: pipeline health.
-type Stats struct {
-	Now             string  `json:"now"` // the server's clock
-	EventsPerSec    float64 `json:"events_per_sec"`
-	StalledS        float64 `json:"stalled_s"`
-	Read            int64   `json:"read"`
-	Accepted        int64   `json:"accepted"`
-	Invalid         int64   `json:"invalid"`
-	Late            int64   `json:"late"`
-	Duplicates      int64   `json:"duplicates"`
-	DeadLetters     int64   `json:"dead_letters"`
-	Lag             int64   `json:"lag"`
-	E2ELatencyMsP95 float64 `json:"e2e_latency_ms_p95"`
-	LastFinalMinute *string `json:"last_final_minute"`
-	UptimeS         float64 `json:"uptime_s"`
-}
-
 // FunnelSteps are the funnel's steps, in order.
 var FunnelSteps = []string{"page_view", "add_to_cart", "purchase"}
 
 // TimeLayout is the API's time format: RFC 3339 UTC with milliseconds.
 const TimeLayout = "2006-01-02T15:04:05.000Z"
-
-func formatTime(t time.Time) string { return t.UTC().Format(TimeLayout) }

@@ -38,19 +38,27 @@ func (f *Store) Sessions(context.Context, time.Time, time.Time) ([]session.Recor
 	return f.Records, nil
 }
 
-// Anomalies scores the final minutes up to the first that is not, as the
-// MongoDB sink does.
-func (f *Store) Anomalies(_ context.Context, from, to time.Time, d *kpi.Detector) ([]kpi.Anomaly, time.Time, error) {
+// Anomalies scores Minutes with [Score].
+func (f *Store) Anomalies(_ context.Context, _, to time.Time, d *kpi.Detector) ([]kpi.Anomaly, time.Time, error) {
+	as, next := Score(f.Minutes, to, d)
+	return as, next, nil
+}
+
+// Score feeds d the final windows of ms, oldest first, up to the first that
+// is not final, as the MongoDB sink's Anomalies does over a range ending at
+// to, and returns what d flagged and where it stopped: the start of that
+// window, or to.
+func Score(ms []mongosink.MergedMinute, to time.Time, d *kpi.Detector) ([]kpi.Anomaly, time.Time) {
 	var out []kpi.Anomaly
-	for i := range f.Minutes {
-		if !f.Minutes[i].Final {
-			return out, time.UnixMilli(f.Minutes[i].Minute.Minute), nil
+	for i := range ms {
+		if !ms[i].Final {
+			return out, time.UnixMilli(ms[i].Minute.Minute)
 		}
-		if a, ok := d.Observe(&f.Minutes[i].Minute); ok {
+		if a, ok := d.Observe(&ms[i].Minute); ok {
 			out = append(out, a)
 		}
 	}
-	return out, to, nil
+	return out, to
 }
 
 // Progress returns Partitions.
