@@ -366,8 +366,9 @@ func (a *api) funnel(w http.ResponseWriter, r *http.Request) {
 	})(w, r)
 }
 
-// breakdownValue is one value of the funnel breakdown as /funnel serves it.
-type breakdownValue struct {
+// BreakdownValue is one value of the funnel breakdown as /funnel serves it:
+// the funnel of the sessions whose first event has the value.
+type BreakdownValue struct {
 	Value                 string    `json:"value"`
 	Entered               int64     `json:"entered"`
 	Counts                []int64   `json:"counts"`
@@ -378,11 +379,11 @@ type breakdownValue struct {
 
 // breakdown shapes the merged parts by as the top values and the others.
 func breakdown(d funnel.Dimension, by []funnel.Part, top int) map[string]any {
-	values := []breakdownValue{}
+	values := []BreakdownValue{}
 	for _, p := range funnel.Top(by, top) {
 		r := funnel.Merge(funnel.Record{Steps: p.Steps, TimesMs: p.TimesMs}) // the rates and the median
 		f := sinks.NewFunnelRecord(&r)
-		values = append(values, breakdownValue{Value: p.Value, Entered: f.Entered, Counts: f.Steps,
+		values = append(values, BreakdownValue{Value: p.Value, Entered: f.Entered, Counts: f.Steps,
 			StepRates: f.StepRates, OverallRate: f.OverallRate, MedianTimeToConvertMs: f.MedianTimeToConvertMs})
 	}
 	return map[string]any{"dimension": d, "top": top, "values": values}

@@ -464,24 +464,25 @@ func (f *Fake) inRangeLocked(from, to time.Time) []*minute {
 	return out
 }
 
+// views is view of each of ms, nil for none, as the store answers.
+func views[T any](ms []*minute, view func(*minute) T) []T {
+	var out []T
+	for _, m := range ms {
+		out = append(out, view(m))
+	}
+	return out
+}
+
 func (s store) LatestMinutes(_ context.Context, n int) ([]mongosink.MergedMinute, error) {
 	s.f.mu.Lock()
 	defer s.f.mu.Unlock()
-	var out []mongosink.MergedMinute
-	for _, m := range s.f.minutes[max(0, len(s.f.minutes)-n):] {
-		out = append(out, s.f.mergedLocked(m))
-	}
-	return out, nil
+	return views(s.f.minutes[max(0, len(s.f.minutes)-n):], s.f.mergedLocked), nil
 }
 
 func (s store) Funnel(_ context.Context, from, to time.Time) ([]mongosink.MergedFunnel, error) {
 	s.f.mu.Lock()
 	defer s.f.mu.Unlock()
-	var out []mongosink.MergedFunnel
-	for _, m := range s.f.inRangeLocked(from, to) {
-		out = append(out, s.f.funnelLocked(m))
-	}
-	return out, nil
+	return views(s.f.inRangeLocked(from, to), s.f.funnelLocked), nil
 }
 
 // Sessions makes plausible sessions for the final minutes of the range:
@@ -512,10 +513,7 @@ func (s store) Sessions(_ context.Context, from, to time.Time) ([]session.Record
 
 func (s store) Anomalies(_ context.Context, from, to time.Time, d *kpi.Detector) ([]kpi.Anomaly, time.Time, error) {
 	s.f.mu.Lock()
-	var ms []mongosink.MergedMinute
-	for _, m := range s.f.inRangeLocked(from, to) {
-		ms = append(ms, s.f.mergedLocked(m))
-	}
+	ms := views(s.f.inRangeLocked(from, to), s.f.mergedLocked)
 	s.f.mu.Unlock()
 	as, next := readapitest.Score(ms, to, d)
 	return as, next, nil

@@ -1,5 +1,10 @@
 package dashboardtest
 
+import (
+	"github.com/clickstreamkit/clickstream/examples/internal/readapi"
+	mongosink "github.com/clickstreamkit/clickstream/sinks/mongo"
+)
+
 // The JSON shapes of docs/API.md that the tests read the page's data into:
 // the fake's helpers decode the real handler's answers into them refusing
 // unknown fields, so they cannot drift from it unnoticed.
@@ -35,51 +40,27 @@ type TopProduct struct {
 	Revenue   float64 `json:"revenue"`
 }
 
-// FunnelRecord is the funnel of the sessions that started in one minute
-// (SEMANTICS §7, §9).
-type FunnelRecord struct {
-	Minute                string    `json:"minute"`
-	Entered               int64     `json:"entered"`
-	Steps                 []int64   `json:"steps"`
-	StepRates             []float64 `json:"step_rates"`
-	OverallRate           float64   `json:"overall_rate"`
-	MedianTimeToConvertMs *int64    `json:"median_time_to_convert_ms"`
-	Final                 bool      `json:"final"`
-	PartitionsComplete    int       `json:"partitions_complete"`
-	PartitionsTotal       int       `json:"partitions_total"`
-}
-
 // Funnel is the answer of /funnel.
 type Funnel struct {
-	MinutesBack           int            `json:"minutes_back"`
-	Steps                 []string       `json:"steps"`
-	Entered               int64          `json:"entered"`
-	Counts                []int64        `json:"counts"`
-	StepRates             []float64      `json:"step_rates"`
-	OverallRate           float64        `json:"overall_rate"`
-	MedianTimeToConvertMs *int64         `json:"median_time_to_convert_ms"`
-	Minutes               []FunnelRecord `json:"minutes"`
-	Final                 bool           `json:"final"`
-	ProvisionalMinutes    int            `json:"provisional_minutes"`
-	Breakdown             Breakdown      `json:"breakdown"`
+	MinutesBack           int                      `json:"minutes_back"`
+	Steps                 []string                 `json:"steps"`
+	Entered               int64                    `json:"entered"`
+	Counts                []int64                  `json:"counts"`
+	StepRates             []float64                `json:"step_rates"`
+	OverallRate           float64                  `json:"overall_rate"`
+	MedianTimeToConvertMs *int64                   `json:"median_time_to_convert_ms"`
+	Minutes               []mongosink.FunnelRecord `json:"minutes"`
+	Final                 bool                     `json:"final"`
+	ProvisionalMinutes    int                      `json:"provisional_minutes"`
+	Breakdown             Breakdown                `json:"breakdown"`
 }
 
 // Breakdown is /funnel's breakdown by one event dimension: the top values
 // and the others.
 type Breakdown struct {
-	Dimension string           `json:"dimension"`
-	Top       int              `json:"top"`
-	Values    []BreakdownValue `json:"values"`
-}
-
-// BreakdownValue is one value of a Breakdown.
-type BreakdownValue struct {
-	Value                 string    `json:"value"`
-	Entered               int64     `json:"entered"`
-	Counts                []int64   `json:"counts"`
-	StepRates             []float64 `json:"step_rates"`
-	OverallRate           float64   `json:"overall_rate"`
-	MedianTimeToConvertMs *int64    `json:"median_time_to_convert_ms"`
+	Dimension string                   `json:"dimension"`
+	Top       int                      `json:"top"`
+	Values    []readapi.BreakdownValue `json:"values"`
 }
 
 // Anomaly is an anomaly record (SEMANTICS §8).
