@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/clickstreamkit/clickstream/examples/internal/readapi"
 	"github.com/clickstreamkit/clickstream/kpi"
 	"github.com/clickstreamkit/clickstream/session"
 	mongosink "github.com/clickstreamkit/clickstream/sinks/mongo"
@@ -18,7 +19,7 @@ import (
 // except the first of its key. Answers are at most ttl plus a query's time
 // old.
 type cachedStore struct {
-	next store
+	next readapi.Store
 	ttl  time.Duration
 
 	mu      sync.Mutex
@@ -33,7 +34,7 @@ type entry struct {
 	refreshing bool
 }
 
-func newCachedStore(next store, ttl time.Duration) *cachedStore {
+func newCachedStore(next readapi.Store, ttl time.Duration) *cachedStore {
 	return &cachedStore{next: next, ttl: ttl, entries: map[string]*entry{}}
 }
 

@@ -10,12 +10,15 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/clickstreamkit/clickstream/examples/internal/readapi/readapitest"
 	"github.com/clickstreamkit/clickstream/kpi"
 	mongosink "github.com/clickstreamkit/clickstream/sinks/mongo"
 )
 
+const t0 = int64(1_741_953_600_000) // 2025-03-14T12:00:00Z
+
 type countingStore struct {
-	fakeStore
+	readapitest.Store
 	calls atomic.Int64
 	gate  chan struct{}
 }
@@ -23,11 +26,11 @@ type countingStore struct {
 func (c *countingStore) LatestMinutes(ctx context.Context, n int) ([]mongosink.MergedMinute, error) {
 	c.calls.Add(1)
 	<-c.gate
-	return c.fakeStore.LatestMinutes(ctx, n)
+	return c.Store.LatestMinutes(ctx, n)
 }
 
 func TestCachedStoreQueriesOncePerKeyAndTTL(t *testing.T) {
-	st := &countingStore{fakeStore: fakeStore{minutes: []mongosink.MergedMinute{{Minute: kpi.Minute{Minute: t0}}}}, gate: make(chan struct{})}
+	st := &countingStore{Store: readapitest.Store{Minutes: []mongosink.MergedMinute{{Minute: kpi.Minute{Minute: t0}}}}, gate: make(chan struct{})}
 	c := newCachedStore(st, time.Hour)
 	var wg sync.WaitGroup
 	for range 50 {
@@ -57,7 +60,7 @@ func TestCachedStoreQueriesOncePerKeyAndTTL(t *testing.T) {
 
 // baselineStore records the baseline each detector it is given starts with.
 type baselineStore struct {
-	fakeStore
+	readapitest.Store
 	mu     sync.Mutex
 	starts []int
 }
@@ -66,7 +69,7 @@ func (b *baselineStore) Anomalies(ctx context.Context, from, to time.Time, d *kp
 	b.mu.Lock()
 	b.starts = append(b.starts, len(d.Baseline()))
 	b.mu.Unlock()
-	return b.fakeStore.Anomalies(ctx, from, to, d)
+	return b.Store.Anomalies(ctx, from, to, d)
 }
 
 func (b *baselineStore) loads() []int {
@@ -81,10 +84,10 @@ func (b *baselineStore) loads() []int {
 func TestCachedStoreAnomaliesScoreEachWindowOnce(t *testing.T) {
 	st := &baselineStore{}
 	for i := range 12 {
-		st.minutes = append(st.minutes, mongosink.MergedMinute{Minute: kpi.Minute{Minute: t0 + int64(i)*60_000, Final: true,
+		st.Minutes = append(st.Minutes, mongosink.MergedMinute{Minute: kpi.Minute{Minute: t0 + int64(i)*60_000, Final: true,
 			Counts: kpi.Counts{Sessions: 100, Purchases: int64(10 + i%2)}}})
 	}
-	st.minutes[11].Purchases = 90
+	st.Minutes[11].Purchases = 90
 	d, err := kpi.NewDetector(kpi.DefaultAnomalyWindow, kpi.DefaultAnomalyMinPoints, kpi.DefaultAnomalyZ)
 	require.NoError(t, err)
 	d.SetBaseline([]float64{0.1})

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/clickstreamkit/clickstream"
+	"github.com/clickstreamkit/clickstream/examples/internal/readapi"
 	"github.com/clickstreamkit/clickstream/pipeline"
 )
 
@@ -32,25 +33,6 @@ type progress struct {
 type sample struct {
 	at   time.Time
 	read int64
-}
-
-// stats is /stats's answer.
-type stats struct {
-	// Now is the processing clock when answered: event times may run ahead
-	// of it, by up to max_future_skew.
-	Now             string  `json:"now"`
-	EventsPerSec    float64 `json:"events_per_sec"`
-	StalledS        float64 `json:"stalled_s"`
-	Read            int64   `json:"read"`
-	Accepted        int64   `json:"accepted"`
-	Invalid         int64   `json:"invalid"`
-	Late            int64   `json:"late"`
-	Duplicates      int64   `json:"duplicates"`
-	DeadLetters     int64   `json:"dead_letters"`
-	Lag             int64   `json:"lag"`
-	E2ELatencyP95   float64 `json:"e2e_latency_ms_p95"`
-	LastFinalMinute *string `json:"last_final_minute"`
-	UptimeS         float64 `json:"uptime_s"`
 }
 
 // newProgress samples runner, the runner's Stats, with the clock now.
@@ -99,7 +81,7 @@ func (p *progress) stalled(now time.Time, read, lag int64) time.Duration {
 	return now.Sub(p.readAt)
 }
 
-func (p *progress) stats() stats {
+func (p *progress) stats() readapi.Stats {
 	st := p.runner()
 	_, dead := p.dead.snapshot()
 	lag := p.lag()
@@ -107,7 +89,7 @@ func (p *progress) stats() stats {
 	p.mu.Lock()
 	rate, stalled := p.rate(), p.stalled(now, st.Read, lag)
 	p.mu.Unlock()
-	s := stats{Now: clickstream.FormatTime(now.UnixMilli()), EventsPerSec: rate, StalledS: stalled.Seconds(),
+	s := readapi.Stats{Now: clickstream.FormatTime(now.UnixMilli()), EventsPerSec: rate, StalledS: stalled.Seconds(),
 		Read: st.Counters.Read, Accepted: st.Counters.Accepted, Invalid: st.Counters.Invalid, Late: st.Counters.Late,
 		Duplicates: st.Counters.Duplicates, DeadLetters: dead, Lag: lag, E2ELatencyP95: p.latency.p95(),
 		UptimeS: now.Sub(p.start).Seconds()}

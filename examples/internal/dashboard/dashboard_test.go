@@ -1,7 +1,8 @@
 package dashboard_test
 
-// Real-browser tests of the dashboard page against the fake API of package
-// dashboardtest. They need Chromium at /usr/bin/chromium (Debian:
+// Real-browser tests of the dashboard page against the read API handler of
+// package readapi over the fake store of package dashboardtest: what the page
+// shows is compared with what that handler answers. They need Chromium at /usr/bin/chromium (Debian:
 // apt-get install -y chromium) and skip without it. Set DASHBOARD_SCREENSHOT
 // to a file name to get a PNG of the page as the main test sees it.
 //
@@ -429,7 +430,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		return Object.entries(exp).every(([id, v]) => Number(document.querySelector('[data-testid="' + id + '"]').dataset.raw) === v);
 	})()`, jsJSON(map[string]float64{
 		"health-throughput": st.EventsPerSec, "health-lag": float64(st.Lag),
-		"health-latency": st.E2ELatencyMsP95, "health-deadletters": float64(st.DeadLetters),
+		"health-latency": st.E2ELatencyP95, "health-deadletters": float64(st.DeadLetters),
 	})))
 	if st.LastFinalMinute == nil {
 		t.Fatal("fake stats without last_final_minute")

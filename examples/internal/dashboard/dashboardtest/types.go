@@ -1,8 +1,13 @@
 package dashboardtest
 
-import "time"
+import (
+	"github.com/clickstreamkit/clickstream/examples/internal/readapi"
+	mongosink "github.com/clickstreamkit/clickstream/sinks/mongo"
+)
 
-// The JSON shapes of docs/API.md.
+// The JSON shapes of docs/API.md that the tests read the page's data into:
+// the fake's helpers decode the real handler's answers into them refusing
+// unknown fields, so they cannot drift from it unnoticed.
 
 // KPI is a KPI record: one minute's values, merged over partitions.
 type KPI struct {
@@ -35,51 +40,27 @@ type TopProduct struct {
 	Revenue   float64 `json:"revenue"`
 }
 
-// FunnelRecord is the funnel of the sessions that started in one minute
-// (SEMANTICS §7, §9).
-type FunnelRecord struct {
-	Minute                string    `json:"minute"`
-	Entered               int64     `json:"entered"`
-	Steps                 []int64   `json:"steps"`
-	StepRates             []float64 `json:"step_rates"`
-	OverallRate           float64   `json:"overall_rate"`
-	MedianTimeToConvertMs *int64    `json:"median_time_to_convert_ms"`
-	Final                 bool      `json:"final"`
-	PartitionsComplete    int       `json:"partitions_complete"`
-	PartitionsTotal       int       `json:"partitions_total"`
-}
-
 // Funnel is the answer of /funnel.
 type Funnel struct {
-	MinutesBack           int            `json:"minutes_back"`
-	Steps                 []string       `json:"steps"`
-	Entered               int64          `json:"entered"`
-	Counts                []int64        `json:"counts"`
-	StepRates             []float64      `json:"step_rates"`
-	OverallRate           float64        `json:"overall_rate"`
-	MedianTimeToConvertMs *int64         `json:"median_time_to_convert_ms"`
-	Minutes               []FunnelRecord `json:"minutes"`
-	Final                 bool           `json:"final"`
-	ProvisionalMinutes    int            `json:"provisional_minutes"`
-	Breakdown             Breakdown      `json:"breakdown"`
+	MinutesBack           int                      `json:"minutes_back"`
+	Steps                 []string                 `json:"steps"`
+	Entered               int64                    `json:"entered"`
+	Counts                []int64                  `json:"counts"`
+	StepRates             []float64                `json:"step_rates"`
+	OverallRate           float64                  `json:"overall_rate"`
+	MedianTimeToConvertMs *int64                   `json:"median_time_to_convert_ms"`
+	Minutes               []mongosink.FunnelRecord `json:"minutes"`
+	Final                 bool                     `json:"final"`
+	ProvisionalMinutes    int                      `json:"provisional_minutes"`
+	Breakdown             Breakdown                `json:"breakdown"`
 }
 
 // Breakdown is /funnel's breakdown by one event dimension: the top values
 // and the others.
 type Breakdown struct {
-	Dimension string           `json:"dimension"`
-	Top       int              `json:"top"`
-	Values    []BreakdownValue `json:"values"`
-}
-
-// BreakdownValue is one value of a Breakdown.
-type BreakdownValue struct {
-	Value                 string    `json:"value"`
-	Entered               int64     `json:"entered"`
-	Counts                []int64   `json:"counts"`
-	StepRates             []float64 `json:"step_rates"`
-	OverallRate           float64   `json:"overall_rate"`
-	MedianTimeToConvertMs *int64    `json:"median_time_to_convert_ms"`
+	Dimension string                   `json:"dimension"`
+	Top       int                      `json:"top"`
+	Values    []readapi.BreakdownValue `json:"values"`
 }
 
 // Anomaly is an anomaly record (SEMANTICS §8).
@@ -109,27 +90,8 @@ type SessionsSummary struct {
 	PartitionsTotal    int  `json:"partitions_total"`
 }
 
-// Stats is the answer of /stats: pipeline health.
-type Stats struct {
-	Now             string  `json:"now"` // the server's clock
-	EventsPerSec    float64 `json:"events_per_sec"`
-	StalledS        float64 `json:"stalled_s"`
-	Read            int64   `json:"read"`
-	Accepted        int64   `json:"accepted"`
-	Invalid         int64   `json:"invalid"`
-	Late            int64   `json:"late"`
-	Duplicates      int64   `json:"duplicates"`
-	DeadLetters     int64   `json:"dead_letters"`
-	Lag             int64   `json:"lag"`
-	E2ELatencyMsP95 float64 `json:"e2e_latency_ms_p95"`
-	LastFinalMinute *string `json:"last_final_minute"`
-	UptimeS         float64 `json:"uptime_s"`
-}
-
 // FunnelSteps are the funnel's steps, in order.
 var FunnelSteps = []string{"page_view", "add_to_cart", "purchase"}
 
 // TimeLayout is the API's time format: RFC 3339 UTC with milliseconds.
 const TimeLayout = "2006-01-02T15:04:05.000Z"
-
-func formatTime(t time.Time) string { return t.UTC().Format(TimeLayout) }

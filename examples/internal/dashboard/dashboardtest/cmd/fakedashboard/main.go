@@ -1,5 +1,6 @@
-// Command fakedashboard serves the dashboard with the fake read API of
-// package dashboardtest, for working on the page without the pipeline:
+// Command fakedashboard serves the dashboard and the read API over the fake
+// store of package dashboardtest, for working on the page without the
+// pipeline:
 //
 //	go run ./internal/dashboard/dashboardtest/cmd/fakedashboard [-addr 127.0.0.1:8090] [-token T]
 //

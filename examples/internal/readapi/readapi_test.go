@@ -1,20 +1,19 @@
-package main
+package readapi
 
 import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/clickstreamkit/clickstream/examples/internal/readapi/readapitest"
 	"github.com/clickstreamkit/clickstream/funnel"
 	"github.com/clickstreamkit/clickstream/kpi"
 	"github.com/clickstreamkit/clickstream/pipeline"
@@ -24,53 +23,13 @@ import (
 	"github.com/clickstreamkit/clickstream/window"
 )
 
-// fakeStore serves fixed merged views.
-type fakeStore struct {
-	minutes  []mongosink.MergedMinute // oldest first
-	funnel   []mongosink.MergedFunnel
-	sessions []session.Record
-	progress []mongosink.Progress
-	from, to time.Time
-}
-
-func (f *fakeStore) LatestMinutes(_ context.Context, n int) ([]mongosink.MergedMinute, error) {
-	return f.minutes[max(0, len(f.minutes)-n):], nil
-}
-
-func (f *fakeStore) Funnel(_ context.Context, from, to time.Time) ([]mongosink.MergedFunnel, error) {
-	f.from, f.to = from, to
-	return f.funnel, nil
-}
-
-func (f *fakeStore) Sessions(context.Context, time.Time, time.Time) ([]session.Record, error) {
-	return f.sessions, nil
-}
-
-// Anomalies scores the final minutes up to the first that is not, as the
-// MongoDB sink does.
-func (f *fakeStore) Anomalies(_ context.Context, from, to time.Time, d *kpi.Detector) ([]kpi.Anomaly, time.Time, error) {
-	var out []kpi.Anomaly
-	for i := range f.minutes {
-		if !f.minutes[i].Final {
-			return out, time.UnixMilli(f.minutes[i].Minute.Minute), nil
-		}
-		if a, ok := d.Observe(&f.minutes[i].Minute); ok {
-			out = append(out, a)
-		}
-	}
-	return out, to, nil
-}
-
-func (f *fakeStore) Progress(context.Context) ([]mongosink.Progress, error) { return f.progress, nil }
-
 const t0 = int64(1_741_953_600_000) // 2025-03-14T12:00:00Z
 
-func newTestAPI(t *testing.T, st store, token string) *httptest.Server {
+func newTestAPI(t *testing.T, st Store, token string) *httptest.Server {
 	cfg := pipeline.DefaultConfig()
 	require.NoError(t, cfg.Validate())
-	a := &api{store: st, cfg: cfg, stats: func() stats { return stats{Read: 7} }, token: token,
-		log: slog.New(slog.DiscardHandler), reg: prometheus.NewRegistry(), tick: 10 * time.Millisecond}
-	srv := httptest.NewServer(a.handler())
+	srv := httptest.NewServer(New(st, cfg, Options{Stats: func() Stats { return Stats{Read: 7} }, Token: token,
+		Tick: 10 * time.Millisecond}))
 	t.Cleanup(srv.Close)
 	return srv
 }
@@ -95,7 +54,7 @@ func get(t *testing.T, srv *httptest.Server, method, path, token string) (int, m
 }
 
 func TestAPIRejects(t *testing.T) {
-	srv := newTestAPI(t, &fakeStore{}, "")
+	srv := newTestAPI(t, &readapitest.Store{}, "")
 	for _, m := range []string{http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch} {
 		code, body := get(t, srv, m, "/kpis/latest", "")
 		assert.Equal(t, http.StatusMethodNotAllowed, code, m)
@@ -118,7 +77,7 @@ func TestAPIRejects(t *testing.T) {
 }
 
 func TestAPIToken(t *testing.T) {
-	srv := newTestAPI(t, &fakeStore{}, "s3cret")
+	srv := newTestAPI(t, &readapitest.Store{}, "s3cret")
 	code, _ := get(t, srv, http.MethodGet, "/kpis", "")
 	assert.Equal(t, http.StatusUnauthorized, code)
 	code, _ = get(t, srv, http.MethodGet, "/kpis", "wrong")
@@ -130,7 +89,7 @@ func TestAPIToken(t *testing.T) {
 }
 
 func TestAPIAnswers(t *testing.T) {
-	st := &fakeStore{}
+	st := &readapitest.Store{}
 	for i := range 14 {
 		m := mongosink.MergedMinute{Minute: kpi.Minute{Minute: t0 + int64(i)*60_000, Final: i < 12,
 			Counts:      kpi.Counts{Events: 100, Sessions: 100, Purchases: int64(10 + i%2), Revenue: 50, RevenuePurchases: 2},
@@ -138,11 +97,11 @@ func TestAPIAnswers(t *testing.T) {
 		if i >= 12 { // a partition lags
 			m.PartitionsComplete = 3
 		}
-		st.minutes = append(st.minutes, m)
+		st.Minutes = append(st.Minutes, m)
 	}
-	st.minutes[11].Purchases = 90 // a spike, final
-	st.minutes[12].Purchases = 1  // a drop, but provisional: not scored
-	st.funnel = []mongosink.MergedFunnel{
+	st.Minutes[11].Purchases = 90 // a spike, final
+	st.Minutes[12].Purchases = 1  // a drop, but provisional: not scored
+	st.Funnels = []mongosink.MergedFunnel{
 		{Record: funnel.Record{Minute: t0, Entered: 10, Steps: []int64{10, 5, 2}, TimesMs: []int64{100, 300}, Final: true,
 			By: []funnel.Part{{Value: "google", Steps: []int64{6, 4, 2}, TimesMs: []int64{100, 300}}, {Value: "bing", Steps: []int64{3, 1, 0}}, {Value: funnel.None, Steps: []int64{1, 0, 0}}}},
 			Completeness: mongosink.Completeness{PartitionsComplete: 4, PartitionsTotal: 4}},
@@ -150,7 +109,7 @@ func TestAPIAnswers(t *testing.T) {
 			By: []funnel.Part{{Value: "google", Steps: []int64{2, 2, 1}, TimesMs: []int64{200}}, {Value: funnel.None, Steps: []int64{8, 3, 2}}}},
 			Completeness: mongosink.Completeness{PartitionsComplete: 2, PartitionsTotal: 4}},
 	}
-	st.sessions = []session.Record{{DurationMs: 1000, Bounced: true, Revenue: 1}, {DurationMs: 3000, Converted: true, Revenue: 2}}
+	st.Records = []session.Record{{DurationMs: 1000, Bounced: true, Revenue: 1}, {DurationMs: 3000, Converted: true, Revenue: 2}}
 	srv := newTestAPI(t, st, "")
 
 	code, latest := get(t, srv, http.MethodGet, "/kpis/latest", "")
@@ -196,8 +155,8 @@ func TestAPIAnswers(t *testing.T) {
 	assert.Equal(t, http.StatusBadRequest, code)
 	assert.Contains(t, body["error"], "top")
 	assert.Equal(t, 1.0, f["provisional_minutes"])
-	assert.Equal(t, time.UnixMilli(t0+14*60_000).UTC(), st.to, "the range ends after the newest minute")
-	assert.Equal(t, st.to.Add(-5*time.Minute), st.from)
+	assert.Equal(t, time.UnixMilli(t0+14*60_000).UTC(), st.To, "the range ends after the newest minute")
+	assert.Equal(t, st.To.Add(-5*time.Minute), st.From)
 	require.Len(t, f["minutes"], 2)
 	for i, want := range []map[string]any{
 		{"minute": "2025-03-14T12:00:00.000Z", "final": true, "partitions_complete": 4.0, "partitions_total": 4.0, "entered": 10.0},
@@ -231,7 +190,7 @@ func TestAPIAnswers(t *testing.T) {
 // /health shows every partition's progress.
 func TestAPIHealth(t *testing.T) {
 	at := time.UnixMilli(t0 + 90_000).UTC()
-	st := &fakeStore{progress: []mongosink.Progress{
+	st := &readapitest.Store{Partitions: []mongosink.Progress{
 		{Topic: "clicks", Partition: 0, Progress: sinks.Progress{Partitions: 2, Watermark: t0 + 61_500, FunnelBefore: t0}, UpdatedAt: at},
 		{Topic: "clicks", Partition: 1, Progress: sinks.Progress{Partitions: 2, Watermark: window.NegInf, FunnelBefore: window.NegInf}, UpdatedAt: at},
 		{Topic: "clicks", Partition: 2, Progress: sinks.Progress{Watermark: window.PosInf, FunnelBefore: window.PosInf}, UpdatedAt: at},
@@ -249,7 +208,7 @@ func TestAPIHealth(t *testing.T) {
 			"funnel_before": "+inf", "updated_at": "2025-03-14T12:01:30.000Z"},
 	}, body["partitions"])
 
-	_, body = get(t, newTestAPI(t, &fakeStore{}, ""), http.MethodGet, "/health", "")
+	_, body = get(t, newTestAPI(t, &readapitest.Store{}, ""), http.MethodGet, "/health", "")
 	assert.Equal(t, []any{}, body["partitions"], "no partition has progress yet")
 }
 
@@ -273,9 +232,9 @@ func TestAPISessionsSummaryCompleteness(t *testing.T) {
 		{"no progress yet", nil, false, 0, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			st := &fakeStore{progress: tc.progress,
-				minutes:  []mongosink.MergedMinute{{Minute: kpi.Minute{Minute: t0}}},
-				sessions: []session.Record{{DurationMs: 1000}}}
+			st := &readapitest.Store{Partitions: tc.progress,
+				Minutes: []mongosink.MergedMinute{{Minute: kpi.Minute{Minute: t0}}},
+				Records: []session.Record{{DurationMs: 1000}}}
 			code, s := get(t, newTestAPI(t, st, ""), http.MethodGet, "/sessions/summary", "")
 			require.Equal(t, http.StatusOK, code)
 			assert.Equal(t, 1.0, s["sessions"])
@@ -287,7 +246,7 @@ func TestAPISessionsSummaryCompleteness(t *testing.T) {
 }
 
 func TestAPIServerSentEvents(t *testing.T) {
-	st := &fakeStore{minutes: []mongosink.MergedMinute{{Minute: kpi.Minute{Minute: t0, Counts: kpi.Counts{Events: 5}},
+	st := &readapitest.Store{Minutes: []mongosink.MergedMinute{{Minute: kpi.Minute{Minute: t0, Counts: kpi.Counts{Events: 5}},
 		Completeness: mongosink.Completeness{PartitionsComplete: 1, PartitionsTotal: 2}}}}
 	srv := newTestAPI(t, st, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
