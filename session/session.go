@@ -202,7 +202,9 @@ func (s *Sessionizer) Add(e *clickstream.Event) Handle {
 		ss.end = e.TS
 		s.down(int(ss.heapAt))
 	}
-	s.touch(target)
+	if earliest {
+		s.touch(target) // a new start (and label) to report
+	}
 	ss.events++
 	switch e.Kind() {
 	case clickstream.KindPageView:
@@ -221,6 +223,7 @@ func (s *Sessionizer) Add(e *clickstream.Event) Handle {
 				ss.reported = -1 // out of order: the marks are matched afresh
 			}
 			ss.marks = append(ss.marks, Mark{TS: e.TS, Tag: tag})
+			s.touch(target)
 		}
 	}
 	return Handle(ui)
@@ -284,8 +287,8 @@ func (s *Sessionizer) OldestOpenMinute() (int64, bool) {
 	return oldest, ok
 }
 
-// TrackChanges makes the Sessionizer note every session that changes (an
-// event added, a merge, its end) for Changes: call it before the first Add,
+// TrackChanges makes the Sessionizer note every session that changes what
+// Changes reports (a new start, a mark added, a merge, its end): call it before the first Add,
 // or before UnmarshalBinary and RestoreSegments, which then report every
 // restored session.
 func (s *Sessionizer) TrackChanges() {
@@ -379,6 +382,7 @@ func (s *Sessionizer) merge(a, b int32) {
 	sa.revenue += sb.revenue
 	sa.marks = append(sa.marks, sb.marks...)
 	sa.reported = -1
+	s.touch(a)
 	s.removeHeap(int(sb.heapAt))
 	s.countMinute(sb.start, -1)
 	sb.open = false
