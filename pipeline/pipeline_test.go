@@ -3,7 +3,6 @@ package pipeline_test
 import (
 	"context"
 	"fmt"
-	"math"
 	"testing"
 	"time"
 
@@ -86,7 +85,7 @@ func TestRunningUpdatesThenFinal(t *testing.T) {
 // SEMANTICS §11 after the end of a finite input: the progress a partition
 // publishes is the floor a later run over its checkpoint goes on from (the
 // newest event_ts plus the horizon), not +inf, so that a live run's windows
-// past it are not called final early; a partition without events says +inf.
+// past it are not called final early.
 func TestProgressAfterEndOfInput(t *testing.T) {
 	p, err := pipeline.NewProcessor(pipeline.DefaultConfig(), "t", 0)
 	require.NoError(t, err)
@@ -96,10 +95,26 @@ func TestProgressAfterEndOfInput(t *testing.T) {
 	floor := ts + 30*time.Minute.Milliseconds() // the horizon: session_gap
 	assert.Equal(t, sinks.Progress{Watermark: floor, FunnelBefore: floor - floor%60_000}, p.Batch().Progress)
 
-	empty, err := pipeline.NewProcessor(pipeline.DefaultConfig(), "t", 1)
+	// A partition without events is idle (§11): processing time less
+	// watermark_delay, in its progress and in the checkpoint a later run
+	// goes on from, where an event below it is late.
+	cfg := pipeline.DefaultConfig()
+	cfg.Clock = func() time.Time { return pipelinetest.Start }
+	empty, err := pipeline.NewProcessor(cfg, "t", 1)
 	require.NoError(t, err)
 	empty.Finish()
-	assert.Equal(t, int64(math.MaxInt64), empty.Batch().Progress.Watermark)
+	idle := pipelinetest.Start.Add(-cfg.WatermarkDelay).UnixMilli()
+	assert.Equal(t, sinks.Progress{Watermark: idle, FunnelBefore: idle - idle%60_000}, empty.Batch().Progress)
+	empty.Reset()
+	cp, err := empty.Checkpoint()
+	require.NoError(t, err)
+	again, err := pipeline.NewProcessor(cfg, "t", 1)
+	require.NoError(t, err)
+	require.NoError(t, again.Restore(cp))
+	again.ProcessEvent(&clickstream.Event{EventID: "b", EventType: "page_view", TS: idle - 1, UserID: "u"}, &sources.Message{}, pipelinetest.Start)
+	again.ProcessEvent(&clickstream.Event{EventID: "c", EventType: "page_view", TS: idle, UserID: "u"}, &sources.Message{}, pipelinetest.Start)
+	assert.Equal(t, int64(1), again.Counters().Late, "below the published progress: late")
+	assert.Equal(t, int64(1), again.Counters().Accepted)
 }
 
 func TestConfigValidation(t *testing.T) {

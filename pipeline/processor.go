@@ -33,6 +33,7 @@ type Processor struct {
 	segs     []segment
 	segID    uint64         // ID of the last segment made
 	horizon  int64          // how far past the newest event a finished input's results reach
+	floor    int64          // after Finish, the watermark a later run goes on from
 	parts    int32          // the topic's partition count, 0 unknown
 	shown    sinks.Progress // the progress of the last batch written
 	// the memory of the batch's funnel records, reused after Reset
@@ -267,11 +268,15 @@ func (p *Processor) Updates() {
 // window_size, session_gap, one minute and, in user scope, one minute plus
 // conversion_window): a later run over the same checkpoint takes an event
 // that could have changed an emitted result for late, and goes on as usual
-// with newer ones.
+// with newer ones. A partition that accepted nothing is idle: its
+// watermark moves to processing time less watermark_delay, as Idle's does.
 func (p *Processor) Finish() {
 	if m, ok := p.wm.Max(); ok {
 		p.wm.AdvanceTo(m + p.horizon)
+	} else { // idle by definition (SEMANTICS §11)
+		p.Idle(p.cfg.Clock())
 	}
+	p.floor = p.wm.Current()
 	p.wm.Finish()
 	p.advance()
 	p.out.End = true
@@ -293,13 +298,12 @@ func (p *Processor) Advance() { p.advance() }
 // topic's partition count as the source last reported it. After the end of
 // a finite input it is the floor a later run over the checkpoint goes on
 // from (the newest event_ts plus the horizon, see Finish), not +inf: a live
-// run may still add to windows past it. A partition that never had an event
-// reports +inf then.
+// run may still add to windows past it; for a partition that never had an
+// event, processing time less watermark_delay (see Finish).
 func (p *Processor) Progress() sinks.Progress {
 	wm := p.wm.Current()
-	if m, ok := p.wm.Max(); ok && wm == window.PosInf {
-		floor := m + p.horizon
-		return sinks.Progress{Partitions: p.parts, Watermark: floor, FunnelBefore: floor - floor%60_000}
+	if wm == window.PosInf {
+		return sinks.Progress{Partitions: p.parts, Watermark: p.floor, FunnelBefore: p.floor - p.floor%60_000}
 	}
 	oldest := window.PosInf
 	if m, ok := p.ss.OldestOpenMinute(); ok {

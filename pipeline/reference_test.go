@@ -75,8 +75,11 @@ func referenceRuns(cfg pipeline.Config, runs [][][]byte, now time.Time) refOut {
 	var accepted []arrived
 	offset := 0
 	for ri, msgs := range runs {
-		if ri > 0 && started {
+		switch {
+		case ri > 0 && started:
 			floor = max(floor, maxTS+refHorizon(cfg))
+		case ri > 0: // nothing accepted yet: the end of input was idle (§11)
+			floor = max(floor, now.Add(-cfg.WatermarkDelay).UnixMilli())
 		}
 		for _, raw := range msgs {
 			i := offset

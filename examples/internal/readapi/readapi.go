@@ -227,8 +227,8 @@ type partitionHealth struct {
 	UpdatedAt    string `json:"updated_at"`
 }
 
-// bound formats a watermark: "-inf" before any event, "+inf" after the end
-// of a finite input.
+// bound formats a watermark: "-inf" before any event, "+inf" as earlier
+// versions published the end of a finite input.
 func bound(ms int64) string {
 	switch ms {
 	case window.NegInf:
