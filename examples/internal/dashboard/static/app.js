@@ -498,11 +498,11 @@ function renderAnomalies(list, answer) {
     const until = answer && typeof answer.scored_until === 'string' ? minuteMs({ minute: answer.scored_until }) : NaN;
     const finals = [...state.records.values()].filter((r) => r.final && minuteMs(r) < until).length;
     const need = answer && isNum(answer.min_points) ? answer.min_points : 0;
-    let text = `no anomalies in final minutes up to ${hhmm(until)} UTC`;
-    if (!Number.isFinite(until) || finals === 0) {
-      text = 'not scored yet: no final minute (anomalies are scored on final minutes only)';
-    } else if (finals < need) {
-      text = `no anomalies · ${finals} final minute${finals === 1 ? '' : 's'} so far; scoring needs ${need} as a baseline`;
+    let text = 'not scored yet: no final minute (anomalies are scored on final minutes only)';
+    if (Number.isFinite(until) && finals > 0) {
+      text = finals < need
+        ? `no anomalies · ${finals} final minute${finals === 1 ? '' : 's'} so far; scoring needs ${need} as a baseline`
+        : `no anomalies in final minutes up to ${hhmm(until)} UTC`;
     }
     ul.replaceChildren(el('li', { class: 'empty', 'data-testid': 'anomalies-empty', 'data-scored': String(finals), text }));
     return;
