@@ -165,6 +165,7 @@ func TestParseTimestampAgreesWithTime(t *testing.T) {
 	for _, s := range []string{
 		"2025-03-14T12:00:04.235Z", "1970-01-01T00:00:00Z", "1969-12-31T23:59:59.999Z", "0001-01-01T00:00:00Z",
 		"9999-12-31T23:59:59.999999999+23:59", "2024-02-29T00:00:00-00:30", "2000-02-29T12:00:00.1Z", "1900-03-01T00:00:00Z",
+		"0000-01-01T00:00:00Z", "9999-12-31T23:59:59.999Z",
 	} {
 		want, err := time.Parse(time.RFC3339Nano, s)
 		require.NoError(t, err)
@@ -172,7 +173,8 @@ func TestParseTimestampAgreesWithTime(t *testing.T) {
 		require.True(t, ok, s)
 		assert.Equal(t, want.Truncate(time.Millisecond).UnixMilli(), got, s)
 	}
-	for _, s := range []string{"2023-02-29T00:00:00Z", "2025-13-01T00:00:00Z", "2025-03-14T12:60:00Z", "2025-03-14T12:00:60Z", "2025-03-14T12:00:00+24:00", "2025-03-14 12:00:00Z"} {
+	for _, s := range []string{"2023-02-29T00:00:00Z", "2025-13-01T00:00:00Z", "2025-03-14T12:60:00Z", "2025-03-14T12:00:60Z", "2025-03-14T12:00:00+24:00", "2025-03-14 12:00:00Z",
+		"0000-01-01T00:00:00+00:01", "9999-12-31T23:59:00-00:01"} { // UTC years -1 and 10000: RFC 3339 cannot write them
 		_, ok := clickstream.ParseTimestamp(s)
 		assert.False(t, ok, s)
 	}

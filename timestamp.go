@@ -6,7 +6,9 @@ import "time"
 // ("2025-03-14T12:00:04.235Z", "2025-03-14T13:00:04+01:00"), fractional
 // seconds optional and of any length, into Unix milliseconds UTC, truncating
 // below the millisecond. 'T' and 'Z' may be lower case (RFC 3339 §5.6).
-// Leap seconds (second 60) are rejected.
+// Leap seconds (second 60) are rejected, and so is an instant whose UTC
+// year is outside 0000..9999, which RFC 3339 cannot write back (a zone
+// offset can carry 0000-01-01 or 9999-12-31 across).
 func ParseTimestamp(s string) (int64, bool) {
 	if len(s) < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') || s[13] != ':' || s[16] != ':' {
 		return 0, false
@@ -67,8 +69,18 @@ func ParseTimestamp(s string) (int64, bool) {
 		return 0, false
 	}
 	secs := daysFromCivil(int64(year), int64(month), int64(day))*86400 + int64(hour*3600+minute*60+sec) - offset
+	if secs < minSecs || secs >= endSecs {
+		return 0, false
+	}
 	return secs*1000 + ms, true
 }
+
+// The UTC instants RFC 3339 can write: 0000-01-01T00:00:00Z up to, not
+// including, 10000-01-01.
+var (
+	minSecs = daysFromCivil(0, 1, 1) * 86400
+	endSecs = daysFromCivil(10000, 1, 1) * 86400
+)
 
 func digits(s string, i, n int) (int, bool) {
 	v := 0
