@@ -62,9 +62,18 @@ func settingChanges(cfg pipeline.Config) []settingChange {
 			}
 		}},
 	}
-	// conversion_window matters in user scope only
+	// conversion_window matters in user scope only, funnel_breakdown in
+	// session scope only
 	cs = append(cs, settingChange{"conversion_window", cfg.FunnelScope == funnel.ScopeUser,
 		func(c *pipeline.Config) { c.ConversionWindow += 30 * time.Second }})
+	cs = append(cs, settingChange{"funnel_breakdown", cfg.FunnelScope == funnel.ScopeSession,
+		func(c *pipeline.Config) {
+			if c.FunnelBreakdown == funnel.DeviceOS {
+				c.FunnelBreakdown = ""
+			} else {
+				c.FunnelBreakdown = funnel.DeviceOS
+			}
+		}})
 	return cs
 }
 
