@@ -106,7 +106,7 @@ func BenchmarkReplay(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			sink, err := sinks.NewJSONL(filepath.Join(dir, "out"), cfg.NewDetector)
+			sink, err := sinks.NewJSONL(filepath.Join(dir, "out"), cfg.WindowSize, cfg.NewDetector)
 			if err != nil {
 				b.Fatal(err)
 			}

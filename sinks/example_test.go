@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/clickstreamkit/clickstream/kpi"
 	"github.com/clickstreamkit/clickstream/sinks"
@@ -13,11 +14,12 @@ import (
 func ExampleJSONL() {
 	dir, _ := os.MkdirTemp("", "replay")
 	defer os.RemoveAll(dir)
-	sink, _ := sinks.NewJSONL(dir, func() (*kpi.Detector, error) { return kpi.NewDetector(30, 10, 3) })
+	sink, _ := sinks.NewJSONL(dir, time.Minute, func() (*kpi.Detector, error) { return kpi.NewDetector(30, 10, 3) })
 	ctx := context.Background()
 	b := &sinks.Batch{Topic: "events", KPIs: []kpi.Minute{{Minute: 0, Final: true,
 		Counts: kpi.Counts{Events: 3, Sessions: 2, Purchases: 1, Revenue: 9.5, RevenuePurchases: 1}}},
-		Counters: sinks.Counters{Read: 4, Accepted: 3, Invalid: 1}}
+		Counters: sinks.Counters{Read: 4, Accepted: 3, Invalid: 1},
+		End:      true} // the partition's last batch: its windows are final in the global view
 	sink.Write(ctx, b)
 	sink.Write(ctx, b) // a replayed batch overwrites: the sink is idempotent
 	sink.Close(ctx)

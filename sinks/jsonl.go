@@ -13,10 +13,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
-	"github.com/clickstreamkit/clickstream/funnel"
 	"github.com/clickstreamkit/clickstream/kpi"
 	"github.com/clickstreamkit/clickstream/session"
+	"github.com/clickstreamkit/clickstream/window"
 )
 
 var _ Sink = (*JSONL)(nil)
@@ -34,8 +35,10 @@ const (
 // JSONL writes the outputs of a finite replay as JSON-lines files in a
 // directory (SEMANTICS §9). It holds final results in memory and writes the
 // sorted files on Close, each through a temporary name and a rename; partials
-// of several partitions merge per minute, and anomalies are scored on the
-// merged final minutes. It suits finite inputs, not endless streams.
+// of several partitions merge per minute in a View, and anomalies are scored
+// on the merged final minutes. A merged record is final once every partition
+// has passed it: by its progress, or by the end of its input (Batch.End). It
+// suits finite inputs, not endless streams.
 type JSONL struct {
 	dir      string
 	detector func() (*kpi.Detector, error)
@@ -43,9 +46,8 @@ type JSONL struct {
 	// Results are keyed by what identifies them, so a replayed batch
 	// overwrites instead of adding: the sink is idempotent.
 	mu       sync.Mutex
-	kpis     map[int64]map[part]kpi.Minute
+	view     *View // final windows and funnel minutes
 	sessions map[sessionKey]session.Record
-	funnel   map[int64]map[part]funnel.Record
 	dead     map[deadKey]DeadLetter
 	counters map[part]Counters
 	closed   bool
@@ -67,15 +69,18 @@ type deadKey struct {
 	offset int64
 }
 
-// NewJSONL returns a sink writing into dir (created if missing); newDetector
-// makes the anomaly detector of §8.
-func NewJSONL(dir string, newDetector func() (*kpi.Detector, error)) (*JSONL, error) {
+// NewJSONL returns a sink writing into dir (created if missing), for
+// windows of windowSize (window_size); newDetector makes the anomaly
+// detector of §8.
+func NewJSONL(dir string, windowSize time.Duration, newDetector func() (*kpi.Detector, error)) (*JSONL, error) {
+	if windowSize < time.Millisecond {
+		return nil, errors.New("sinks: JSONL window size must be at least 1ms")
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("sinks: %w", err)
 	}
-	return &JSONL{dir: dir, detector: newDetector, kpis: map[int64]map[part]kpi.Minute{},
-		sessions: map[sessionKey]session.Record{}, funnel: map[int64]map[part]funnel.Record{},
-		dead: map[deadKey]DeadLetter{}, counters: map[part]Counters{}}, nil
+	return &JSONL{dir: dir, detector: newDetector, view: NewView(windowSize),
+		sessions: map[sessionKey]session.Record{}, dead: map[deadKey]DeadLetter{}, counters: map[part]Counters{}}, nil
 }
 
 // Write keeps each batch's final results.
@@ -90,46 +95,30 @@ func (j *JSONL) write(_ context.Context, b *Batch) error {
 		return errors.New("sinks: write to closed JSONL sink")
 	}
 	p := part{b.Topic, b.Partition}
-	for _, m := range b.KPIs {
-		if m.Final && m.Events > 0 {
-			put(j.kpis, m.Minute, p, m)
+	for i := range b.KPIs {
+		if m := &b.KPIs[i]; m.Final && m.Events > 0 {
+			j.view.AddMinute(b.Topic, b.Partition, m)
 		}
 	}
 	for _, s := range b.Sessions {
 		s.Marks = nil
 		j.sessions[sessionKey{p, s.UserID, s.Start}] = s
 	}
-	for _, f := range b.Funnel {
-		if f.Final {
-			put(j.funnel, f.Minute, p, f.Clone())
+	for i := range b.Funnel {
+		if f := &b.Funnel[i]; f.Final {
+			j.view.AddFunnel(b.Topic, b.Partition, f)
 		}
 	}
 	for _, d := range b.DeadLetters {
 		d.Raw = slices.Clone(d.Raw)
 		j.dead[deadKey{p, d.Offset}] = d
 	}
+	j.view.SetProgress(b.Topic, b.Partition, b.Progress)
+	if b.End {
+		j.view.End(b.Topic, b.Partition)
+	}
 	j.counters[p] = b.Counters
 	return nil
-}
-
-// byPart lists m's values by partition, so float sums do not depend on map
-// order.
-func byPart[V any](m map[part]V) []V {
-	keys := slices.SortedFunc(maps.Keys(m), func(a, b part) int {
-		return cmp.Or(strings.Compare(a.topic, b.topic), cmp.Compare(a.partition, b.partition))
-	})
-	out := make([]V, len(keys))
-	for i, k := range keys {
-		out[i] = m[k]
-	}
-	return out
-}
-
-func put[V any](m map[int64]map[part]V, minute int64, p part, v V) {
-	if m[minute] == nil {
-		m[minute] = map[part]V{}
-	}
-	m[minute][p] = v
 }
 
 // Durable reports false: the files are written at Close, so a pipeline
@@ -149,20 +138,19 @@ func (j *JSONL) Close(context.Context) error {
 		return err
 	}
 	var kpis, anomalies []any
-	for _, m := range slices.Sorted(maps.Keys(j.kpis)) {
-		merged := kpi.Merge(byPart(j.kpis[m])...)
-		kpis = append(kpis, NewKPIRecord(&merged))
-		if a, ok := det.Observe(&merged); ok {
-			anomalies = append(anomalies, NewAnomalyRecord(&a))
-		}
+	for _, m := range j.view.Minutes(window.NegInf, window.PosInf) {
+		kpis = append(kpis, NewKPIRecord(&m.Minute))
+	}
+	found, _ := j.view.Score(det, window.NegInf, window.PosInf)
+	for i := range found {
+		anomalies = append(anomalies, NewAnomalyRecord(&found[i]))
 	}
 	sessions := slices.SortedFunc(maps.Values(j.sessions), func(a, b session.Record) int {
 		return cmp.Or(cmp.Compare(a.Start, b.Start), strings.Compare(a.UserID, b.UserID))
 	})
 	var funnels []any
-	for _, m := range slices.Sorted(maps.Keys(j.funnel)) {
-		merged := funnel.Merge(byPart(j.funnel[m])...)
-		funnels = append(funnels, NewFunnelRecord(&merged))
+	for _, f := range j.view.Funnel(window.NegInf, window.PosInf) {
+		funnels = append(funnels, NewFunnelRecord(&f.Record))
 	}
 	var dead []any
 	for _, k := range slices.SortedFunc(maps.Keys(j.dead), func(a, b deadKey) int {

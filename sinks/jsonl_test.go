@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -18,7 +19,7 @@ import (
 // records are not written.
 func TestJSONLKeepsNoReference(t *testing.T) {
 	dir := t.TempDir()
-	s, err := sinks.NewJSONL(dir, func() (*kpi.Detector, error) { return kpi.NewDetector(30, 10, 3) })
+	s, err := sinks.NewJSONL(dir, time.Minute, func() (*kpi.Detector, error) { return kpi.NewDetector(30, 10, 3) })
 	require.NoError(t, err)
 	f := funnel.Merge(funnel.Record{Steps: []int64{3, 2, 1}, TimesMs: []int64{500}, Final: true})
 	running := funnel.Merge(funnel.Record{Minute: 60_000, Steps: []int64{9, 9, 9}})

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/clickstreamkit/clickstream/sinks"
 	"sync"
 	"time"
 
@@ -95,14 +96,14 @@ func isDone(e *entry) bool {
 	}
 }
 
-func (c *cachedStore) LatestMinutes(ctx context.Context, n int) ([]mongosink.MergedMinute, error) {
-	return cached(ctx, c, fmt.Sprint("latest/", n), func(ctx context.Context) ([]mongosink.MergedMinute, error) {
+func (c *cachedStore) LatestMinutes(ctx context.Context, n int) ([]sinks.MergedMinute, error) {
+	return cached(ctx, c, fmt.Sprint("latest/", n), func(ctx context.Context) ([]sinks.MergedMinute, error) {
 		return c.next.LatestMinutes(ctx, n)
 	})
 }
 
-func (c *cachedStore) Funnel(ctx context.Context, from, to time.Time) ([]mongosink.MergedFunnel, error) {
-	return cached(ctx, c, fmt.Sprint("funnel/", from.UnixMilli(), "/", to.UnixMilli()), func(ctx context.Context) ([]mongosink.MergedFunnel, error) {
+func (c *cachedStore) Funnel(ctx context.Context, from, to time.Time) ([]sinks.MergedFunnel, error) {
+	return cached(ctx, c, fmt.Sprint("funnel/", from.UnixMilli(), "/", to.UnixMilli()), func(ctx context.Context) ([]sinks.MergedFunnel, error) {
 		return c.next.Funnel(ctx, from, to)
 	})
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"github.com/clickstreamkit/clickstream/sinks"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,7 +13,6 @@ import (
 
 	"github.com/clickstreamkit/clickstream/examples/internal/readapi/readapitest"
 	"github.com/clickstreamkit/clickstream/kpi"
-	mongosink "github.com/clickstreamkit/clickstream/sinks/mongo"
 )
 
 const t0 = int64(1_741_953_600_000) // 2025-03-14T12:00:00Z
@@ -23,14 +23,14 @@ type countingStore struct {
 	gate  chan struct{}
 }
 
-func (c *countingStore) LatestMinutes(ctx context.Context, n int) ([]mongosink.MergedMinute, error) {
+func (c *countingStore) LatestMinutes(ctx context.Context, n int) ([]sinks.MergedMinute, error) {
 	c.calls.Add(1)
 	<-c.gate
 	return c.Store.LatestMinutes(ctx, n)
 }
 
 func TestCachedStoreQueriesOncePerKeyAndTTL(t *testing.T) {
-	st := &countingStore{Store: readapitest.Store{Minutes: []mongosink.MergedMinute{{Minute: kpi.Minute{Minute: t0}}}}, gate: make(chan struct{})}
+	st := &countingStore{Store: readapitest.Store{Minutes: []sinks.MergedMinute{{Minute: kpi.Minute{Minute: t0}}}}, gate: make(chan struct{})}
 	c := newCachedStore(st, time.Hour)
 	var wg sync.WaitGroup
 	for range 50 {
@@ -84,7 +84,7 @@ func (b *baselineStore) loads() []int {
 func TestCachedStoreAnomaliesScoreEachWindowOnce(t *testing.T) {
 	st := &baselineStore{}
 	for i := range 12 {
-		st.Minutes = append(st.Minutes, mongosink.MergedMinute{Minute: kpi.Minute{Minute: t0 + int64(i)*60_000, Final: true,
+		st.Minutes = append(st.Minutes, sinks.MergedMinute{Minute: kpi.Minute{Minute: t0 + int64(i)*60_000, Final: true,
 			Counts: kpi.Counts{Sessions: 100, Purchases: int64(10 + i%2)}}})
 	}
 	st.Minutes[11].Purchases = 90

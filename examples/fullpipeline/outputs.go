@@ -62,7 +62,7 @@ func openSinks(ctx context.Context, o options, cfg *pipeline.Config, in input, l
 		all = append(all, pq)
 	}
 	if o.jsonl != "off" {
-		j, err := sinks.NewJSONL(o.jsonl, cfg.NewDetector)
+		j, err := sinks.NewJSONL(o.jsonl, cfg.WindowSize, cfg.NewDetector)
 		if err != nil {
 			return out, err
 		}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"github.com/clickstreamkit/clickstream/sinks"
 	"os"
 	"strings"
 	"testing"
@@ -57,12 +58,12 @@ func TestMinimal(t *testing.T) {
 	defer client.Database(db).Drop(context.Background())
 	sink, err := mongosink.New(client, db)
 	require.NoError(t, err)
-	var first []mongosink.KPIRecord
+	var first []sinks.GlobalKPIRecord
 	for i := range 2 {
 		require.NoError(t, run(ctx, bs, topic, uri, db, true), "run %d", i)
 		minutes, err := sink.LatestMinutes(ctx, 5)
 		require.NoError(t, err)
-		got := mongosink.KPIRecords(minutes)
+		got := sinks.GlobalKPIRecords(minutes)
 		require.Len(t, got, 1)
 		require.True(t, got[0].Final)
 		require.Equal(t, int64(1), got[0].Purchases)

@@ -88,19 +88,19 @@
 // # Queries
 //
 // [Sink.Minutes], [Sink.LatestMinutes], [Sink.Funnel] and [Sink.Anomalies]
-// merge the partitions' partials of each minute (kpi.Merge, funnel.Merge)
-// and judge finality on the global view (SEMANTICS §11): they read the
+// merge the partitions' partials of each minute in a [sinks.View], as the
+// JSON-lines sink does, and judge finality on the global view (SEMANTICS
+// §11): they read the
 // progress documents, then the results, and call a merged window final only
 // when every partition of the topic has a watermark at or past its end
 // (a partition without a progress document has passed nothing, whether it
 // wrote the window or not), a merged funnel minute only when every
 // partition's funnel_before is above it. Each merged record says how many
-// partitions have passed it out of how many ([Completeness]); a topic's
+// partitions have passed it out of how many ([sinks.Completeness]); a topic's
 // partition count is the largest its progress documents carry.
 // [Sink.Anomalies] scores merged final windows in minute order and says
-// where to go on from, so that each window is scored once. [KPIRecords] and
-// [FunnelRecords] shape merged records as the JSON records of SEMANTICS §9
-// with their completeness; [Sink.Progress] reads every partition's progress.
+// where to go on from, so that each window is scored once;
+// [Sink.Progress] reads every partition's progress.
 //
 // A [Sink] is safe for concurrent use.
 package mongo

@@ -3,6 +3,7 @@ package mongo_test
 import (
 	"context"
 	"fmt"
+	"github.com/clickstreamkit/clickstream/sinks"
 	"log"
 	"os"
 	"time"
@@ -38,7 +39,7 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	for _, r := range mongosink.KPIRecords(minutes) {
+	for _, r := range sinks.GlobalKPIRecords(minutes) {
 		fmt.Println(r.Minute, r.Final, r.PartitionsComplete, "of", r.PartitionsTotal, r.ConversionRate)
 	}
 }

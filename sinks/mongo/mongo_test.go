@@ -157,9 +157,9 @@ func TestMergedMinutes(t *testing.T) {
 		}
 		write(t, s, b)
 	}
-	var want []MergedMinute
+	var want []sinks.MergedMinute
 	for i := range 4 {
-		m := MergedMinute{Minute: kpi.Merge(byMinute[minuteAt(i)]...), Completeness: Completeness{4, 4}}
+		m := sinks.MergedMinute{Minute: kpi.Merge(byMinute[minuteAt(i)]...), Completeness: sinks.Completeness{PartitionsComplete: 4, PartitionsTotal: 4}}
 		if i >= 2 { // clicks/2 has not passed minutes 2 and 3
 			m.Final, m.PartitionsComplete = false, 3
 		}
@@ -180,7 +180,7 @@ func TestMergedMinutes(t *testing.T) {
 	}
 	expectMinutes(t, "Minutes of [1, 3)", got, want[1:3])
 
-	for n, w := range map[int][]MergedMinute{0: nil, 1: want[3:], 2: want[2:], 10: want} {
+	for n, w := range map[int][]sinks.MergedMinute{0: nil, 1: want[3:], 2: want[2:], 10: want} {
 		got, err := s.LatestMinutes(t.Context(), n)
 		if err != nil {
 			t.Fatal(err)
@@ -194,9 +194,9 @@ func TestMergedMinutes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	recs := KPIRecords(got)
+	recs := sinks.GlobalKPIRecords(got)
 	for i := range want {
-		wr := KPIRecord{KPIRecord: sinks.NewKPIRecord(&want[i].Minute), Completeness: want[i].Completeness}
+		wr := sinks.GlobalKPIRecord{KPIRecord: sinks.NewKPIRecord(&want[i].Minute), Completeness: want[i].Completeness}
 		if !reflect.DeepEqual(recs[i], wr) {
 			t.Errorf("KPIRecords[%d] = %+v, want %+v", i, recs[i], wr)
 		}
@@ -222,15 +222,15 @@ func TestMergedMinutes(t *testing.T) {
 	}
 }
 
-func expectMinutes(t *testing.T, what string, got, want []MergedMinute) {
+func expectMinutes(t *testing.T, what string, got, want []sinks.MergedMinute) {
 	t.Helper()
 	if len(got) != len(want) {
 		t.Fatalf("%s: %d minutes, want %d", what, len(got), len(want))
 	}
 	for i := range want {
 		if !reflect.DeepEqual(got[i], want[i]) {
-			gj, _ := json.Marshal(KPIRecords(got[i : i+1]))
-			wj, _ := json.Marshal(KPIRecords(want[i : i+1]))
+			gj, _ := json.Marshal(sinks.GlobalKPIRecords(got[i : i+1]))
+			wj, _ := json.Marshal(sinks.GlobalKPIRecords(want[i : i+1]))
 			t.Fatalf("%s: minute %d:\n got %s\nwant %s", what, i, gj, wj)
 		}
 	}
@@ -238,8 +238,8 @@ func expectMinutes(t *testing.T, what string, got, want []MergedMinute) {
 
 // merged is the merge of parts with the given completeness, final when
 // complete.
-func merged(complete, total int, parts ...kpi.Minute) MergedMinute {
-	m := MergedMinute{Minute: kpi.Merge(parts...), Completeness: Completeness{complete, total}}
+func merged(complete, total int, parts ...kpi.Minute) sinks.MergedMinute {
+	m := sinks.MergedMinute{Minute: kpi.Merge(parts...), Completeness: sinks.Completeness{PartitionsComplete: complete, PartitionsTotal: total}}
 	m.Final = m.Final && complete == total
 	return m
 }
@@ -259,44 +259,44 @@ func TestLaggingPartition(t *testing.T) {
 		&sinks.Batch{Topic: "clicks", Partition: 1, KPIs: finals[1:2], Funnel: fun[1:2], Progress: at(4, minuteAt(2))},
 		&sinks.Batch{Topic: "clicks", Partition: 2, Progress: at(4, minuteAt(2))}, // no events in minute 0
 	)
-	check := func(what string, wantKPI MergedMinute, wantFunnel MergedFunnel) {
+	check := func(what string, wantKPI sinks.MergedMinute, wantFunnel sinks.MergedFunnel) {
 		t.Helper()
 		got, err := s.Minutes(t.Context(), t0, t0.Add(time.Hour))
 		if err != nil {
 			t.Fatal(err)
 		}
-		expectMinutes(t, what+": Minutes", got, []MergedMinute{wantKPI})
+		expectMinutes(t, what+": Minutes", got, []sinks.MergedMinute{wantKPI})
 		if got, err = s.LatestMinutes(t.Context(), 5); err != nil {
 			t.Fatal(err)
 		}
-		expectMinutes(t, what+": LatestMinutes", got, []MergedMinute{wantKPI})
+		expectMinutes(t, what+": LatestMinutes", got, []sinks.MergedMinute{wantKPI})
 		gotF, err := s.Funnel(t.Context(), t0, t0.Add(time.Hour))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !reflect.DeepEqual(gotF, []MergedFunnel{wantFunnel}) {
+		if !reflect.DeepEqual(gotF, []sinks.MergedFunnel{wantFunnel}) {
 			t.Fatalf("%s: Funnel = %+v, want %+v", what, gotF, wantFunnel)
 		}
 	}
-	provisional := mergedFunnel(Completeness{3, 4}, fun[:2]...)
+	provisional := mergedFunnel(sinks.Completeness{PartitionsComplete: 3, PartitionsTotal: 4}, fun[:2]...)
 	check("partition 3 not read yet", merged(3, 4, finals[:2]...), provisional)
 
 	running := sinktest.Window(m0, 9, false)
 	write(t, s, &sinks.Batch{Topic: "clicks", Partition: 3, KPIs: []kpi.Minute{running},
 		Funnel: []funnel.Record{sinktest.FunnelRecord(m0, 9)}, Progress: sinks.Progress{Partitions: 4, Watermark: m0 + 30_000, FunnelBefore: m0}})
 	check("partition 3 behind", merged(3, 4, finals[0], finals[1], running),
-		mergedFunnel(Completeness{3, 4}, fun[0], fun[1], sinktest.FunnelRecord(m0, 9)))
+		mergedFunnel(sinks.Completeness{PartitionsComplete: 3, PartitionsTotal: 4}, fun[0], fun[1], sinktest.FunnelRecord(m0, 9)))
 
 	// Watermark at the window's end: passed. The funnel minute is final once
 	// the bound is above it.
 	write(t, s, &sinks.Batch{Topic: "clicks", Partition: 3, KPIs: finals[2:], Funnel: fun[2:],
 		Progress: sinks.Progress{Partitions: 4, Watermark: minuteAt(1), FunnelBefore: m0 + 1}})
-	want := MergedMinute{Minute: kpi.Merge(finals...), Completeness: Completeness{4, 4}}
+	want := sinks.MergedMinute{Minute: kpi.Merge(finals...), Completeness: sinks.Completeness{PartitionsComplete: 4, PartitionsTotal: 4}}
 	if !want.Final {
 		t.Fatal("test data: finals should merge final")
 	}
-	check("partition 3 caught up", want, mergedFunnel(Completeness{4, 4}, fun...))
-	recs := FunnelRecords([]MergedFunnel{mergedFunnel(Completeness{4, 4}, fun[0])})
+	check("partition 3 caught up", want, mergedFunnel(sinks.Completeness{PartitionsComplete: 4, PartitionsTotal: 4}, fun...))
+	recs := sinks.GlobalFunnelRecords([]sinks.MergedFunnel{mergedFunnel(sinks.Completeness{PartitionsComplete: 4, PartitionsTotal: 4}, fun[0])})
 	js, err := json.Marshal(recs[0])
 	if err != nil {
 		t.Fatal(err)
@@ -331,7 +331,7 @@ func TestCompletenessMembers(t *testing.T) {
 	}
 	// clicks/0 and /1 (count 2), views/0 and /1 (views/1 wrote it): only
 	// clicks/0 passed it.
-	expectMinutes(t, "Minutes", got, []MergedMinute{merged(1, 4, sinktest.Window(m0, 1, true), sinktest.Window(m0, 2, true))})
+	expectMinutes(t, "Minutes", got, []sinks.MergedMinute{merged(1, 4, sinktest.Window(m0, 1, true), sinktest.Window(m0, 2, true))})
 }
 
 // A replay after a crash sends older progress: the stored one keeps each
@@ -440,7 +440,7 @@ func TestFinalNeverOverwritten(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	expectMinutes(t, "after a stale running update", got, []MergedMinute{merged(1, 1, final)})
+	expectMinutes(t, "after a stale running update", got, []sinks.MergedMinute{merged(1, 1, final)})
 	var after bson.M
 	if err := s.kpis.FindOne(t.Context(), bson.D{{Key: "_id", Value: docID("clicks", 0, clickstream.FormatTime(m))}}).Decode(&after); err != nil {
 		t.Fatal(err)
@@ -455,7 +455,7 @@ func TestFinalNeverOverwritten(t *testing.T) {
 
 func TestFunnelMerged(t *testing.T) {
 	s := newTestSink(t, testClient(t))
-	var want []MergedFunnel
+	var want []sinks.MergedFunnel
 	for i := range 3 {
 		var ps []funnel.Record
 		for pi, p := range parts {
@@ -467,7 +467,7 @@ func TestFunnelMerged(t *testing.T) {
 			// Partition counts unknown: the partition numbers tell.
 			write(t, s, &sinks.Batch{Topic: p.topic, Partition: p.partition, Funnel: []funnel.Record{r}, Progress: done(0)})
 		}
-		want = append(want, mergedFunnel(Completeness{4, 4}, ps...))
+		want = append(want, mergedFunnel(sinks.Completeness{PartitionsComplete: 4, PartitionsTotal: 4}, ps...))
 	}
 	got, err := s.Funnel(t.Context(), t0, t0.Add(time.Hour))
 	if err != nil {
@@ -563,7 +563,7 @@ func TestAnomalies(t *testing.T) {
 		t.Fatalf("while partition 1 lags: Anomalies = %+v, next %v; want none, next minute 14", got, next)
 	}
 	if ms, err := s.Minutes(t.Context(), t0.Add(15*time.Minute), t0.Add(16*time.Minute)); err != nil ||
-		len(ms) != 1 || ms[0].Final || ms[0].Completeness != (Completeness{1, 2}) || ms[0].ConversionRate() != 0.5 {
+		len(ms) != 1 || ms[0].Final || ms[0].Completeness != (sinks.Completeness{PartitionsComplete: 1, PartitionsTotal: 2}) || ms[0].ConversionRate() != 0.5 {
 		t.Fatalf("minute 15 = %+v, %v; want the provisional spike, 1 of 2 partitions", ms, err)
 	}
 	if len(d.Baseline()) != 14 {
@@ -856,7 +856,7 @@ func TestStaleRunningAmongOthers(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			expectMinutes(t, "after the batch", got, []MergedMinute{merged(1, 1, final), merged(1, 1, others[0]),
+			expectMinutes(t, "after the batch", got, []sinks.MergedMinute{merged(1, 1, final), merged(1, 1, others[0]),
 				merged(1, 1, others[1]), merged(1, 1, others[2])})
 		})
 	}
@@ -1035,8 +1035,8 @@ func TestRewriteInSmallCommands(t *testing.T) {
 
 // mergedFunnel is what Funnel answers for the records parts of one minute
 // with completeness c.
-func mergedFunnel(c Completeness, parts ...funnel.Record) MergedFunnel {
+func mergedFunnel(c sinks.Completeness, parts ...funnel.Record) sinks.MergedFunnel {
 	r := funnel.Merge(parts...)
 	r.Final = c.Complete()
-	return MergedFunnel{Record: r, Completeness: c}
+	return sinks.MergedFunnel{Record: r, Completeness: c}
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -14,11 +13,9 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	"github.com/clickstreamkit/clickstream/funnel"
 	"github.com/clickstreamkit/clickstream/kpi"
 	"github.com/clickstreamkit/clickstream/session"
 	"github.com/clickstreamkit/clickstream/sinks"
-	"github.com/clickstreamkit/clickstream/window"
 )
 
 // The queries below read what Write wrote and merge the partitions' partials
@@ -27,39 +24,6 @@ import (
 // reads the progress documents first, then the results: Write publishes a
 // progress only once the results it covers are durable, so results read
 // later are at least as new as the progress that calls them final.
-
-// Completeness says how many of the partitions a merged record depends on
-// have passed it (SEMANTICS §11). They are the partitions of every topic the
-// sink holds progress or the record's partials of: a topic's partitions are
-// 0 to its partition count (the largest count its progress documents carry,
-// or past the highest partition number seen), and a partition without a
-// progress document has not passed anything.
-type Completeness struct {
-	PartitionsComplete int `json:"partitions_complete"`
-	PartitionsTotal    int `json:"partitions_total"`
-}
-
-// Complete reports whether every partition has passed the record.
-func (c Completeness) Complete() bool { return c.PartitionsComplete == c.PartitionsTotal }
-
-// MergedMinute is a window merged over partitions with kpi.Merge, and how
-// complete it is. Its Final holds only when every partition's watermark has
-// reached the window's end (SEMANTICS §11), so a final value never changes
-// afterwards; a partition that lags, restarts or has not been read yet keeps
-// it provisional, whether it wrote the window or not.
-type MergedMinute struct {
-	kpi.Minute
-	Completeness
-}
-
-// MergedFunnel is a start minute's funnel merged over partitions with
-// funnel.Merge, and how complete it is. Its Final holds only when every
-// partition's progress has its funnel records of the minute final, whether
-// the records read were running updates or not.
-type MergedFunnel struct {
-	funnel.Record
-	Completeness
-}
 
 // Progress is a partition's progress as published by Write.
 type Progress struct {
@@ -91,21 +55,17 @@ func (s *Sink) Progress(ctx context.Context) ([]Progress, error) {
 // Minutes returns the windows with from <= minute < to, by minute, each
 // merged over the partitions that wrote it with kpi.Merge and final only
 // when every partition of the topic has passed it.
-func (s *Sink) Minutes(ctx context.Context, from, to time.Time) ([]MergedMinute, error) {
-	v, err := s.view(ctx)
+func (s *Sink) Minutes(ctx context.Context, from, to time.Time) ([]sinks.MergedMinute, error) {
+	v, err := s.minutesView(ctx, timeRange("minute", from, to))
 	if err != nil {
 		return nil, err
 	}
-	docs, err := findAll[kpiDoc](ctx, s.kpis, timeRange("minute", from, to))
-	if err != nil {
-		return nil, err
-	}
-	return s.mergeMinutes(docs, v), nil
+	return v.Minutes(from.UnixMilli(), to.UnixMilli()), nil
 }
 
 // LatestMinutes returns the n newest windows, merged as by Minutes, oldest
 // first.
-func (s *Sink) LatestMinutes(ctx context.Context, n int) ([]MergedMinute, error) {
+func (s *Sink) LatestMinutes(ctx context.Context, n int) ([]sinks.MergedMinute, error) {
 	if n <= 0 {
 		return nil, nil
 	}
@@ -142,22 +102,17 @@ func (s *Sink) LatestMinutes(ctx context.Context, n int) ([]MergedMinute, error)
 	if seen == 0 {
 		return nil, nil
 	}
-	docs, err := findAll[kpiDoc](ctx, s.kpis, bson.D{{Key: "minute", Value: bson.D{{Key: "$gte", Value: oldest}}}})
-	if err != nil {
+	if err := s.addMinutes(ctx, v, bson.D{{Key: "minute", Value: bson.D{{Key: "$gte", Value: oldest}}}}); err != nil {
 		return nil, err
 	}
-	ms := s.mergeMinutes(docs, v)
-	if len(ms) > n { // windows written since the walk
-		ms = ms[len(ms)-n:]
-	}
-	return ms, nil
+	return v.Latest(n), nil // windows written since the walk left out
 }
 
 // Funnel returns the funnel records of the start minutes in [from, to), by
 // minute, each merged over partitions with funnel.Merge (the median is exact:
 // documents keep the conversion times) and final only when every partition
 // of the topic has its records of the minute final.
-func (s *Sink) Funnel(ctx context.Context, from, to time.Time) ([]MergedFunnel, error) {
+func (s *Sink) Funnel(ctx context.Context, from, to time.Time) ([]sinks.MergedFunnel, error) {
 	v, err := s.view(ctx)
 	if err != nil {
 		return nil, err
@@ -166,24 +121,11 @@ func (s *Sink) Funnel(ctx context.Context, from, to time.Time) ([]MergedFunnel, 
 	if err != nil {
 		return nil, err
 	}
-	sortByPart(docs, func(d *funnelDoc) (int64, string, int32) { return int64(d.Minute), d.Topic, d.Partition })
-	var out []MergedFunnel
-	for i := 0; i < len(docs); {
-		j := i
-		var parts []funnel.Record
-		var keys []partKey
-		for ; j < len(docs) && docs[j].Minute == docs[i].Minute; j++ {
-			parts = append(parts, docs[j].record())
-			keys = append(keys, partKey{docs[j].Topic, docs[j].Partition})
-		}
-		minute := int64(docs[i].Minute)
-		c := v.completeness(keys, func(p *sinks.Progress) bool { return p.FunnelBefore > minute })
-		r := funnel.Merge(parts...)
-		r.Final = c.Complete()
-		out = append(out, MergedFunnel{Record: r, Completeness: c})
-		i = j
+	for i := range docs {
+		r := docs[i].record()
+		v.AddFunnel(docs[i].Topic, docs[i].Partition, &r)
 	}
-	return out, nil
+	return v.Funnel(from.UnixMilli(), to.UnixMilli()), nil
 }
 
 // Sessions returns the sessions that start in [from, to), by start and user
@@ -219,143 +161,48 @@ func (s *Sink) Anomalies(ctx context.Context, from, to time.Time, d *kpi.Detecto
 	if d == nil {
 		return nil, from, errors.New("mongo sink: nil detector")
 	}
-	v, err := s.view(ctx)
+	v, err := s.minutesView(ctx, timeRange("minute", from, to))
 	if err != nil {
 		return nil, from, err
 	}
-	docs, err := findAll[kpiDoc](ctx, s.kpis, timeRange("minute", from, to))
-	if err != nil {
-		return nil, from, err
-	}
-	keys := make([]partKey, len(docs))
-	for i := range docs {
-		keys[i] = partKey{docs[i].Topic, docs[i].Partition}
-	}
-	ms := s.mergeMinutes(docs, v)
-	// Windows from until on are not passed by every partition: one may
-	// still write them, though none has yet.
-	until := min(to.UnixMilli(), floorTo(v.low(keys), s.window))
-	var out []kpi.Anomaly
-	for i := range ms {
-		if start := ms[i].Minute.Minute; start >= until || !ms[i].Final {
-			until = min(until, start)
-			break
-		}
-		if a, ok := d.Observe(&ms[i].Minute); ok {
-			out = append(out, a)
-		}
-	}
-	return out, time.UnixMilli(max(until, from.UnixMilli())).UTC(), nil
+	found, until := v.Score(d, from.UnixMilli(), to.UnixMilli())
+	return found, time.UnixMilli(until).UTC(), nil
 }
 
-// floorTo returns the start of the window of size w holding t, aligned to
-// the epoch; window.NegInf and window.PosInf stay as they are.
-func floorTo(t, w int64) int64 {
-	if t == window.NegInf || t == window.PosInf {
-		return t
-	}
-	r := t % w
-	if r < 0 {
-		r += w
-	}
-	return t - r
-}
-
-// KPIRecord is a merged window as the read API serves it: the KPI record of
-// SEMANTICS §9, whose final follows SEMANTICS §11, and how complete it is.
-type KPIRecord struct {
-	sinks.KPIRecord
-	Completeness
-}
-
-// KPIRecords shapes merged windows as KPI records.
-func KPIRecords(ms []MergedMinute) []KPIRecord {
-	out := make([]KPIRecord, len(ms))
-	for i := range ms {
-		out[i] = KPIRecord{KPIRecord: sinks.NewKPIRecord(&ms[i].Minute), Completeness: ms[i].Completeness}
-	}
-	return out
-}
-
-// FunnelRecord is a merged start minute's funnel as the read API serves it:
-// the funnel record of SEMANTICS §9, whether it is final (SEMANTICS §11) and
-// how complete it is.
-type FunnelRecord struct {
-	sinks.FunnelRecord
-	Final bool `json:"final"`
-	Completeness
-}
-
-// FunnelRecords shapes merged funnel minutes as funnel records.
-func FunnelRecords(fs []MergedFunnel) []FunnelRecord {
-	out := make([]FunnelRecord, len(fs))
-	for i := range fs {
-		out[i] = FunnelRecord{FunnelRecord: sinks.NewFunnelRecord(&fs[i].Record), Final: fs[i].Final, Completeness: fs[i].Completeness}
-	}
-	return out
-}
-
-// view is the partitions' progress a query judges finality by.
-type view struct {
-	progress map[partKey]sinks.Progress
-	counts   map[string]int32 // a topic's partition count as far as known
-}
-
-// view reads the progress documents.
-func (s *Sink) view(ctx context.Context) (*view, error) {
+// view reads the progress documents into a View: queries read them before
+// the results they judge.
+func (s *Sink) view(ctx context.Context) (*sinks.View, error) {
 	docs, err := findAll[progressDoc](ctx, s.progress, bson.D{})
 	if err != nil {
 		return nil, err
 	}
-	v := &view{progress: make(map[partKey]sinks.Progress, len(docs)), counts: map[string]int32{}}
+	v := sinks.NewView(time.Duration(s.window) * time.Millisecond)
 	for i := range docs {
-		d := &docs[i]
-		v.progress[partKey{d.Topic, d.Partition}] = d.progress()
-		v.counts[d.Topic] = max(v.counts[d.Topic], d.Partitions, d.Partition+1)
+		v.SetProgress(docs[i].Topic, docs[i].Partition, docs[i].progress())
 	}
 	return v, nil
 }
 
-// members returns the partitions a record with partials from keys depends
-// on (see Completeness), each once.
-func (v *view) members(keys []partKey) []partKey {
-	counts := maps.Clone(v.counts)
-	for _, k := range keys {
-		counts[k.topic] = max(counts[k.topic], k.partition+1)
+// minutesView reads the progress, then the KPI documents filter matches.
+func (s *Sink) minutesView(ctx context.Context, filter bson.D) (*sinks.View, error) {
+	v, err := s.view(ctx)
+	if err != nil {
+		return nil, err
 	}
-	var out []partKey
-	for topic, n := range counts {
-		for p := range n {
-			out = append(out, partKey{topic, p})
-		}
-	}
-	return out
+	return v, s.addMinutes(ctx, v, filter)
 }
 
-// completeness counts the members that passed a record.
-func (v *view) completeness(keys []partKey, passed func(*sinks.Progress) bool) Completeness {
-	var c Completeness
-	for _, k := range v.members(keys) {
-		c.PartitionsTotal++
-		if p, ok := v.progress[k]; ok && passed(&p) {
-			c.PartitionsComplete++
-		}
+// addMinutes adds the KPI documents filter matches to v.
+func (s *Sink) addMinutes(ctx context.Context, v *sinks.View, filter bson.D) error {
+	docs, err := findAll[kpiDoc](ctx, s.kpis, filter)
+	if err != nil {
+		return err
 	}
-	return c
-}
-
-// low returns the lowest watermark of the members, window.NegInf when one
-// has no progress.
-func (v *view) low(keys []partKey) int64 {
-	low := window.PosInf
-	for _, k := range v.members(keys) {
-		p, ok := v.progress[k]
-		if !ok {
-			return window.NegInf
-		}
-		low = min(low, p.Watermark)
+	for i := range docs {
+		m := docs[i].minute()
+		v.AddMinute(docs[i].Topic, docs[i].Partition, &m)
 	}
-	return low
+	return nil
 }
 
 func timeRange(field string, from, to time.Time) bson.D {
@@ -375,35 +222,4 @@ func findAll[D any](ctx context.Context, coll *mongo.Collection, filter bson.D) 
 		return nil, fmt.Errorf("mongo sink: read %s: %w", coll.Name(), err)
 	}
 	return docs, nil
-}
-
-func sortByPart[D any](docs []D, key func(*D) (int64, string, int32)) {
-	slices.SortFunc(docs, func(a, b D) int {
-		am, at, ap := key(&a)
-		bm, bt, bp := key(&b)
-		return cmp.Or(cmp.Compare(am, bm), strings.Compare(at, bt), cmp.Compare(ap, bp))
-	})
-}
-
-// mergeMinutes merges docs per minute; a merged window is final when every
-// partial is and every member partition's watermark has reached its end.
-func (s *Sink) mergeMinutes(docs []kpiDoc, v *view) []MergedMinute {
-	sortByPart(docs, func(d *kpiDoc) (int64, string, int32) { return int64(d.Minute), d.Topic, d.Partition })
-	var out []MergedMinute
-	for i := 0; i < len(docs); {
-		j := i
-		var parts []kpi.Minute
-		var keys []partKey
-		for ; j < len(docs) && docs[j].Minute == docs[i].Minute; j++ {
-			parts = append(parts, docs[j].minute())
-			keys = append(keys, partKey{docs[j].Topic, docs[j].Partition})
-		}
-		end := int64(docs[i].Minute) + s.window
-		m := MergedMinute{Minute: kpi.Merge(parts...),
-			Completeness: v.completeness(keys, func(p *sinks.Progress) bool { return p.Watermark >= end })}
-		m.Final = m.Final && m.Complete()
-		out = append(out, m)
-		i = j
-	}
-	return out
 }

@@ -30,9 +30,9 @@ import (
 // are called concurrently, one request's after another's.
 type Store interface {
 	// LatestMinutes returns the n newest windows with data, oldest first.
-	LatestMinutes(ctx context.Context, n int) ([]mongosink.MergedMinute, error)
+	LatestMinutes(ctx context.Context, n int) ([]sinks.MergedMinute, error)
 	// Funnel returns the funnel start minutes in [from, to), by minute.
-	Funnel(ctx context.Context, from, to time.Time) ([]mongosink.MergedFunnel, error)
+	Funnel(ctx context.Context, from, to time.Time) ([]sinks.MergedFunnel, error)
 	// Sessions returns the sessions that start in [from, to).
 	Sessions(ctx context.Context, from, to time.Time) ([]session.Record, error)
 	// Anomalies feeds d the final windows of [from, to) in minute order, up
@@ -266,11 +266,11 @@ func (a *api) kpisLatest(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, errBody("no data yet"))
 		return
 	}
-	writeJSON(w, http.StatusOK, mongosink.KPIRecords(ms)[0])
+	writeJSON(w, http.StatusOK, sinks.GlobalKPIRecords(ms)[0])
 }
 
 // latest answers an endpoint over the newest minutes_back minutes.
-func (a *api) latest(def int, answer func(n int, ms []mongosink.MergedMinute) any) http.HandlerFunc {
+func (a *api) latest(def int, answer func(n int, ms []sinks.MergedMinute) any) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		n, err := minutesBack(r, def)
 		if err != nil {
@@ -287,8 +287,8 @@ func (a *api) latest(def int, answer func(n int, ms []mongosink.MergedMinute) an
 }
 
 func (a *api) kpis(w http.ResponseWriter, r *http.Request) {
-	a.latest(30, func(n int, ms []mongosink.MergedMinute) any {
-		return map[string]any{"minutes_back": n, "kpis": mongosink.KPIRecords(ms)}
+	a.latest(30, func(n int, ms []sinks.MergedMinute) any {
+		return map[string]any{"minutes_back": n, "kpis": sinks.GlobalKPIRecords(ms)}
 	})(w, r)
 }
 
@@ -357,7 +357,7 @@ func (a *api) funnel(w http.ResponseWriter, r *http.Request) {
 		}
 		out := map[string]any{"minutes_back": n, "steps": a.cfg.FunnelSteps, "entered": sum.Entered,
 			"counts": sum.Steps, "step_rates": sum.StepRates, "overall_rate": sum.OverallRate,
-			"median_time_to_convert_ms": sum.MedianTimeToConvertMs, "minutes": mongosink.FunnelRecords(recs),
+			"median_time_to_convert_ms": sum.MedianTimeToConvertMs, "minutes": sinks.GlobalFunnelRecords(recs),
 			"final": provisional == 0 && len(recs) > 0, "provisional_minutes": provisional}
 		if d := a.cfg.FunnelBreakdown; d != "" && a.cfg.FunnelScope == funnel.ScopeSession {
 			out["breakdown"] = breakdown(d, total.By, top)
@@ -390,7 +390,7 @@ func breakdown(d funnel.Dimension, by []funnel.Part, top int) map[string]any {
 }
 
 func (a *api) topProducts(w http.ResponseWriter, r *http.Request) {
-	a.latest(5, func(n int, ms []mongosink.MergedMinute) any {
+	a.latest(5, func(n int, ms []sinks.MergedMinute) any {
 		top := []kpi.Product{}
 		if len(ms) > 0 {
 			parts := make([]kpi.Minute, len(ms))
@@ -431,11 +431,11 @@ func (a *api) anomalies(w http.ResponseWriter, r *http.Request) {
 // sessionsComplete counts the partitions that have closed every session
 // starting before to (SEMANTICS §11): those whose funnel_before has reached
 // it. The partitions are those of every topic with progress, counted as for
-// merged records (mongosink.Completeness): 0 up to the topic's partition
+// merged records (sinks.Completeness): 0 up to the topic's partition
 // count, the largest its progress carries or past the highest partition
 // seen; one without progress has passed nothing.
-func sessionsComplete(ps []mongosink.Progress, to time.Time) mongosink.Completeness {
-	var c mongosink.Completeness
+func sessionsComplete(ps []mongosink.Progress, to time.Time) sinks.Completeness {
+	var c sinks.Completeness
 	counts := map[string]int32{}
 	for _, p := range ps {
 		counts[p.Topic] = max(counts[p.Topic], p.Partitions, p.Partition+1)
@@ -500,7 +500,7 @@ func (a *api) events(w http.ResponseWriter, r *http.Request) {
 	defer t.Stop()
 	for {
 		if ms, err := a.store.LatestMinutes(r.Context(), 1); err == nil && len(ms) > 0 {
-			writeEvent(w, "kpis", mongosink.KPIRecords(ms)[0])
+			writeEvent(w, "kpis", sinks.GlobalKPIRecords(ms)[0])
 		}
 		writeEvent(w, "stats", a.stats())
 		flusher.Flush()

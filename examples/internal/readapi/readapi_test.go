@@ -91,9 +91,9 @@ func TestAPIToken(t *testing.T) {
 func TestAPIAnswers(t *testing.T) {
 	st := &readapitest.Store{}
 	for i := range 14 {
-		m := mongosink.MergedMinute{Minute: kpi.Minute{Minute: t0 + int64(i)*60_000, Final: i < 12,
+		m := sinks.MergedMinute{Minute: kpi.Minute{Minute: t0 + int64(i)*60_000, Final: i < 12,
 			Counts:      kpi.Counts{Events: 100, Sessions: 100, Purchases: int64(10 + i%2), Revenue: 50, RevenuePurchases: 2},
-			TopProducts: []kpi.Product{{ProductID: "p", Views: 3}}}, Completeness: mongosink.Completeness{PartitionsComplete: 4, PartitionsTotal: 4}}
+			TopProducts: []kpi.Product{{ProductID: "p", Views: 3}}}, Completeness: sinks.Completeness{PartitionsComplete: 4, PartitionsTotal: 4}}
 		if i >= 12 { // a partition lags
 			m.PartitionsComplete = 3
 		}
@@ -101,13 +101,13 @@ func TestAPIAnswers(t *testing.T) {
 	}
 	st.Minutes[11].Purchases = 90 // a spike, final
 	st.Minutes[12].Purchases = 1  // a drop, but provisional: not scored
-	st.Funnels = []mongosink.MergedFunnel{
+	st.Funnels = []sinks.MergedFunnel{
 		{Record: funnel.Record{Minute: t0, Entered: 10, Steps: []int64{10, 5, 2}, TimesMs: []int64{100, 300}, Final: true,
 			By: []funnel.Part{{Value: "google", Steps: []int64{6, 4, 2}, TimesMs: []int64{100, 300}}, {Value: "bing", Steps: []int64{3, 1, 0}}, {Value: funnel.None, Steps: []int64{1, 0, 0}}}},
-			Completeness: mongosink.Completeness{PartitionsComplete: 4, PartitionsTotal: 4}},
+			Completeness: sinks.Completeness{PartitionsComplete: 4, PartitionsTotal: 4}},
 		{Record: funnel.Record{Minute: t0 + 60_000, Entered: 10, Steps: []int64{10, 5, 3}, TimesMs: []int64{200},
 			By: []funnel.Part{{Value: "google", Steps: []int64{2, 2, 1}, TimesMs: []int64{200}}, {Value: funnel.None, Steps: []int64{8, 3, 2}}}},
-			Completeness: mongosink.Completeness{PartitionsComplete: 2, PartitionsTotal: 4}},
+			Completeness: sinks.Completeness{PartitionsComplete: 2, PartitionsTotal: 4}},
 	}
 	st.Records = []session.Record{{DurationMs: 1000, Bounced: true, Revenue: 1}, {DurationMs: 3000, Converted: true, Revenue: 2}}
 	srv := newTestAPI(t, st, "")
@@ -233,7 +233,7 @@ func TestAPISessionsSummaryCompleteness(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st := &readapitest.Store{Partitions: tc.progress,
-				Minutes: []mongosink.MergedMinute{{Minute: kpi.Minute{Minute: t0}}},
+				Minutes: []sinks.MergedMinute{{Minute: kpi.Minute{Minute: t0}}},
 				Records: []session.Record{{DurationMs: 1000}}}
 			code, s := get(t, newTestAPI(t, st, ""), http.MethodGet, "/sessions/summary", "")
 			require.Equal(t, http.StatusOK, code)
@@ -246,8 +246,8 @@ func TestAPISessionsSummaryCompleteness(t *testing.T) {
 }
 
 func TestAPIServerSentEvents(t *testing.T) {
-	st := &readapitest.Store{Minutes: []mongosink.MergedMinute{{Minute: kpi.Minute{Minute: t0, Counts: kpi.Counts{Events: 5}},
-		Completeness: mongosink.Completeness{PartitionsComplete: 1, PartitionsTotal: 2}}}}
+	st := &readapitest.Store{Minutes: []sinks.MergedMinute{{Minute: kpi.Minute{Minute: t0, Counts: kpi.Counts{Events: 5}},
+		Completeness: sinks.Completeness{PartitionsComplete: 1, PartitionsTotal: 2}}}}
 	srv := newTestAPI(t, st, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -363,8 +363,8 @@ func (f *Fake) fracLocked() float64 {
 // mergedLocked is m as the store holds it now, merged over the partitions:
 // the full values once final, a growing part of them while open, when one
 // partition still has the window open.
-func (f *Fake) mergedLocked(m *minute) mongosink.MergedMinute {
-	out := mongosink.MergedMinute{Completeness: mongosink.Completeness{PartitionsComplete: Partitions, PartitionsTotal: Partitions}}
+func (f *Fake) mergedLocked(m *minute) sinks.MergedMinute {
+	out := sinks.MergedMinute{Completeness: sinks.Completeness{PartitionsComplete: Partitions, PartitionsTotal: Partitions}}
 	k := m.full
 	if m.final {
 		k.Final = true
@@ -415,9 +415,9 @@ var sources = []struct {
 // funnelLocked is m's funnel record as the store holds it now: while m is
 // open, the running values over the sessions seen so far (SEMANTICS §7),
 // broken down by utm.source.
-func (f *Fake) funnelLocked(m *minute) mongosink.MergedFunnel {
+func (f *Fake) funnelLocked(m *minute) sinks.MergedFunnel {
 	steps, times := m.steps, m.times
-	c := mongosink.Completeness{PartitionsComplete: Partitions, PartitionsTotal: Partitions}
+	c := sinks.Completeness{PartitionsComplete: Partitions, PartitionsTotal: Partitions}
 	if !m.final {
 		frac := f.fracLocked()
 		steps = make([]int64, len(m.steps))
@@ -439,7 +439,7 @@ func (f *Fake) funnelLocked(m *minute) mongosink.MergedFunnel {
 		p.TimesMs, rest = slices.Sorted(slices.Values(rest[:n])), rest[n:]
 		rec.By = append(rec.By, p)
 	}
-	return mongosink.MergedFunnel{Record: funnel.Merge(rec), Completeness: c} // the rates, the median and By in order
+	return sinks.MergedFunnel{Record: funnel.Merge(rec), Completeness: c} // the rates, the median and By in order
 }
 
 // ---- the store ----
@@ -473,13 +473,13 @@ func views[T any](ms []*minute, view func(*minute) T) []T {
 	return out
 }
 
-func (s store) LatestMinutes(_ context.Context, n int) ([]mongosink.MergedMinute, error) {
+func (s store) LatestMinutes(_ context.Context, n int) ([]sinks.MergedMinute, error) {
 	s.f.mu.Lock()
 	defer s.f.mu.Unlock()
 	return views(s.f.minutes[max(0, len(s.f.minutes)-n):], s.f.mergedLocked), nil
 }
 
-func (s store) Funnel(_ context.Context, from, to time.Time) ([]mongosink.MergedFunnel, error) {
+func (s store) Funnel(_ context.Context, from, to time.Time) ([]sinks.MergedFunnel, error) {
 	s.f.mu.Lock()
 	defer s.f.mu.Unlock()
 	return views(s.f.inRangeLocked(from, to), s.f.funnelLocked), nil

@@ -2,7 +2,7 @@ package dashboardtest
 
 import (
 	"github.com/clickstreamkit/clickstream/examples/internal/readapi"
-	mongosink "github.com/clickstreamkit/clickstream/sinks/mongo"
+	"github.com/clickstreamkit/clickstream/sinks"
 )
 
 // The JSON shapes of docs/API.md that the tests read the page's data into:
@@ -42,17 +42,17 @@ type TopProduct struct {
 
 // Funnel is the answer of /funnel.
 type Funnel struct {
-	MinutesBack           int                      `json:"minutes_back"`
-	Steps                 []string                 `json:"steps"`
-	Entered               int64                    `json:"entered"`
-	Counts                []int64                  `json:"counts"`
-	StepRates             []float64                `json:"step_rates"`
-	OverallRate           float64                  `json:"overall_rate"`
-	MedianTimeToConvertMs *int64                   `json:"median_time_to_convert_ms"`
-	Minutes               []mongosink.FunnelRecord `json:"minutes"`
-	Final                 bool                     `json:"final"`
-	ProvisionalMinutes    int                      `json:"provisional_minutes"`
-	Breakdown             Breakdown                `json:"breakdown"`
+	MinutesBack           int                        `json:"minutes_back"`
+	Steps                 []string                   `json:"steps"`
+	Entered               int64                      `json:"entered"`
+	Counts                []int64                    `json:"counts"`
+	StepRates             []float64                  `json:"step_rates"`
+	OverallRate           float64                    `json:"overall_rate"`
+	MedianTimeToConvertMs *int64                     `json:"median_time_to_convert_ms"`
+	Minutes               []sinks.GlobalFunnelRecord `json:"minutes"`
+	Final                 bool                       `json:"final"`
+	ProvisionalMinutes    int                        `json:"provisional_minutes"`
+	Breakdown             Breakdown                  `json:"breakdown"`
 }
 
 // Breakdown is /funnel's breakdown by one event dimension: the top values

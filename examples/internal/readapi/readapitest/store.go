@@ -5,6 +5,7 @@ package readapitest
 
 import (
 	"context"
+	"github.com/clickstreamkit/clickstream/sinks"
 	"time"
 
 	"github.com/clickstreamkit/clickstream/kpi"
@@ -14,21 +15,21 @@ import (
 
 // Store serves fixed merged views, as package readapi's Store.
 type Store struct {
-	Minutes    []mongosink.MergedMinute // oldest first
-	Funnels    []mongosink.MergedFunnel // Funnel's answer, whatever the range
-	Records    []session.Record         // Sessions' answer, whatever the range
-	Partitions []mongosink.Progress     // Progress's answer
+	Minutes    []sinks.MergedMinute // oldest first
+	Funnels    []sinks.MergedFunnel // Funnel's answer, whatever the range
+	Records    []session.Record     // Sessions' answer, whatever the range
+	Partitions []mongosink.Progress // Progress's answer
 	// From and To are the range of the last Funnel call.
 	From, To time.Time
 }
 
 // LatestMinutes returns the n newest of Minutes.
-func (f *Store) LatestMinutes(_ context.Context, n int) ([]mongosink.MergedMinute, error) {
+func (f *Store) LatestMinutes(_ context.Context, n int) ([]sinks.MergedMinute, error) {
 	return f.Minutes[max(0, len(f.Minutes)-n):], nil
 }
 
 // Funnel returns Funnels and records the range in From and To.
-func (f *Store) Funnel(_ context.Context, from, to time.Time) ([]mongosink.MergedFunnel, error) {
+func (f *Store) Funnel(_ context.Context, from, to time.Time) ([]sinks.MergedFunnel, error) {
 	f.From, f.To = from, to
 	return f.Funnels, nil
 }
@@ -48,7 +49,7 @@ func (f *Store) Anomalies(_ context.Context, _, to time.Time, d *kpi.Detector) (
 // is not final, as the MongoDB sink's Anomalies does over a range ending at
 // to, and returns what d flagged and where it stopped: the start of that
 // window, or to.
-func Score(ms []mongosink.MergedMinute, to time.Time, d *kpi.Detector) ([]kpi.Anomaly, time.Time) {
+func Score(ms []sinks.MergedMinute, to time.Time, d *kpi.Detector) ([]kpi.Anomaly, time.Time) {
 	var out []kpi.Anomaly
 	for i := range ms {
 		if !ms[i].Final {
