@@ -26,6 +26,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/clickstreamkit/clickstream/examples/internal/memstore"
 	"github.com/clickstreamkit/clickstream/pipeline"
 	"github.com/clickstreamkit/clickstream/sinks/parquet"
 )
@@ -151,6 +152,16 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	var view *memstore.Store // the read API's global view, fed by the sinks' writes
+	if o.http != "off" {
+		view = memstore.New(cfg.WindowSize, apiRetention(cfg))
+		loadStart := time.Now()
+		if err := view.Load(ctx, out.mongo); err != nil {
+			return fmt.Errorf("read API: load from MongoDB: %w", err)
+		}
+		log.Info("read API view loaded", "elapsed", time.Since(loadStart).Round(time.Millisecond))
+		out.sink = view.Wrap(out.sink)
+	}
 	lt := newLatencyTracker()
 	in.src, out.sink = lt.source(in.src), lt.sink(out.sink)
 	runner, err := pipeline.NewRunner(in.src, out.sink, out.checkpoints, cfg)
@@ -159,7 +170,7 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 	}
 	prog := newProgress(runner.Stats, in.lag, out.dead, lt, log, time.Now)
 	if o.http != "off" {
-		srv, err := startServer(ctx, o, cfg, out.mongo, prog, log)
+		srv, err := startServer(ctx, o, cfg, view, prog, log)
 		if err != nil {
 			return err
 		}
@@ -178,6 +189,12 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 		runErr = nil // Ctrl-C: the runner flushed and checkpointed
 	}
 	return errors.Join(runErr, closeErr)
+}
+
+// apiRetention is how much event time the read API's view keeps: its
+// longest range (minutes_back up to 1440) and the anomaly baseline before it.
+func apiRetention(cfg pipeline.Config) time.Duration {
+	return 1441*time.Minute + time.Duration(cfg.AnomalyWindow)*cfg.WindowSize
 }
 
 // closers runs cleanups in reverse order.

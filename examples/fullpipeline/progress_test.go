@@ -67,7 +67,7 @@ func TestProgressRateAndStall(t *testing.T) {
 		{name: "nothing to read", intervals: repeat(3, idle), after: time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			clock := time.UnixMilli(t0).UTC()
+			clock := time.UnixMilli(1_741_953_600_000).UTC() // 2025-03-14T12:00:00Z
 			var read, lag int64
 			p := newProgress(func() pipeline.Stats { return pipeline.Stats{Read: read} }, func() int64 { return lag },
 				&deadLetters{byReason: map[string]int64{}}, newLatencyTracker(), slog.New(slog.DiscardHandler),

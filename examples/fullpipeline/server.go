@@ -27,7 +27,7 @@ func (s *server) Close() error {
 }
 
 func startServer(ctx context.Context, o options, cfg pipeline.Config, st readapi.Store, p *progress, log *slog.Logger) (*server, error) {
-	h := readapi.New(newCachedStore(st, 250*time.Millisecond), cfg, readapi.Options{Stats: p.stats, Token: o.token, Log: log, Metrics: newRegistry(p)})
+	h := readapi.New(st, cfg, readapi.Options{Stats: p.stats, Token: o.token, Log: log, Metrics: newRegistry(p)})
 	ln, err := net.Listen("tcp", o.http)
 	if err != nil {
 		return nil, fmt.Errorf("http: %w", err)

@@ -117,15 +117,22 @@ func (s *Sink) Funnel(ctx context.Context, from, to time.Time) ([]sinks.MergedFu
 	if err != nil {
 		return nil, err
 	}
-	docs, err := findAll[funnelDoc](ctx, s.funnel, timeRange("minute", from, to))
+	if err := s.addFunnel(ctx, v, timeRange("minute", from, to)); err != nil {
+		return nil, err
+	}
+	return v.Funnel(from.UnixMilli(), to.UnixMilli()), nil
+}
+
+// ReadView reads the progress, then the KPI windows and funnel start
+// minutes in [from, to), into a View: the partials the queries merge, for a
+// reader that keeps the global view up to date itself from there (feeding it
+// the batches written since; see sinks.View).
+func (s *Sink) ReadView(ctx context.Context, from, to time.Time) (*sinks.View, error) {
+	v, err := s.minutesView(ctx, timeRange("minute", from, to))
 	if err != nil {
 		return nil, err
 	}
-	for i := range docs {
-		r := docs[i].record()
-		v.AddFunnel(docs[i].Topic, docs[i].Partition, &r)
-	}
-	return v.Funnel(from.UnixMilli(), to.UnixMilli()), nil
+	return v, s.addFunnel(ctx, v, timeRange("minute", from, to))
 }
 
 // Sessions returns the sessions that start in [from, to), by start and user
@@ -190,6 +197,19 @@ func (s *Sink) minutesView(ctx context.Context, filter bson.D) (*sinks.View, err
 		return nil, err
 	}
 	return v, s.addMinutes(ctx, v, filter)
+}
+
+// addFunnel adds the funnel documents filter matches to v.
+func (s *Sink) addFunnel(ctx context.Context, v *sinks.View, filter bson.D) error {
+	docs, err := findAll[funnelDoc](ctx, s.funnel, filter)
+	if err != nil {
+		return err
+	}
+	for i := range docs {
+		r := docs[i].record()
+		v.AddFunnel(docs[i].Topic, docs[i].Partition, &r)
+	}
+	return nil
 }
 
 // addMinutes adds the KPI documents filter matches to v.

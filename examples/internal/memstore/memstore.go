@@ -1,0 +1,249 @@
+// Package memstore holds the read API's global view in memory: a
+// [readapi.Store] fed with every round of batches the sinks have made
+// durable, loaded at start from what the MongoDB sink holds. The read API's
+// answers then cost the same whatever the history's size and whatever the
+// MongoDB-wire server can push down (FerretDB on SQLite scans a collection
+// for every range), and each answer is as new as the last durable write.
+//
+//	st := memstore.New(cfg.WindowSize, 25*time.Hour)
+//	err := st.Load(ctx, mongoSink)         // before the pipeline writes
+//	runner, err := pipeline.NewRunner(src, st.Wrap(sinks), store, cfg)
+//	h := readapi.New(st, cfg, readapi.Options{...})
+//
+// It answers like the MongoDB sink's queries, through the same
+// [sinks.View]: the windows and funnel minutes merged over partitions, final
+// on the global view of SEMANTICS §11. It keeps the windows, funnel minutes
+// and sessions of the last retain of event time (from the newest window) and
+// forgets older ones. A Store is safe for concurrent use.
+package memstore
+
+import (
+	"cmp"
+	"context"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/clickstreamkit/clickstream/examples/internal/readapi"
+	"github.com/clickstreamkit/clickstream/kpi"
+	"github.com/clickstreamkit/clickstream/session"
+	"github.com/clickstreamkit/clickstream/sinks"
+	mongosink "github.com/clickstreamkit/clickstream/sinks/mongo"
+	"github.com/clickstreamkit/clickstream/window"
+)
+
+var _ readapi.Store = (*Store)(nil)
+
+// Store is the global view in memory. Create it with New.
+type Store struct {
+	retain int64 // millis
+	now    func() time.Time
+
+	mu       sync.RWMutex
+	view     *sinks.View
+	newest   int64 // the newest window start held
+	progress map[part]mongosink.Progress
+	sessions map[int64]map[sessionKey]session.Record // by start minute
+}
+
+type part struct {
+	topic     string
+	partition int32
+}
+
+type sessionKey struct {
+	user  string
+	start int64
+}
+
+// New returns an empty store for windows of windowSize (window_size) that
+// keeps the last retain of event time.
+func New(windowSize, retain time.Duration) *Store {
+	return &Store{retain: retain.Milliseconds(), now: time.Now, view: sinks.NewView(windowSize),
+		newest: window.NegInf, progress: map[part]mongosink.Progress{}, sessions: map[int64]map[sessionKey]session.Record{}}
+}
+
+// Load reads what m holds of the retained range into the store: the
+// progress, windows and funnel minutes (mongosink.Sink.ReadView) and the
+// sessions, one query of each collection. Call it before the pipeline
+// writes through Wrap.
+func (s *Store) Load(ctx context.Context, m *mongosink.Sink) error {
+	// Progress first: results read after it are at least as new.
+	ps, err := m.Progress(ctx)
+	if err != nil {
+		return err
+	}
+	v, err := m.ReadView(ctx, minTime, maxTime)
+	if err != nil {
+		return err
+	}
+	newest := window.NegInf
+	if latest := v.Latest(1); len(latest) > 0 {
+		newest = latest[0].Minute.Minute
+	}
+	var ss []session.Record
+	if newest != window.NegInf {
+		if ss, err = m.Sessions(ctx, time.UnixMilli(newest-s.retain), maxTime); err != nil {
+			return err
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.view, s.newest = v, newest
+	for _, p := range ps {
+		s.progress[part{p.Topic, p.Partition}] = p
+	}
+	for i := range ss {
+		s.addSession(&ss[i])
+	}
+	s.forget()
+	return nil
+}
+
+// The range of event times RFC 3339 can write (SEMANTICS §1).
+var (
+	minTime = time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxTime = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
+// Wrap returns next, which the store learns every round of batches from
+// once next has written it.
+func (s *Store) Wrap(next sinks.Sink) sinks.Sink { return &sink{next, s} }
+
+type sink struct {
+	sinks.Sink
+	s *Store
+}
+
+func (w *sink) Write(ctx context.Context, bs ...*sinks.Batch) error {
+	if err := w.Sink.Write(ctx, bs...); err != nil {
+		return err
+	}
+	w.s.add(bs)
+	return nil
+}
+
+func (s *Store) add(bs []*sinks.Batch) {
+	now := s.now().UTC()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, b := range bs {
+		s.view.Add(b)
+		for i := range b.KPIs {
+			s.newest = max(s.newest, b.KPIs[i].Minute)
+		}
+		for i := range b.Sessions {
+			s.addSession(&b.Sessions[i])
+		}
+		// As the sink publishes it: each field raised to its largest value.
+		k := part{b.Topic, b.Partition}
+		p, ok := s.progress[k]
+		if !ok {
+			p = mongosink.Progress{Topic: b.Topic, Partition: b.Partition, Progress: b.Progress}
+		}
+		p.Partitions = max(p.Partitions, b.Progress.Partitions)
+		p.Watermark = max(p.Watermark, b.Progress.Watermark)
+		p.FunnelBefore = max(p.FunnelBefore, b.Progress.FunnelBefore)
+		p.UpdatedAt = now
+		s.progress[k] = p
+	}
+	s.forget()
+}
+
+// addSession keeps a session by its id, so that a replayed one replaces
+// itself, with what the MongoDB sink keeps of it (no marks, no label).
+func (s *Store) addSession(r *session.Record) {
+	minute := floorMinute(r.Start)
+	byKey := s.sessions[minute]
+	if byKey == nil {
+		byKey = map[sessionKey]session.Record{}
+		s.sessions[minute] = byKey
+	}
+	c := *r
+	c.Marks, c.Label = nil, ""
+	byKey[sessionKey{r.UserID, r.Start}] = c
+}
+
+func floorMinute(t int64) int64 { return t - (t%60_000+60_000)%60_000 }
+
+// forget drops what is older than the retained range.
+func (s *Store) forget() {
+	if s.newest == window.NegInf {
+		return
+	}
+	cut := s.newest - s.retain
+	s.view.Forget(cut)
+	for minute := range s.sessions {
+		if minute < cut {
+			delete(s.sessions, minute)
+		}
+	}
+}
+
+// LatestMinutes returns the n newest windows, oldest first.
+func (s *Store) LatestMinutes(_ context.Context, n int) ([]sinks.MergedMinute, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.view.Latest(n), nil
+}
+
+// Funnel returns the funnel start minutes in [from, to), by minute.
+func (s *Store) Funnel(_ context.Context, from, to time.Time) ([]sinks.MergedFunnel, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.view.Funnel(from.UnixMilli(), to.UnixMilli()), nil
+}
+
+// Sessions returns the sessions that start in [from, to), by start and user
+// id.
+func (s *Store) Sessions(_ context.Context, from, to time.Time) ([]session.Record, error) {
+	f, t := from.UnixMilli(), to.UnixMilli()
+	s.mu.RLock()
+	var out []session.Record
+	add := func(byKey map[sessionKey]session.Record) {
+		for _, r := range byKey {
+			if r.Start >= f && r.Start < t {
+				out = append(out, r)
+			}
+		}
+	}
+	if (t-f)/60_000 < int64(len(s.sessions)) { // the minutes in range
+		for minute := floorMinute(f); minute < t; minute += 60_000 {
+			add(s.sessions[minute])
+		}
+	} else {
+		for _, byKey := range s.sessions {
+			add(byKey)
+		}
+	}
+	s.mu.RUnlock()
+	slices.SortFunc(out, func(a, b session.Record) int {
+		return cmp.Or(cmp.Compare(a.Start, b.Start), strings.Compare(a.UserID, b.UserID))
+	})
+	return out, nil
+}
+
+// Anomalies feeds d the final windows of [from, to) in minute order, up to
+// the first that is not final, and returns what d flagged and where it
+// stopped (sinks.View.Score).
+func (s *Store) Anomalies(_ context.Context, from, to time.Time, d *kpi.Detector) ([]kpi.Anomaly, time.Time, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	found, until := s.view.Score(d, from.UnixMilli(), to.UnixMilli())
+	return found, time.UnixMilli(until).UTC(), nil
+}
+
+// Progress returns every partition's progress, by topic and partition.
+func (s *Store) Progress(context.Context) ([]mongosink.Progress, error) {
+	s.mu.RLock()
+	out := make([]mongosink.Progress, 0, len(s.progress))
+	for _, p := range s.progress {
+		out = append(out, p)
+	}
+	s.mu.RUnlock()
+	slices.SortFunc(out, func(a, b mongosink.Progress) int {
+		return cmp.Or(strings.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
+	})
+	return out, nil
+}

@@ -1,0 +1,176 @@
+package memstore_test
+
+import (
+	"context"
+	"hash/fnv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/clickstreamkit/clickstream/examples/internal/memstore"
+	"github.com/clickstreamkit/clickstream/examples/internal/readapi"
+	"github.com/clickstreamkit/clickstream/internal/gen"
+	"github.com/clickstreamkit/clickstream/internal/mongotest"
+	"github.com/clickstreamkit/clickstream/kpi"
+	"github.com/clickstreamkit/clickstream/pipeline"
+	"github.com/clickstreamkit/clickstream/sinks"
+	mongosink "github.com/clickstreamkit/clickstream/sinks/mongo"
+	"github.com/clickstreamkit/clickstream/sources"
+)
+
+const parts = 3
+
+// feed runs msgs through one Processor per partition (by user), in rounds of
+// round messages with running updates after each, and writes every round to
+// sink; finish ends the input.
+func feed(t *testing.T, cfg pipeline.Config, sink sinks.Sink, ps []*pipeline.Processor, msgs []gen.Message, round int, now time.Time, finish bool) {
+	t.Helper()
+	ctx := context.Background()
+	next := make([]int64, parts)
+	for i, p := range ps {
+		next[i] = max(p.Next(), 0)
+	}
+	write := func() {
+		var bs []*sinks.Batch
+		for _, p := range ps {
+			bs = append(bs, p.Batch())
+		}
+		require.NoError(t, sink.Write(ctx, bs...))
+		for _, p := range ps {
+			p.Reset()
+		}
+	}
+	for i := 0; i < len(msgs); i += round {
+		for _, m := range msgs[i:min(i+round, len(msgs))] {
+			h := fnv.New32a()
+			h.Write([]byte(m.Key))
+			k := int(h.Sum32() % parts)
+			ps[k].Process([]sources.Message{{Topic: "t", Partition: int32(k), Offset: next[k], Value: m.Value}}, now)
+			next[k]++
+		}
+		for _, p := range ps {
+			p.Updates()
+		}
+		write()
+	}
+	if finish {
+		for _, p := range ps {
+			p.Finish()
+		}
+		write()
+	}
+}
+
+func processors(t *testing.T, cfg pipeline.Config) []*pipeline.Processor {
+	ps := make([]*pipeline.Processor, parts)
+	for i := range ps {
+		p, err := pipeline.NewProcessor(cfg, "t", int32(i))
+		require.NoError(t, err)
+		ps[i] = p
+	}
+	return ps
+}
+
+// same checks that the store answers what the MongoDB sink's queries answer
+// over the whole range.
+func same(t *testing.T, cfg pipeline.Config, want *mongosink.Sink, got readapi.Store) {
+	t.Helper()
+	ctx := context.Background()
+	wm, err := want.LatestMinutes(ctx, 1<<20)
+	require.NoError(t, err)
+	gm, err := got.LatestMinutes(ctx, 1<<20)
+	require.NoError(t, err)
+	require.NotEmpty(t, wm)
+	require.Equal(t, sinks.GlobalKPIRecords(wm), sinks.GlobalKPIRecords(gm))
+	from, to := time.UnixMilli(wm[0].Minute.Minute), time.UnixMilli(wm[len(wm)-1].Minute.Minute).Add(time.Hour)
+	wf, err := want.Funnel(ctx, from, to)
+	require.NoError(t, err)
+	gf, err := got.Funnel(ctx, from, to)
+	require.NoError(t, err)
+	require.Equal(t, sinks.GlobalFunnelRecords(wf), sinks.GlobalFunnelRecords(gf))
+	ws, err := want.Sessions(ctx, from, to)
+	require.NoError(t, err)
+	gs, err := got.Sessions(ctx, from, to)
+	require.NoError(t, err)
+	require.NotEmpty(t, ws)
+	require.NotEmpty(t, wf)
+	require.Equal(t, ws, gs)
+	wd, err := cfg.NewDetector()
+	require.NoError(t, err)
+	gd, err := cfg.NewDetector()
+	require.NoError(t, err)
+	wa, wu, err := want.Anomalies(ctx, from, to, wd)
+	require.NoError(t, err)
+	ga, gu, err := got.Anomalies(ctx, from, to, gd)
+	require.NoError(t, err)
+	require.Equal(t, wa, ga)
+	require.Equal(t, wu, gu)
+	wp, err := want.Progress(ctx)
+	require.NoError(t, err)
+	gp, err := got.Progress(ctx)
+	require.NoError(t, err)
+	require.Len(t, gp, len(wp))
+	for i := range wp {
+		require.Equal(t, wp[i].Progress, gp[i].Progress)
+	}
+}
+
+// TestStoreAnswersAsTheSink: a store fed by the sink's writes, and one loaded
+// from the sink after a restart and fed from there, answer what the MongoDB
+// sink's queries read back, running values, replays and the end of input
+// included.
+func TestStoreAnswersAsTheSink(t *testing.T) {
+	c := mongotest.Client(t)
+	ctx := context.Background()
+	cfg := pipeline.DefaultConfig()
+	cfg.WatermarkDelay, cfg.SessionGap = 20*time.Second, time.Minute
+	ms, err := mongosink.New(c, mongotest.Database(t, c, "cs_test_memstore_"), mongosink.WithMaxBulk(32)) // FerretDB: see the README
+	require.NoError(t, err)
+	t.Cleanup(func() { ms.Close(ctx) })
+
+	g := gen.Default(3000, 7)
+	g.Duplicate, g.Late, g.Disorder, g.Invalid = 0.02, 0.01, 20*time.Second, 0.01
+	msgs := gen.Generate(g)
+	now := g.Start.Add(time.Hour)
+
+	live := memstore.New(cfg.WindowSize, 48*time.Hour)
+	require.NoError(t, live.Load(ctx, ms)) // an empty sink
+	sink := live.Wrap(ms)
+	ps := processors(t, cfg)
+	half := len(msgs) / 2
+	feed(t, cfg, sink, ps, msgs[:half], 200, now, false)
+	same(t, cfg, ms, live)
+
+	// A restart: a store loaded from the sink, and the input replayed from
+	// a checkpoint taken a third of the way in.
+	cps := processors(t, cfg)
+	feed(t, cfg, sinks.SinkFunc(func(context.Context, *sinks.Batch) error { return nil }), cps, msgs[:half/3], 200, now, false)
+	restarted := memstore.New(cfg.WindowSize, 48*time.Hour)
+	require.NoError(t, restarted.Load(ctx, ms))
+	same(t, cfg, ms, restarted)
+	feed(t, cfg, restarted.Wrap(ms), cps, msgs[half/3:], 200, now, true)
+	same(t, cfg, ms, restarted)
+	got, err := restarted.LatestMinutes(ctx, 1<<20)
+	require.NoError(t, err)
+	for _, m := range got {
+		require.True(t, m.Final, "every window final at the end of input")
+	}
+}
+
+// TestStoreForgets: windows, funnel minutes and sessions older than the
+// retained range, from the newest window, are gone.
+func TestStoreForgets(t *testing.T) {
+	ctx := context.Background()
+	st := memstore.New(time.Minute, 2*time.Minute)
+	mem := &sinks.Memory{}
+	w := st.Wrap(mem)
+	for i := range int64(5) {
+		m := i * 60_000
+		require.NoError(t, w.Write(ctx, &sinks.Batch{Topic: "t", KPIs: []kpi.Minute{{Minute: m, Final: true, Counts: kpi.Counts{Events: 1}}}}))
+	}
+	got, err := st.LatestMinutes(ctx, 10)
+	require.NoError(t, err)
+	require.Len(t, got, 3) // 2, 3 and 4: 4 minus two minutes, on
+	require.Equal(t, int64(2*60_000), got[0].Minute.Minute)
+}
