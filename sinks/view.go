@@ -143,7 +143,7 @@ func (v *View) mergeMinutes(starts []int64) []MergedMinute {
 	out := make([]MergedMinute, 0, len(starts))
 	for _, start := range starts {
 		end := start + v.window
-		m := MergedMinute{Minute: kpi.Merge(v.kpis.parts(start)...),
+		m := MergedMinute{Minute: kpi.Merge(v.kpis.parts(start, nil)...),
 			Completeness: v.completeness(func(p *Progress) bool { return p.Watermark >= end })}
 		m.Final = m.Final && m.Complete()
 		out = append(out, m)
@@ -157,8 +157,20 @@ func (v *View) Funnel(from, to int64) []MergedFunnel {
 	starts := v.funnel.between(from, to)
 	out := make([]MergedFunnel, 0, len(starts))
 	for _, minute := range starts {
-		c := v.completeness(func(p *Progress) bool { return p.FunnelBefore > minute })
-		r := funnel.Merge(v.funnel.parts(minute)...)
+		passed := func(p *Progress) bool { return p.FunnelBefore > minute }
+		c := v.completeness(passed)
+		// A running record of a partition that has passed the minute is
+		// stale: every record it has below FunnelBefore is final, so it
+		// holds no entity there (they all moved to an earlier minute, the
+		// zero record that says so lost in a restart).
+		parts := v.funnel.parts(minute, func(k part, final bool) bool {
+			p, ok := v.progress[k]
+			return final || !v.ended[k] && !(ok && passed(&p))
+		})
+		if len(parts) == 0 {
+			continue
+		}
+		r := funnel.Merge(parts...)
 		r.Final = c.Complete()
 		out = append(out, MergedFunnel{Record: r, Completeness: c})
 	}
@@ -215,10 +227,15 @@ func (v *View) completeness(passed func(*Progress) bool) Completeness {
 }
 
 // low returns the lowest watermark of the members, window.NegInf when one
-// has no progress.
+// has no progress or there are none: a view that knows no partition knows
+// of nothing passed.
 func (v *View) low() int64 {
+	ms := v.members()
+	if len(ms) == 0 {
+		return window.NegInf
+	}
 	low := window.PosInf
-	for _, k := range v.members() {
+	for _, k := range ms {
 		if v.ended[k] {
 			continue
 		}
@@ -280,15 +297,18 @@ func (b *byMinute[V]) between(from, to int64) []int64 {
 	return b.keys[i:max(i, j)]
 }
 
-// parts returns a minute's partials by (topic, partition).
-func (b *byMinute[V]) parts(minute int64) []V {
+// parts returns a minute's partials by (topic, partition), those keep
+// allows when it is not nil.
+func (b *byMinute[V]) parts(minute int64, keep func(k part, final bool) bool) []V {
 	ps := b.byKey[minute]
 	keys := slices.SortedFunc(maps.Keys(ps), func(a, b part) int {
 		return cmp.Or(strings.Compare(a.topic, b.topic), cmp.Compare(a.partition, b.partition))
 	})
-	out := make([]V, len(keys))
-	for i, k := range keys {
-		out[i] = ps[k].v
+	out := make([]V, 0, len(keys))
+	for _, k := range keys {
+		if e := ps[k]; keep == nil || keep(k, e.final) {
+			out = append(out, e.v)
+		}
 	}
 	return out
 }

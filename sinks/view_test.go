@@ -133,6 +133,8 @@ func TestViewScore(t *testing.T) {
 	v := sinks.NewView(time.Minute)
 	d, err := kpi.NewDetector(30, 3, 3)
 	require.NoError(t, err)
+	_, until := v.Score(d, 0, 10*min1)
+	require.Equal(t, int64(0), until, "an empty view has scored nothing")
 	rates := []int64{10, 11, 10, 11, 10, 90} // purchases per 100 sessions; the last is a spike
 	for i, p := range rates {
 		m := partial(int64(i)*min1, true, 100, 100, p)
@@ -180,4 +182,30 @@ func TestViewMergeOrder(t *testing.T) {
 	want := merged([]int{0, 1, 2, 3, 4})
 	require.Equal(t, want, merged([]int{4, 3, 2, 1, 0}))
 	require.Equal(t, want, merged([]int{2, 0, 4, 1, 3}))
+}
+
+// TestViewStaleRunningFunnel: a running funnel record of a partition whose
+// progress has passed its minute holds nothing (its entities moved to an
+// earlier minute) and is left out of the merge.
+func TestViewStaleRunningFunnel(t *testing.T) {
+	v := sinks.NewView(time.Minute)
+	final := funnel.Record{Minute: min1, Final: true, Entered: 3, Steps: []int64{3, 1}}
+	stale := funnel.Record{Minute: min1, Entered: 2, Steps: []int64{2, 0}}
+	v.AddFunnel("t", 0, &final)
+	v.AddFunnel("t", 1, &stale)
+	v.SetProgress("t", 0, sinks.Progress{Partitions: 2, FunnelBefore: 2 * min1})
+	v.SetProgress("t", 1, sinks.Progress{Partitions: 2, FunnelBefore: min1}) // not passed: running values count
+	got := v.Funnel(window.NegInf, window.PosInf)
+	require.Len(t, got, 1)
+	require.Equal(t, int64(5), got[0].Entered)
+	v.SetProgress("t", 1, sinks.Progress{Partitions: 2, FunnelBefore: 2 * min1})
+	got = v.Funnel(window.NegInf, window.PosInf)
+	require.Len(t, got, 1)
+	require.True(t, got[0].Final)
+	require.Equal(t, int64(3), got[0].Entered)
+
+	only := funnel.Record{Minute: 5 * min1, Entered: 1, Steps: []int64{1, 0}}
+	v.AddFunnel("t", 1, &only)
+	v.End("t", 1)
+	require.Len(t, v.Funnel(window.NegInf, window.PosInf), 1, "a minute of stale records only is gone")
 }

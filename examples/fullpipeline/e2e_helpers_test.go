@@ -42,6 +42,7 @@ import (
 	"github.com/clickstreamkit/clickstream/session"
 	"github.com/clickstreamkit/clickstream/sinks"
 	"github.com/clickstreamkit/clickstream/sinks/kafkadl"
+	mongosink "github.com/clickstreamkit/clickstream/sinks/mongo"
 	"github.com/clickstreamkit/clickstream/sinks/parquet"
 	"github.com/clickstreamkit/clickstream/sources"
 )
@@ -853,9 +854,13 @@ func (r *e2eRun) checkMongo(exp map[int32]*e2ePartExpect, mc *mongo.Client) {
 	finals := 0
 	for _, d := range funDocs {
 		require.Equal(t, r.topic, d.Topic, "funnel_minute document %s of another topic", d.ID)
-		if !d.Final { // after the end of input only a minute whose sessions moved to an earlier one keeps running values: zeros
+		if !d.Final {
+			// After the end of input only a minute whose sessions all moved
+			// to an earlier one keeps running values: zeros, or what was
+			// shown before a restart that lost the zero record. The merged
+			// views leave them out (sinks.View); the replay has no record of
+			// the minute, which the counts below check.
 			require.NotNil(t, d.Running, "funnel_minute document %s neither final nor running", d.ID)
-			assert.Equal(t, make([]int64, len(d.Running.Steps)), d.Running.Steps, "funnel_minute document %s still running after the end of input", d.ID)
 			continue
 		}
 		finals++
@@ -886,6 +891,25 @@ func (r *e2eRun) checkMongo(exp map[int32]*e2ePartExpect, mc *mongo.Client) {
 	}
 	assert.Equal(t, nFun, finals, "final funnel_minute documents in all")
 	assert.Zero(t, funBad, "funnel minutes differing from the replay")
+
+	// The merged view of every minute, stale running documents left out,
+	// is the replay's records merged over partitions.
+	ms, err := mongosink.New(mc, r.database)
+	require.NoError(t, err)
+	merged, err := ms.Funnel(context.Background(), time.UnixMilli(0), time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC))
+	require.NoError(t, err)
+	byMinute := map[int64][]funnel.Record{}
+	for _, e := range exp {
+		for minute, w := range e.Funnel {
+			byMinute[minute] = append(byMinute[minute], w)
+		}
+	}
+	assert.Len(t, merged, len(byMinute), "merged funnel minutes vs the replay's")
+	for _, m := range merged {
+		w := funnel.Merge(byMinute[m.Minute]...)
+		assert.True(t, m.Final && m.Entered == w.Entered && slices.Equal(m.Steps, w.Steps),
+			"merged funnel minute %s: got %v %v final %v, want %v %v", clickstream.FormatTime(m.Minute), m.Entered, m.Steps, m.Final, w.Entered, w.Steps)
+	}
 }
 
 func e2eNonNilInts(s []int64) []int64 {

@@ -154,7 +154,9 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 	}
 	var view *memstore.Store // the read API's global view, fed by the sinks' writes
 	if o.http != "off" {
-		view = memstore.New(cfg.WindowSize, apiRetention(cfg))
+		if view, err = memstore.New(cfg, apiRetention(cfg)); err != nil {
+			return err
+		}
 		loadStart := time.Now()
 		if err := view.Load(ctx, out.mongo); err != nil {
 			return fmt.Errorf("read API: load from MongoDB: %w", err)

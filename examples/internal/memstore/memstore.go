@@ -5,16 +5,18 @@
 // MongoDB-wire server can push down (FerretDB on SQLite scans a collection
 // for every range), and each answer is as new as the last durable write.
 //
-//	st := memstore.New(cfg.WindowSize, 25*time.Hour)
+//	st, err := memstore.New(cfg, 25*time.Hour)
 //	err := st.Load(ctx, mongoSink)         // before the pipeline writes
 //	runner, err := pipeline.NewRunner(src, st.Wrap(sinks), store, cfg)
 //	h := readapi.New(st, cfg, readapi.Options{...})
 //
 // It answers like the MongoDB sink's queries, through the same
 // [sinks.View]: the windows and funnel minutes merged over partitions, final
-// on the global view of SEMANTICS §11. It keeps the windows, funnel minutes
-// and sessions of the last retain of event time (from the newest window) and
-// forgets older ones. A Store is safe for concurrent use.
+// on the global view of SEMANTICS §11. It scores each window for anomalies
+// once, when it becomes final, in window order, against one baseline for the
+// whole run (SEMANTICS §8). It keeps the windows, funnel minutes, sessions
+// and anomalies of the last retain of event time (from the newest window)
+// and forgets older ones. A Store is safe for concurrent use.
 package memstore
 
 import (
@@ -27,6 +29,7 @@ import (
 
 	"github.com/clickstreamkit/clickstream/examples/internal/readapi"
 	"github.com/clickstreamkit/clickstream/kpi"
+	"github.com/clickstreamkit/clickstream/pipeline"
 	"github.com/clickstreamkit/clickstream/session"
 	"github.com/clickstreamkit/clickstream/sinks"
 	mongosink "github.com/clickstreamkit/clickstream/sinks/mongo"
@@ -40,11 +43,14 @@ type Store struct {
 	retain int64 // millis
 	now    func() time.Time
 
-	mu       sync.RWMutex
-	view     *sinks.View
-	newest   int64 // the newest window start held
-	progress map[part]mongosink.Progress
-	sessions map[int64]map[sessionKey]session.Record // by start minute
+	mu        sync.RWMutex
+	view      *sinks.View
+	newest    int64 // the newest window start held
+	detector  *kpi.Detector
+	scored    int64 // the windows before it are scored
+	anomalies []kpi.Anomaly
+	progress  map[part]mongosink.Progress
+	sessions  map[int64]map[sessionKey]session.Record // by start minute
 }
 
 type part struct {
@@ -57,11 +63,16 @@ type sessionKey struct {
 	start int64
 }
 
-// New returns an empty store for windows of windowSize (window_size) that
+// New returns an empty store for cfg's windows and anomaly settings that
 // keeps the last retain of event time.
-func New(windowSize, retain time.Duration) *Store {
-	return &Store{retain: retain.Milliseconds(), now: time.Now, view: sinks.NewView(windowSize),
-		newest: window.NegInf, progress: map[part]mongosink.Progress{}, sessions: map[int64]map[sessionKey]session.Record{}}
+func New(cfg pipeline.Config, retain time.Duration) (*Store, error) {
+	d, err := cfg.NewDetector()
+	if err != nil {
+		return nil, err
+	}
+	return &Store{retain: retain.Milliseconds(), now: time.Now, view: sinks.NewView(cfg.WindowSize),
+		newest: window.NegInf, detector: d, scored: window.NegInf, progress: map[part]mongosink.Progress{},
+		sessions: map[int64]map[sessionKey]session.Record{}}, nil
 }
 
 // Load reads what m holds of the retained range into the store: the
@@ -97,6 +108,7 @@ func (s *Store) Load(ctx context.Context, m *mongosink.Sink) error {
 	for i := range ss {
 		s.addSession(&ss[i])
 	}
+	s.score()
 	s.forget()
 	return nil
 }
@@ -148,7 +160,15 @@ func (s *Store) add(bs []*sinks.Batch) {
 		p.UpdatedAt = now
 		s.progress[k] = p
 	}
+	s.score()
 	s.forget()
+}
+
+// score scores the windows that became final since the last call.
+func (s *Store) score() {
+	found, until := s.view.Score(s.detector, s.scored, window.PosInf)
+	s.anomalies = append(s.anomalies, found...)
+	s.scored = until
 }
 
 // addSession keeps a session by its id, so that a replayed one replaces
@@ -174,6 +194,8 @@ func (s *Store) forget() {
 	}
 	cut := s.newest - s.retain
 	s.view.Forget(cut)
+	i, _ := slices.BinarySearchFunc(s.anomalies, cut, func(a kpi.Anomaly, t int64) int { return cmp.Compare(a.Minute, t) })
+	s.anomalies = slices.Delete(s.anomalies, 0, i)
 	for minute := range s.sessions {
 		if minute < cut {
 			delete(s.sessions, minute)
@@ -224,14 +246,20 @@ func (s *Store) Sessions(_ context.Context, from, to time.Time) ([]session.Recor
 	return out, nil
 }
 
-// Anomalies feeds d the final windows of [from, to) in minute order, up to
-// the first that is not final, and returns what d flagged and where it
-// stopped (sinks.View.Score).
-func (s *Store) Anomalies(_ context.Context, from, to time.Time, d *kpi.Detector) ([]kpi.Anomaly, time.Time, error) {
+// Anomalies returns the anomalies of the windows of [from, to) scored so
+// far, and where scoring has got to: the start of the first window not
+// final yet, or to.
+func (s *Store) Anomalies(_ context.Context, from, to time.Time) ([]kpi.Anomaly, time.Time, error) {
+	f, t := from.UnixMilli(), to.UnixMilli()
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	found, until := s.view.Score(d, from.UnixMilli(), to.UnixMilli())
-	return found, time.UnixMilli(until).UTC(), nil
+	var out []kpi.Anomaly
+	for _, a := range s.anomalies {
+		if a.Minute >= f && a.Minute < t {
+			out = append(out, a)
+		}
+	}
+	return out, time.UnixMilli(min(max(s.scored, f), t)).UTC(), nil
 }
 
 // Progress returns every partition's progress, by topic and partition.

@@ -67,6 +67,7 @@ func processors(t *testing.T, cfg pipeline.Config) []*pipeline.Processor {
 	for i := range ps {
 		p, err := pipeline.NewProcessor(cfg, "t", int32(i))
 		require.NoError(t, err)
+		p.SetPartitions(parts) // as a source reports it
 		ps[i] = p
 	}
 	return ps
@@ -96,13 +97,13 @@ func same(t *testing.T, cfg pipeline.Config, want *mongosink.Sink, got readapi.S
 	require.NotEmpty(t, ws)
 	require.NotEmpty(t, wf)
 	require.Equal(t, ws, gs)
-	wd, err := cfg.NewDetector()
+	// The sink's query scoring the whole range with one detector is the
+	// store's scoring of each window once, as it became final.
+	d, err := cfg.NewDetector()
 	require.NoError(t, err)
-	gd, err := cfg.NewDetector()
+	wa, wu, err := want.Anomalies(ctx, from, to, d)
 	require.NoError(t, err)
-	wa, wu, err := want.Anomalies(ctx, from, to, wd)
-	require.NoError(t, err)
-	ga, gu, err := got.Anomalies(ctx, from, to, gd)
+	ga, gu, err := got.Anomalies(ctx, from, to)
 	require.NoError(t, err)
 	require.Equal(t, wa, ga)
 	require.Equal(t, wu, gu)
@@ -125,16 +126,18 @@ func TestStoreAnswersAsTheSink(t *testing.T) {
 	ctx := context.Background()
 	cfg := pipeline.DefaultConfig()
 	cfg.WatermarkDelay, cfg.SessionGap = 20*time.Second, time.Minute
+	cfg.AnomalyMinPoints, cfg.AnomalyZ = 2, 1 // anomalies in a few minutes of data
 	ms, err := mongosink.New(c, mongotest.Database(t, c, "cs_test_memstore_"), mongosink.WithMaxBulk(32)) // FerretDB: see the README
 	require.NoError(t, err)
 	t.Cleanup(func() { ms.Close(ctx) })
 
-	g := gen.Default(3000, 7)
+	g := gen.Default(6000, 7)
 	g.Duplicate, g.Late, g.Disorder, g.Invalid = 0.02, 0.01, 20*time.Second, 0.01
 	msgs := gen.Generate(g)
 	now := g.Start.Add(time.Hour)
 
-	live := memstore.New(cfg.WindowSize, 48*time.Hour)
+	live, err := memstore.New(cfg, 48*time.Hour)
+	require.NoError(t, err)
 	require.NoError(t, live.Load(ctx, ms)) // an empty sink
 	sink := live.Wrap(ms)
 	ps := processors(t, cfg)
@@ -146,11 +149,15 @@ func TestStoreAnswersAsTheSink(t *testing.T) {
 	// a checkpoint taken a third of the way in.
 	cps := processors(t, cfg)
 	feed(t, cfg, sinks.SinkFunc(func(context.Context, *sinks.Batch) error { return nil }), cps, msgs[:half/3], 200, now, false)
-	restarted := memstore.New(cfg.WindowSize, 48*time.Hour)
+	restarted, err := memstore.New(cfg, 48*time.Hour)
+	require.NoError(t, err)
 	require.NoError(t, restarted.Load(ctx, ms))
 	same(t, cfg, ms, restarted)
 	feed(t, cfg, restarted.Wrap(ms), cps, msgs[half/3:], 200, now, true)
 	same(t, cfg, ms, restarted)
+	found, _, err := restarted.Anomalies(ctx, time.UnixMilli(0), now.Add(time.Hour))
+	require.NoError(t, err)
+	require.NotEmpty(t, found)
 	got, err := restarted.LatestMinutes(ctx, 1<<20)
 	require.NoError(t, err)
 	for _, m := range got {
@@ -162,7 +169,8 @@ func TestStoreAnswersAsTheSink(t *testing.T) {
 // retained range, from the newest window, are gone.
 func TestStoreForgets(t *testing.T) {
 	ctx := context.Background()
-	st := memstore.New(time.Minute, 2*time.Minute)
+	st, err := memstore.New(pipeline.DefaultConfig(), 2*time.Minute)
+	require.NoError(t, err)
 	mem := &sinks.Memory{}
 	w := st.Wrap(mem)
 	for i := range int64(5) {

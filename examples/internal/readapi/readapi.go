@@ -35,15 +35,14 @@ type Store interface {
 	Funnel(ctx context.Context, from, to time.Time) ([]sinks.MergedFunnel, error)
 	// Sessions returns the sessions that start in [from, to).
 	Sessions(ctx context.Context, from, to time.Time) ([]session.Record, error)
-	// Anomalies feeds d the final windows of [from, to) in minute order, up
-	// to the first window that is not final, and returns what d flagged and
-	// where it stopped: that window's start, or to.
-	Anomalies(ctx context.Context, from, to time.Time, d *kpi.Detector) ([]kpi.Anomaly, time.Time, error)
+	// Anomalies returns the anomalies flagged in the windows of [from, to),
+	// each window scored once, when final, in window order against the
+	// windows before it (SEMANTICS §8), and where scoring has got to: the
+	// start of the first window of the range not scored yet, or to.
+	Anomalies(ctx context.Context, from, to time.Time) ([]kpi.Anomaly, time.Time, error)
 	// Progress returns every partition's published progress.
 	Progress(ctx context.Context) ([]mongosink.Progress, error)
 }
-
-var _ Store = (*mongosink.Sink)(nil)
 
 // Stats is the answer of /stats, also pushed as "event: stats" on /events:
 // the pipeline's health.
@@ -405,25 +404,17 @@ func (a *api) topProducts(w http.ResponseWriter, r *http.Request) {
 
 func (a *api) anomalies(w http.ResponseWriter, r *http.Request) {
 	a.ranged(60, func(ctx context.Context, n int, from, to time.Time) (any, error) {
-		// The baseline needs the anomaly_window minutes before the range. A
-		// fresh detector scores every final window once per request.
-		det, err := a.cfg.NewDetector()
-		if err != nil {
-			return nil, err
-		}
-		all, until, err := a.store.Anomalies(ctx, from.Add(-time.Duration(a.cfg.AnomalyWindow)*time.Minute), to, det)
+		found, until, err := a.store.Anomalies(ctx, from, to)
 		if err != nil {
 			return nil, err
 		}
 		out := []sinks.AnomalyRecord{}
-		for i := range all {
-			if all[i].Minute >= from.UnixMilli() {
-				out = append(out, sinks.NewAnomalyRecord(&all[i]))
-			}
+		for i := range found {
+			out = append(out, sinks.NewAnomalyRecord(&found[i]))
 		}
 		// until: the windows from there on are not final everywhere, so not
 		// scored yet
-		return map[string]any{"minutes_back": n, "anomalies": out, "scored_until": clickstream.FormatTime(max(until.UnixMilli(), from.UnixMilli())),
+		return map[string]any{"minutes_back": n, "anomalies": out, "scored_until": clickstream.FormatTime(until.UnixMilli()),
 			"min_points": a.cfg.AnomalyMinPoints}, nil
 	})(w, r)
 }

@@ -511,12 +511,17 @@ func (s store) Sessions(_ context.Context, from, to time.Time) ([]session.Record
 	return out, nil
 }
 
-func (s store) Anomalies(_ context.Context, from, to time.Time, d *kpi.Detector) ([]kpi.Anomaly, time.Time, error) {
+// Anomalies scores every minute, as a store does once each.
+func (s store) Anomalies(_ context.Context, from, to time.Time) ([]kpi.Anomaly, time.Time, error) {
+	d, err := s.f.cfg.NewDetector()
+	if err != nil {
+		return nil, from, err
+	}
 	s.f.mu.Lock()
-	ms := views(s.f.inRangeLocked(from, to), s.f.mergedLocked)
+	ms := views(s.f.minutes, s.f.mergedLocked)
 	s.f.mu.Unlock()
-	as, next := readapitest.Score(ms, to, d)
-	return as, next, nil
+	as, until := readapitest.Score(ms, from, to, d)
+	return as, until, nil
 }
 
 // Progress is the partitions' progress: all but the last have passed the

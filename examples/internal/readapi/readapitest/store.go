@@ -39,27 +39,40 @@ func (f *Store) Sessions(context.Context, time.Time, time.Time) ([]session.Recor
 	return f.Records, nil
 }
 
-// Anomalies scores Minutes with [Score].
-func (f *Store) Anomalies(_ context.Context, _, to time.Time, d *kpi.Detector) ([]kpi.Anomaly, time.Time, error) {
-	as, next := Score(f.Minutes, to, d)
-	return as, next, nil
+// Anomalies scores Minutes with [Score] and a detector of SEMANTICS §8's
+// defaults, and returns what it flagged in [from, to).
+func (f *Store) Anomalies(_ context.Context, from, to time.Time) ([]kpi.Anomaly, time.Time, error) {
+	d, err := kpi.NewDetector(kpi.DefaultAnomalyWindow, kpi.DefaultAnomalyMinPoints, kpi.DefaultAnomalyZ)
+	if err != nil {
+		return nil, from, err
+	}
+	as, until := Score(f.Minutes, from, to, d)
+	return as, until, nil
 }
 
-// Score feeds d the final windows of ms, oldest first, up to the first that
-// is not final, as the MongoDB sink's Anomalies does over a range ending at
-// to, and returns what d flagged and where it stopped: the start of that
-// window, or to.
-func Score(ms []sinks.MergedMinute, to time.Time, d *kpi.Detector) ([]kpi.Anomaly, time.Time) {
+// Score feeds d every final window of ms, oldest first, up to the first
+// that is not final, as a store scores them, and returns what d flagged in
+// [from, to) and where it stopped: the start of that window, or to (from at
+// least).
+func Score(ms []sinks.MergedMinute, from, to time.Time, d *kpi.Detector) ([]kpi.Anomaly, time.Time) {
 	var out []kpi.Anomaly
+	until := to
 	for i := range ms {
 		if !ms[i].Final {
-			return out, time.UnixMilli(ms[i].Minute.Minute)
+			until = time.UnixMilli(ms[i].Minute.Minute)
+			break
 		}
-		if a, ok := d.Observe(&ms[i].Minute); ok {
+		if a, ok := d.Observe(&ms[i].Minute); ok && a.Minute >= from.UnixMilli() && a.Minute < to.UnixMilli() {
 			out = append(out, a)
 		}
 	}
-	return out, to
+	if until.After(to) {
+		until = to
+	}
+	if until.Before(from) {
+		until = from
+	}
+	return out, until.UTC()
 }
 
 // Progress returns Partitions.
