@@ -103,6 +103,9 @@ func TestCleanStopExitsZero(t *testing.T) {
 			if p.contains("level=ERROR") {
 				t.Errorf("the shutdown logged an error: %s", p.lastLine("level=ERROR"))
 			}
+			if p.contains("msg=retrying") { // the embedded server stopped before the last write
+				t.Errorf("the shutdown retried a write: %s", p.lastLine("msg=retrying"))
+			}
 		})
 	}
 }

@@ -105,7 +105,9 @@ func openSinks(ctx context.Context, o options, cfg *pipeline.Config, in input, l
 func connectMongo(ctx context.Context, o options, log *slog.Logger, c *closers) (*mongo.Client, error) {
 	uri := o.mongo
 	if uri == "embedded" {
-		srv, err := embedmongo.Start(ctx, "127.0.0.1:0", filepath.Join(o.data, "mongo"), log)
+		// The server outlives a Ctrl-C, which cancels ctx: the runner's last
+		// write goes to it; the closers stop it after.
+		srv, err := embedmongo.Start(context.WithoutCancel(ctx), "127.0.0.1:0", filepath.Join(o.data, "mongo"), log)
 		if err != nil {
 			return nil, err
 		}

@@ -126,7 +126,7 @@ func TestStoreAnswersAsTheSink(t *testing.T) {
 	ctx := context.Background()
 	cfg := pipeline.DefaultConfig()
 	cfg.WatermarkDelay, cfg.SessionGap = 20*time.Second, time.Minute
-	cfg.AnomalyMinPoints, cfg.AnomalyZ = 2, 1 // anomalies in a few minutes of data
+	cfg.AnomalyMinPoints, cfg.AnomalyZ = 2, 1                                                             // anomalies in a few minutes of data
 	ms, err := mongosink.New(c, mongotest.Database(t, c, "cs_test_memstore_"), mongosink.WithMaxBulk(32)) // FerretDB: see the README
 	require.NoError(t, err)
 	t.Cleanup(func() { ms.Close(ctx) })
