@@ -12,6 +12,7 @@ import (
 
 	"github.com/clickstreamkit/clickstream"
 	"github.com/clickstreamkit/clickstream/checkpoint"
+	"github.com/clickstreamkit/clickstream/internal/retry"
 	"github.com/clickstreamkit/clickstream/sinks"
 	"github.com/clickstreamkit/clickstream/sources"
 )
@@ -374,7 +375,7 @@ func (r *Runner) part(ctx context.Context, topic string, partition int32, now ti
 	st := &part{p: p, restored: -1, lastMsg: now, jobs: make(chan job, 4)}
 	var cp checkpoint.Checkpoint
 	found := true
-	err = retry(ctx, r.log, "load checkpoint", func() error {
+	err = r.retry(ctx, "load checkpoint", func() error {
 		var err error
 		cp, err = r.store.Load(ctx, topic, partition)
 		if errors.Is(err, checkpoint.ErrNotFound) {
@@ -474,7 +475,7 @@ func (r *Runner) flushAll(ctx context.Context, updates, force bool) error {
 		}
 	}
 	if len(bs) > 0 { // one update round of every partition, in one call
-		if err := retry(ctx, r.log, "write", func() error { return r.sink.Write(ctx, bs...) }); err != nil {
+		if err := r.retry(ctx, "write", func() error { return r.sink.Write(ctx, bs...) }); err != nil {
 			return err
 		}
 		for _, st := range moved {
@@ -512,7 +513,7 @@ func (r *Runner) publish() {
 func (r *Runner) flush(ctx context.Context, st *part, force bool) error {
 	if st.p.Moved() {
 		b := st.p.Batch()
-		if err := retry(ctx, r.log, "write", func() error { return r.sink.Write(ctx, b) }); err != nil {
+		if err := r.retry(ctx, "write", func() error { return r.sink.Write(ctx, b) }); err != nil {
 			return err
 		}
 		r.written(st)
@@ -556,7 +557,7 @@ func (r *Runner) checkpoint(ctx context.Context, st *part) error {
 		return clickstream.Permanent(fmt.Errorf("pipeline: checkpoint: %w", err))
 	}
 	cp.Generation = st.generation
-	if err := retry(ctx, r.log, "save checkpoint", func() error { return r.store.Save(ctx, cp) }); err != nil {
+	if err := r.retry(ctx, "save checkpoint", func() error { return r.store.Save(ctx, cp) }); err != nil {
 		return err
 	}
 	st.p.Saved()
@@ -564,30 +565,14 @@ func (r *Runner) checkpoint(ctx context.Context, st *part) error {
 	if !r.commit || cp.Next < 0 {
 		return nil
 	}
-	return retry(ctx, r.log, "commit", func() error { return r.src.Commit(ctx, cp.Topic, cp.Partition, cp.Next) })
+	return r.retry(ctx, "commit", func() error { return r.src.Commit(ctx, cp.Topic, cp.Partition, cp.Next) })
 }
 
 // retry calls f until it succeeds, ctx ends or f's error is permanent,
-// backing off from 100ms to 10s.
-func retry(ctx context.Context, log *slog.Logger, what string, f func() error) error {
-	wait := 100 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		err := f()
-		if err == nil {
-			return nil
-		}
-		if errors.Is(err, clickstream.ErrPermanent) {
-			return fmt.Errorf("pipeline: %s: %w", what, err)
-		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("pipeline: %s: %w", what, errors.Join(err, ctx.Err()))
-		}
-		log.Warn("retrying", "op", what, "attempt", attempt, "in", wait, "err", err)
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			return fmt.Errorf("pipeline: %s: %w", what, errors.Join(err, ctx.Err()))
-		}
-		wait = min(2*wait, 10*time.Second)
+// backing off from 100ms to 10s (retry.Do).
+func (r *Runner) retry(ctx context.Context, what string, f func() error) error {
+	if err := retry.Do(ctx, r.log, what, f); err != nil {
+		return fmt.Errorf("pipeline: %s: %w", what, err)
 	}
+	return nil
 }

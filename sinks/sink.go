@@ -3,9 +3,14 @@ package sinks
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
 
 	"github.com/clickstreamkit/clickstream"
 	"github.com/clickstreamkit/clickstream/funnel"
+	"github.com/clickstreamkit/clickstream/internal/retry"
 	"github.com/clickstreamkit/clickstream/kpi"
 	"github.com/clickstreamkit/clickstream/session"
 )
@@ -97,15 +102,19 @@ type DeadLetter struct {
 // update round of every partition at once, so that a sink can send them in
 // few commands) and returns nil once everything in them is written; for a
 // sink whose Durable reports true, once it is durable: the pipeline then
-// checkpoints and commits the input offsets they cover. On an error the
-// pipeline retries the whole call. Behind a sink that is not durable (one
+// checkpoints and commits the input offsets they cover. On an error that is
+// not permanent (clickstream.ErrPermanent) the pipeline calls Write again
+// with the same batches, with back-off; a Tee does the same for each of its
+// sinks on its own, so a sink behind a Tee is written again only when its
+// own write failed. Behind a sink that is not durable (one
 // that writes its files at Close, say) the pipeline never checkpoints or
 // commits, so a restart reads the input again from its start or its last
 // commit. Writes must be idempotent: after a crash
 // the pipeline replays from its last checkpoint and writes batches covering
 // the same offsets again, and they must not count twice. Write may keep no
-// reference to the batches or their slices after it returns. Write is called
-// from one goroutine at a time.
+// reference to the batches or their slices after it returns, and must not
+// modify them: a Tee hands the same batches to its sinks at once. Write is
+// called from one goroutine at a time.
 //
 // Close flushes and releases the sink; a sink that writes files at the end
 // of a finite input does it here. Close may be called more than once.
@@ -139,24 +148,68 @@ func (SinkFunc) Close(context.Context) error { return nil }
 // Durable reports true.
 func (SinkFunc) Durable() bool { return true }
 
-// Tee writes the batches to each sink in turn, stopping at the first error
-// (the call is then retried whole, which idempotent sinks allow).
-func Tee(sinks ...Sink) Sink { return tee(sinks) }
+// TeeOption configures a Tee.
+type TeeOption func(*tee)
 
-type tee []Sink
+// WithTeeLogger sets the logger of a Tee's retries. Default: discard.
+func WithTeeLogger(l *slog.Logger) TeeOption {
+	return func(t *tee) { t.log = l }
+}
 
-func (t tee) Write(ctx context.Context, bs ...*Batch) error {
-	for _, s := range t {
-		if err := s.Write(ctx, bs...); err != nil {
-			return err
-		}
+// NewTee returns a sink that writes each call's batches to every one of
+// sinks at once, a goroutine per sink, and retries each sink that fails on
+// its own with back-off (100ms to 10s, each retry logged), until it
+// succeeds, ctx ends or its error is permanent (clickstream.ErrPermanent):
+// within a call, a sink that succeeded is not written again. Write returns
+// nil once every sink succeeded; otherwise, once every sink is done, the
+// permanent errors joined, or with ctx ended the errors of the sinks that
+// had not succeeded. A permanent error stops the retries of the other sinks
+// (their writes in progress see their ctx cancelled). The Tee is durable
+// when every sink is; Close closes every sink and joins their errors.
+func NewTee(sinks []Sink, opts ...TeeOption) Sink {
+	t := &tee{sinks: slices.Clone(sinks), log: slog.New(slog.DiscardHandler)}
+	for _, o := range opts {
+		o(t)
 	}
-	return nil
+	return t
+}
+
+// Tee is NewTee(sinks) without options: its retries are not logged.
+func Tee(sinks ...Sink) Sink { return NewTee(sinks) }
+
+type tee struct {
+	sinks []Sink
+	log   *slog.Logger
+}
+
+// errStopped cancels the other sinks' writes once one failed permanently.
+var errStopped = errors.New("sinks: tee: another sink failed permanently")
+
+func (t *tee) Write(ctx context.Context, bs ...*Batch) error {
+	wctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	errs := make([]error, len(t.sinks))
+	var wg sync.WaitGroup
+	for i, s := range t.sinks {
+		wg.Go(func() {
+			err := retry.Do(wctx, t.log, "write", func() error { return s.Write(wctx, bs...) },
+				"sink", i, "type", fmt.Sprintf("%T", s))
+			if err == nil || context.Cause(wctx) == errStopped && !errors.Is(err, clickstream.ErrPermanent) {
+				return
+			}
+			if errors.Is(err, clickstream.ErrPermanent) {
+				stop(errStopped)
+			}
+			errs[i] = fmt.Errorf("sinks: tee: sink %d (%T): %w", i, s, err)
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // Durable reports whether every sink is durable.
-func (t tee) Durable() bool {
-	for _, s := range t {
+func (t *tee) Durable() bool {
+	for _, s := range t.sinks {
 		if !s.Durable() {
 			return false
 		}
@@ -164,9 +217,10 @@ func (t tee) Durable() bool {
 	return true
 }
 
-func (t tee) Close(ctx context.Context) error {
+// Close closes every sink, one after another, and joins their errors.
+func (t *tee) Close(ctx context.Context) error {
 	var errs []error
-	for _, s := range t {
+	for _, s := range t.sinks {
 		errs = append(errs, s.Close(ctx))
 	}
 	return errors.Join(errs...)

@@ -98,7 +98,7 @@ func openSinks(ctx context.Context, o options, cfg *pipeline.Config, in input, l
 		out.checkpoints = &checkpoint.Memory{}
 	}
 	out.dead = &deadLetters{byReason: map[string]int64{}}
-	out.sink = out.dead.wrap(sinks.Tee(all...))
+	out.sink = out.dead.wrap(sinks.NewTee(all, sinks.WithTeeLogger(log)))
 	return out, nil
 }
 

@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"os"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -119,6 +121,10 @@ func TestWriteProducesDeadLetters(t *testing.T) {
 		// over the producer's 1 MB limit: cut, with its length in a header
 		{Reason: clickstream.ReasonTooLarge, Topic: "events", Partition: 1, Offset: 1, Raw: bytes.Repeat([]byte("x"), 2<<20)},
 	}
+	orig := slices.Clone(dls)
+	for i := range orig {
+		orig[i].Raw = bytes.Clone(orig[i].Raw)
+	}
 	if err := sink.Write(ctx, &sinks.Batch{Topic: "events", Partition: 2, DeadLetters: dls[:3]}); err != nil {
 		t.Fatalf("Write: %v", err)
 	}
@@ -129,6 +135,9 @@ func TestWriteProducesDeadLetters(t *testing.T) {
 		t.Fatalf("Write: %v", err)
 	}
 
+	if !reflect.DeepEqual(dls, orig) { // a Tee hands the same batches to other sinks at once
+		t.Error("Write changed the dead letters")
+	}
 	got := consume(t, ctx, brokers, topic, len(dls))
 	for _, d := range dls {
 		key := d.Topic + "/" + itoa(int64(d.Partition)) + "/" + itoa(d.Offset)

@@ -73,7 +73,8 @@
 //
 // Every write uses write concern majority: Write returns nil only once the
 // batch is durable, and the pipeline commits offsets after that. Write does
-// not retry; the pipeline's Runner retries the batch whole with back-off.
+// not retry; the pipeline's Runner, or behind a [sinks.Tee] the Tee, retries
+// the call whole with back-off.
 // So that an outage surfaces as an error in seconds rather than hanging a
 // Write, give the client short timeouts, for example
 //

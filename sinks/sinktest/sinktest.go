@@ -44,6 +44,7 @@ type Target struct {
 //   - partitions are kept apart (PerPartition targets);
 //   - the sink keeps no reference to the batch: the pipeline reuses its
 //     slices after Write returns;
+//   - the sink does not modify the batch;
 //   - a random sequence of batches and replays leaves what the Reference
 //     holds;
 //   - Close may be called twice.
@@ -60,6 +61,7 @@ func Run(t *testing.T, newTarget func(t *testing.T) Target) {
 		{"FinalWinsWithinBatch", testFinalWithinBatch},
 		{"Partitions", testPartitions},
 		{"NoRetention", testNoRetention},
+		{"Unchanged", testUnchanged},
 		{"RandomReplays", testRandomReplays},
 		{"Rounds", testRounds},
 		{"CloseTwice", testCloseTwice},
@@ -203,6 +205,32 @@ func fullBatch(tp string, p int32, first int64) *sinks.Batch {
 	b.Counters.Invalid = 2
 	b.DeadLetters = []sinks.DeadLetter{{Reason: "malformed_json", Topic: tp, Partition: p, Offset: first + 3, Raw: []byte("{")}}
 	return b
+}
+
+// FullBatch returns a deterministic batch of offsets [first, first+100) of
+// the partition with every kind of result: final and running windows,
+// sessions, funnel records, a dead letter and accepted events.
+func FullBatch(topic string, partition int32, first int64) *sinks.Batch {
+	b := fullBatch(topic, partition, first)
+	for i := range int64(5) {
+		off := first + 10 + 2*i
+		b.Events = append(b.Events, sinks.Accepted{Offset: off, Event: clickstream.Event{
+			EventID: fmt.Sprintf("e%d", off), EventType: "page_view", TS: minute(int(i % 2)), UserID: fmt.Sprintf("user-%d", i),
+			Page: "/p", ProductID: "p01", Price: 9.5, HasPrice: i%2 == 0, Currency: "EUR",
+			UTM: clickstream.UTM{Source: "google"}, Device: clickstream.Device{OS: "ios", Mobile: true}}})
+	}
+	return b
+}
+
+// The sink only reads the batches: a Tee hands the same ones to several
+// sinks at once.
+func testUnchanged(t *testing.T, h *harness) {
+	tp, p := h.topic()
+	b, want := FullBatch(tp, p, 0), FullBatch(tp, p, 0)
+	h.write(b)
+	if !reflect.DeepEqual(b, want) {
+		t.Fatalf("Write changed the batch:\n got %+v\nwant %+v", b, want)
+	}
 }
 
 func testRoundTrip(t *testing.T, h *harness) {
