@@ -89,7 +89,7 @@ func TestCleanStopExitsZero(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP} {
 		t.Run(sig.String(), func(t *testing.T) {
 			ctx := lifecycleCtx(t, 2*time.Minute)
-			p := e2eStart(t, "demo", "-data", t.TempDir(), "-http", "127.0.0.1:0", "-rate", "50", "-progress", "200ms")
+			p := e2eStart(t, "demo", "-data", t.TempDir(), "-http", "127.0.0.1:0", "-rate", "2000", "-progress", "200ms")
 			waitLines(ctx, p, "the demo to run", runningLines...)
 			p.signal(sig)
 			if code := waitExit(ctx, p); code != 0 {
