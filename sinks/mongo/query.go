@@ -201,26 +201,28 @@ func (s *Sink) minutesView(ctx context.Context, filter bson.D) (*sinks.View, err
 
 // addFunnel adds the funnel documents filter matches to v.
 func (s *Sink) addFunnel(ctx context.Context, v *sinks.View, filter bson.D) error {
-	docs, err := findAll[funnelDoc](ctx, s.funnel, filter)
-	if err != nil {
-		return err
-	}
-	for i := range docs {
-		r := docs[i].record()
-		v.AddFunnel(docs[i].Topic, docs[i].Partition, &r)
-	}
-	return nil
+	return forEach(ctx, s.funnel, filter, func(d *funnelDoc) {
+		r := d.record()
+		v.AddFunnel(d.Topic, d.Partition, &r)
+	})
 }
 
 // addMinutes adds the KPI documents filter matches to v.
 func (s *Sink) addMinutes(ctx context.Context, v *sinks.View, filter bson.D) error {
-	docs, err := findAll[kpiDoc](ctx, s.kpis, filter)
+	return forEach(ctx, s.kpis, filter, func(d *kpiDoc) {
+		m := d.minute()
+		v.AddMinute(d.Topic, d.Partition, &m)
+	})
+}
+
+// forEach calls f with each document of coll that filter matches.
+func forEach[D any](ctx context.Context, coll *mongo.Collection, filter bson.D, f func(*D)) error {
+	docs, err := findAll[D](ctx, coll, filter)
 	if err != nil {
 		return err
 	}
 	for i := range docs {
-		m := docs[i].minute()
-		v.AddMinute(docs[i].Topic, docs[i].Partition, &m)
+		f(&docs[i])
 	}
 	return nil
 }
