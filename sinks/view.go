@@ -117,6 +117,12 @@ func (v *View) SetProgress(topic string, partition int32, p Progress) {
 	v.progress[k] = p
 }
 
+// Progress returns a partition's progress, and whether the view has any.
+func (v *View) Progress(topic string, partition int32) (Progress, bool) {
+	p, ok := v.progress[part{topic, partition}]
+	return p, ok
+}
+
 // End marks the end of a partition's finite input: nothing more comes from
 // it, so it has passed every record.
 func (v *View) End(topic string, partition int32) {

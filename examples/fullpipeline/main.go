@@ -148,7 +148,8 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	out, err := openSinks(ctx, o, &cfg, in, log, &closers)
+	lt := newLatencyTracker()
+	out, err := openSinks(ctx, o, &cfg, in, lt, log, &closers)
 	if err != nil {
 		return err
 	}
@@ -164,7 +165,6 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 		log.Info("read API view loaded", "elapsed", time.Since(loadStart).Round(time.Millisecond))
 		out.sink = view.Wrap(out.sink)
 	}
-	lt := newLatencyTracker()
 	in.src, out.sink = lt.source(in.src), lt.sink(out.sink)
 	runner, err := pipeline.NewRunner(in.src, out.sink, out.checkpoints, cfg)
 	if err != nil {

@@ -31,7 +31,7 @@ type output struct {
 	dead        *deadLetters
 }
 
-func openSinks(ctx context.Context, o options, cfg *pipeline.Config, in input, log *slog.Logger, c *closers) (output, error) {
+func openSinks(ctx context.Context, o options, cfg *pipeline.Config, in input, lt *latencyTracker, log *slog.Logger, c *closers) (output, error) {
 	var out output
 	var all []sinks.Sink
 	if o.mongo != "off" {
@@ -47,7 +47,7 @@ func openSinks(ctx context.Context, o options, cfg *pipeline.Config, in input, l
 			mongosink.WithMaxBulk(bulk)); err != nil {
 			return out, err
 		}
-		all = append(all, out.mongo)
+		all = append(all, lt.timed("mongo", out.mongo))
 		if o.checkpoints == "mongo" && in.brokers != nil {
 			if out.checkpoints, err = cpmongo.New(client, o.database); err != nil {
 				return out, err
@@ -59,21 +59,21 @@ func openSinks(ctx context.Context, o options, cfg *pipeline.Config, in input, l
 		if err != nil {
 			return out, err
 		}
-		all = append(all, pq)
+		all = append(all, lt.timed("parquet", pq))
 	}
 	if o.jsonl != "off" {
 		j, err := sinks.NewJSONL(o.jsonl, cfg.WindowSize, cfg.NewDetector)
 		if err != nil {
 			return out, err
 		}
-		all = append(all, j)
+		all = append(all, lt.timed("jsonl", j))
 	}
 	if in.brokers != nil {
 		dl, err := kafkadl.New(in.brokers, kafkadl.WithTopic(cfg.DeadletterTopic), kafkadl.WithLogger(log))
 		if err != nil {
 			return out, err
 		}
-		all = append(all, dl)
+		all = append(all, lt.timed("deadletters", dl))
 		switch {
 		case o.source == "embedded":
 			// beside the embedded broker's log, which keeps the offsets they cover

@@ -57,7 +57,7 @@ func newRegistry(p *progress) *prometheus.Registry {
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "clickstream_consumer_lag", Help: "Messages behind the partitions' ends."},
 		func() float64 { return float64(p.lag()) }))
 	reg.MustRegister(deadCollector{p.dead})
-	reg.MustRegister(p.latency.hist)
+	reg.MustRegister(p.latency.collectors()...)
 	return reg
 }
 

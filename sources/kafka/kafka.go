@@ -82,7 +82,9 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 func WithBatch(n int) Option { return func(o *options) { o.batch = n } }
 
 // WithMaxWait sets how long a partition waits for more messages to fill a
-// batch once it holds one; 0 sends what has already arrived. Default: 50ms.
+// batch once it holds one; 0 sends what has already arrived, which adds no
+// latency and, when the reader falls behind, still fills batches from what
+// sarama has buffered. Default: 0.
 func WithMaxWait(d time.Duration) Option { return func(o *options) { o.maxWait = d } }
 
 // Source reads a topic through a consumer group. See the package
@@ -132,7 +134,7 @@ type claimState struct {
 // New checks its arguments and returns a source; it connects to nothing. The
 // first Read connects and joins the group.
 func New(brokers []string, topic, group string, opts ...Option) (*Source, error) {
-	o := options{batch: 2048, maxWait: 50 * time.Millisecond}
+	o := options{batch: 2048}
 	for _, opt := range opts {
 		opt(&o)
 	}

@@ -41,7 +41,6 @@ var _ readapi.Store = (*Store)(nil)
 // Store is the global view in memory. Create it with New.
 type Store struct {
 	retain int64 // millis
-	now    func() time.Time
 
 	mu        sync.RWMutex
 	view      *sinks.View
@@ -49,8 +48,9 @@ type Store struct {
 	detector  *kpi.Detector
 	scored    int64 // the windows before it are scored
 	anomalies []kpi.Anomaly
-	progress  map[part]mongosink.Progress
+	updated   map[part]time.Time                      // when each partition's progress was last published
 	sessions  map[int64]map[sessionKey]session.Record // by start minute
+	minutes   []int64                                 // the keys of sessions, in order
 }
 
 type part struct {
@@ -70,8 +70,8 @@ func New(cfg pipeline.Config, retain time.Duration) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Store{retain: retain.Milliseconds(), now: time.Now, view: sinks.NewView(cfg.WindowSize),
-		newest: window.NegInf, detector: d, scored: window.NegInf, progress: map[part]mongosink.Progress{},
+	return &Store{retain: retain.Milliseconds(), view: sinks.NewView(cfg.WindowSize),
+		newest: window.NegInf, detector: d, scored: window.NegInf, updated: map[part]time.Time{},
 		sessions: map[int64]map[sessionKey]session.Record{}}, nil
 }
 
@@ -103,7 +103,8 @@ func (s *Store) Load(ctx context.Context, m *mongosink.Sink) error {
 	defer s.mu.Unlock()
 	s.view, s.newest = v, newest
 	for _, p := range ps {
-		s.progress[part{p.Topic, p.Partition}] = p
+		s.view.SetProgress(p.Topic, p.Partition, p.Progress)
+		s.updated[part{p.Topic, p.Partition}] = p.UpdatedAt
 	}
 	for i := range ss {
 		s.addSession(&ss[i])
@@ -137,7 +138,7 @@ func (w *sink) Write(ctx context.Context, bs ...*sinks.Batch) error {
 }
 
 func (s *Store) add(bs []*sinks.Batch) {
-	now := s.now().UTC()
+	now := time.Now().UTC()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, b := range bs {
@@ -148,17 +149,7 @@ func (s *Store) add(bs []*sinks.Batch) {
 		for i := range b.Sessions {
 			s.addSession(&b.Sessions[i])
 		}
-		// As the sink publishes it: each field raised to its largest value.
-		k := part{b.Topic, b.Partition}
-		p, ok := s.progress[k]
-		if !ok {
-			p = mongosink.Progress{Topic: b.Topic, Partition: b.Partition, Progress: b.Progress}
-		}
-		p.Partitions = max(p.Partitions, b.Progress.Partitions)
-		p.Watermark = max(p.Watermark, b.Progress.Watermark)
-		p.FunnelBefore = max(p.FunnelBefore, b.Progress.FunnelBefore)
-		p.UpdatedAt = now
-		s.progress[k] = p
+		s.updated[part{b.Topic, b.Partition}] = now
 	}
 	s.score()
 	s.forget()
@@ -179,6 +170,8 @@ func (s *Store) addSession(r *session.Record) {
 	if byKey == nil {
 		byKey = map[sessionKey]session.Record{}
 		s.sessions[minute] = byKey
+		i, _ := slices.BinarySearch(s.minutes, minute)
+		s.minutes = slices.Insert(s.minutes, i, minute)
 	}
 	c := *r
 	c.Marks, c.Label = nil, ""
@@ -196,11 +189,11 @@ func (s *Store) forget() {
 	s.view.Forget(cut)
 	i, _ := slices.BinarySearchFunc(s.anomalies, cut, func(a kpi.Anomaly, t int64) int { return cmp.Compare(a.Minute, t) })
 	s.anomalies = slices.Delete(s.anomalies, 0, i)
-	for minute := range s.sessions {
-		if minute < cut {
-			delete(s.sessions, minute)
-		}
+	i, _ = slices.BinarySearch(s.minutes, cut)
+	for _, minute := range s.minutes[:i] {
+		delete(s.sessions, minute)
 	}
+	s.minutes = slices.Delete(s.minutes, 0, i)
 }
 
 // LatestMinutes returns the n newest windows, oldest first.
@@ -265,9 +258,10 @@ func (s *Store) Anomalies(_ context.Context, from, to time.Time) ([]kpi.Anomaly,
 // Progress returns every partition's progress, by topic and partition.
 func (s *Store) Progress(context.Context) ([]mongosink.Progress, error) {
 	s.mu.RLock()
-	out := make([]mongosink.Progress, 0, len(s.progress))
-	for _, p := range s.progress {
-		out = append(out, p)
+	out := make([]mongosink.Progress, 0, len(s.updated))
+	for k, at := range s.updated {
+		p, _ := s.view.Progress(k.topic, k.partition)
+		out = append(out, mongosink.Progress{Topic: k.topic, Partition: k.partition, Progress: p, UpdatedAt: at})
 	}
 	s.mu.RUnlock()
 	slices.SortFunc(out, func(a, b mongosink.Progress) int {
