@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command: formatting and vet, then every unit test, the
 # integration tests against a real Kafka broker and a MongoDB-wire server
-# (started here and stopped at the end), and a short fuzzing run of the
-# decoder. Set KAFKA_BROKERS / MONGODB_URI beforehand to use services of your
+# (started here and stopped at the end), and short fuzzing runs of the
+# decoders (the event's, and the MongoDB sink's packed fields). Set KAFKA_BROKERS / MONGODB_URI beforehand to use services of your
 # own instead (a real MongoDB, say); then none are started.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -39,3 +39,5 @@ echo "test.sh: KAFKA_BROKERS=$KAFKA_BROKERS MONGODB_URI=$MONGODB_URI${started:+ 
 
 go test -count=1 -timeout 20m ./... ./examples/...
 go test -run '^$' -fuzz '^FuzzDecode$' -fuzztime "$FUZZTIME" .
+go test -run '^$' -fuzz '^FuzzTimes$' -fuzztime 5s ./sinks/mongo
+go test -run '^$' -fuzz '^FuzzLatencyBins$' -fuzztime 5s ./sinks/mongo

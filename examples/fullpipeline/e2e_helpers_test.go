@@ -654,17 +654,17 @@ type e2eSessionDoc struct {
 }
 
 type e2eFunnelDoc struct {
-	ID                    string        `bson:"_id"`
-	Minute                bson.DateTime `bson:"minute"`
-	Topic                 string        `bson:"topic"`
-	Partition             int32         `bson:"partition"`
-	Entered               int64         `bson:"entered"`
-	Steps                 []int64       `bson:"steps"`
-	StepRates             []float64     `bson:"step_rates"`
-	OverallRate           float64       `bson:"overall_rate"`
-	MedianTimeToConvertMs *int64        `bson:"median_time_to_convert_ms"`
-	TimesMs               []int64       `bson:"times_ms"`
-	Final                 bool          `bson:"final"`
+	ID                    string          `bson:"_id"`
+	Minute                bson.DateTime   `bson:"minute"`
+	Topic                 string          `bson:"topic"`
+	Partition             int32           `bson:"partition"`
+	Entered               int64           `bson:"entered"`
+	Steps                 []int64         `bson:"steps"`
+	StepRates             []float64       `bson:"step_rates"`
+	OverallRate           float64         `bson:"overall_rate"`
+	MedianTimeToConvertMs *int64          `bson:"median_time_to_convert_ms"`
+	TimesMs               mongosink.Times `bson:"times_ms"`
+	Final                 bool            `bson:"final"`
 	Running               *struct {
 		Steps []int64 `bson:"steps"`
 	} `bson:"running"`

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -403,6 +404,68 @@ func BenchmarkReadAt(b *testing.B) {
 					}
 				})
 			}
+		})
+	}
+}
+
+// liveRound returns what one partition of the live demo writes on an update
+// tick at 1,250 events/s: running updates of three open windows, each with a
+// latency sketch of 200-odd bins, and of two funnel minutes, each with
+// conversions conversion times broken down into four parts. k varies the
+// values from round to round.
+func liveRound(k, conversions int) *sinks.Batch {
+	b := &sinks.Batch{Topic: "clicks", Progress: sinks.Progress{Partitions: 1, Watermark: minuteAt(0) + int64(k)}}
+	for w := range 3 {
+		m := sinktest.Window(minuteAt(w), k, false)
+		for i := range 2_000 {
+			m.Latency.Add(float64(i*i%100_000) + float64(k))
+		}
+		b.KPIs = append(b.KPIs, m)
+	}
+	for f := range 2 {
+		r := funnel.Record{Minute: minuteAt(f), Steps: []int64{int64(3 * conversions), int64(2 * conversions), int64(conversions)}}
+		values := []string{"google", "direct", "social", funnel.None}
+		r.By = make([]funnel.Part, len(values))
+		for i, v := range values {
+			r.By[i] = funnel.Part{Value: v, Steps: make([]int64, 3)}
+		}
+		for c := range conversions {
+			t := int64(c*7_919%600_000 + k)
+			p := &r.By[c%len(values)]
+			p.TimesMs = append(p.TimesMs, t)
+			r.TimesMs = append(r.TimesMs, t)
+		}
+		for i := range r.By {
+			slices.Sort(r.By[i].TimesMs)
+			n := int64(len(r.By[i].TimesMs))
+			r.By[i].Steps = []int64{3 * n, 2 * n, n}
+		}
+		slices.Sort(r.TimesMs)
+		b.Funnel = append(b.Funnel, funnel.Merge(r))
+	}
+	return b
+}
+
+// BenchmarkLiveRound writes one update round of a live partition (see
+// liveRound) per iteration, the same five documents each time, and reports
+// the bytes each round sends.
+func BenchmarkLiveRound(b *testing.B) {
+	for _, conversions := range []int{300, 2_700} {
+		b.Run("conversions="+strconv.Itoa(conversions), func(b *testing.B) {
+			stats := newCommandStats()
+			s := benchSink(b, benchClient(b, stats))
+			stats.reset()
+			k := 0
+			for b.Loop() {
+				if err := s.Write(b.Context(), liveRound(k, conversions)); err != nil {
+					b.Fatal(err)
+				}
+				k++
+			}
+			stats.mu.Lock()
+			bytes := stats.bytes
+			stats.mu.Unlock()
+			b.ReportMetric(float64(bytes)/float64(k), "bytes-sent/round")
 		})
 	}
 }

@@ -13,8 +13,8 @@
 //     topic, partition, final, events, page_views, add_to_carts, purchases,
 //     sessions, revenue, revenue_purchases, revenue_by_currency,
 //     conversion_rate, aov, top_products [{product_id, views, carts,
-//     purchases, revenue}], latency_bins [{i, n}] (the sparse latency
-//     sketch, so partials merge), latency_ms_p95 (null without latency),
+//     purchases, revenue}], latency_bins (the sparse latency sketch, so
+//     partials merge, packed in a binary: [LatencyBins]), latency_ms_p95 (null without latency),
 //     updated_at, and running: null. That is a final window, which replaces
 //     the document whole. A window still running is _id, minute, topic,
 //     partition, final false, and its values from events to updated_at under
@@ -36,8 +36,9 @@
 //   - funnel_minute, key the start minute: minute (date), topic, partition,
 //     final, entered, steps, step_rates, overall_rate,
 //     median_time_to_convert_ms (null when none), times_ms (the sorted
-//     conversion times, so that the merged median is exact), by (the breakdown,
-//     funnel.Part: [{value, steps, times_ms}] by value, null without one), updated_at,
+//     conversion times, so that the merged median is exact, packed in a
+//     binary: [Times]), by (the breakdown, funnel.Part: [{value, steps,
+//     times_ms}] by value, null without one), updated_at,
 //     running. As in kpis_minute, a running update (SEMANTICS §7) sets
 //     running.* on the _id alone, and a final record, inserted (see below),
 //     has its values at the top level and running null, which refuses any

@@ -53,7 +53,7 @@ type kpiValues struct {
 	ConversionRate    float64            `bson:"conversion_rate"`
 	AOV               float64            `bson:"aov"`
 	TopProducts       []productDoc       `bson:"top_products"`
-	LatencyBins       []binDoc           `bson:"latency_bins"`
+	LatencyBins       LatencyBins        `bson:"latency_bins"`
 	LatencyMsP95      *float64           `bson:"latency_ms_p95"`
 	UpdatedAt         bson.DateTime      `bson:"updated_at"`
 }
@@ -64,12 +64,6 @@ type productDoc struct {
 	Carts     int64   `bson:"carts"`
 	Purchases int64   `bson:"purchases"`
 	Revenue   float64 `bson:"revenue"`
-}
-
-// binDoc is a latency sketch bin (kpi.Bin): index i (-1 for zero), count n.
-type binDoc struct {
-	I int32 `bson:"i"`
-	N int64 `bson:"n"`
 }
 
 func newKPIValues(m *kpi.Minute, now bson.DateTime) kpiValues {
@@ -87,11 +81,7 @@ func newKPIValues(m *kpi.Minute, now bson.DateTime) kpiValues {
 	for _, p := range m.TopProducts {
 		v.TopProducts = append(v.TopProducts, productDoc(p))
 	}
-	bins := m.Latency.Bins()
-	v.LatencyBins = make([]binDoc, 0, len(bins))
-	for _, b := range bins {
-		v.LatencyBins = append(v.LatencyBins, binDoc{I: b.Index, N: int64(b.Count)})
-	}
+	v.LatencyBins = m.Latency.Bins()
 	if p95, ok := m.LatencyP95(); ok {
 		v.LatencyMsP95 = &p95
 	}
@@ -120,13 +110,7 @@ func (d *kpiDoc) minute() kpi.Minute {
 	for _, p := range v.TopProducts {
 		m.TopProducts = append(m.TopProducts, kpi.Product(p))
 	}
-	bins := make([]kpi.Bin, 0, len(v.LatencyBins))
-	for _, b := range v.LatencyBins {
-		if b.N > 0 {
-			bins = append(bins, kpi.Bin{Index: b.I, Count: uint64(b.N)})
-		}
-	}
-	m.Latency = kpi.SketchOf(bins)
+	m.Latency = kpi.SketchOf(v.LatencyBins)
 	return m
 }
 
@@ -277,7 +261,7 @@ type funnelValues struct {
 	StepRates             []float64     `bson:"step_rates"`
 	OverallRate           float64       `bson:"overall_rate"`
 	MedianTimeToConvertMs *int64        `bson:"median_time_to_convert_ms"`
-	TimesMs               []int64       `bson:"times_ms"`
+	TimesMs               Times         `bson:"times_ms"`
 	By                    []partDoc     `bson:"by"`
 	UpdatedAt             bson.DateTime `bson:"updated_at"`
 }
@@ -286,7 +270,7 @@ type funnelValues struct {
 type partDoc struct {
 	Value   string  `bson:"value"`
 	Steps   []int64 `bson:"steps"`
-	TimesMs []int64 `bson:"times_ms"`
+	TimesMs Times   `bson:"times_ms"`
 }
 
 func newFunnelValues(f *funnel.Record, now bson.DateTime) funnelValues {
@@ -310,12 +294,12 @@ func (d *funnelDoc) record() funnel.Record {
 		v = d.Running
 	}
 	r := funnel.Record{Minute: int64(d.Minute), Entered: v.Entered, Steps: nonNil(v.Steps),
-		StepRates: nonNil(v.StepRates), OverallRate: v.OverallRate, TimesMs: nonNil(v.TimesMs), Final: d.Final}
+		StepRates: nonNil(v.StepRates), OverallRate: v.OverallRate, TimesMs: nonNil([]int64(v.TimesMs)), Final: d.Final}
 	if v.MedianTimeToConvertMs != nil {
 		r.MedianTimeToConvertMs, r.HasMedian = *v.MedianTimeToConvertMs, true
 	}
 	for _, p := range v.By {
-		r.By = append(r.By, funnel.Part{Value: p.Value, Steps: nonNil(p.Steps), TimesMs: nonNil(p.TimesMs)})
+		r.By = append(r.By, funnel.Part{Value: p.Value, Steps: nonNil(p.Steps), TimesMs: nonNil([]int64(p.TimesMs))})
 	}
 	return r
 }

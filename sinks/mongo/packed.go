@@ -1,0 +1,215 @@
+package mongo
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/clickstreamkit/clickstream/kpi"
+)
+
+// packFormat is the first byte of a packed field, so that the layout can
+// change without old documents being misread.
+const packFormat = 1
+
+// Times are integers as the sink stores a funnel record's conversion times
+// (times_ms): a BSON binary of subtype 0 holding the byte 1 and then, per
+// value, the zigzag varint (encoding/binary's AppendVarint) of its difference
+// from the value before it (the first from 0). Sorted conversion times take
+// one to three bytes each, where an array of int64 takes eleven on MongoDB
+// and, on FerretDB, an entry of its type schema besides; FerretDB reads and
+// rewrites a whole document on every update, so the size is its time.
+//
+// Decoding also takes null (nil) and the array of integers that earlier
+// versions of the sink wrote. Declare a field of this type to read the
+// sink's documents in your own code.
+type Times []int64
+
+// MarshalBSONValue encodes t packed.
+func (t Times) MarshalBSONValue() (byte, []byte, error) {
+	buf := make([]byte, 1, 1+2*len(t))
+	buf[0] = packFormat
+	var prev int64
+	for _, v := range t {
+		buf = binary.AppendVarint(buf, v-prev)
+		prev = v
+	}
+	return marshalBinary(buf)
+}
+
+// UnmarshalBSONValue decodes t from a packed binary, an array of integers
+// or null.
+func (t *Times) UnmarshalBSONValue(typ byte, data []byte) error {
+	v := bson.RawValue{Type: bson.Type(typ), Value: data}
+	switch v.Type {
+	case bson.TypeNull:
+		*t = nil
+		return nil
+	case bson.TypeArray:
+		vals, err := arrayValues(v)
+		if err != nil {
+			return fmt.Errorf("times: %w", err)
+		}
+		out := make(Times, len(vals))
+		for i, e := range vals {
+			n, ok := e.AsInt64OK()
+			if !ok {
+				return fmt.Errorf("times: element %d is a %s, not an integer", i, e.Type)
+			}
+			out[i] = n
+		}
+		*t = out
+		return nil
+	}
+	p, err := packed(v)
+	if err != nil {
+		return fmt.Errorf("times: %w", err)
+	}
+	var out Times
+	var prev int64
+	for len(p.rest) > 0 {
+		d, err := p.varint()
+		if err != nil {
+			return fmt.Errorf("times: %w", err)
+		}
+		prev += d
+		out = append(out, prev)
+	}
+	*t = out
+	return nil
+}
+
+// LatencyBins are a latency sketch's sparse bins (kpi.Sketch.Bins) as the
+// sink stores them (latency_bins): a BSON binary of subtype 0 holding the
+// byte 1 and then, per bin, the zigzag varint of its index's difference from
+// the index before it (the first from 0) and the unsigned varint of its
+// count. Decoding also takes null (nil) and the array of {i, n} documents
+// that earlier versions of the sink wrote, leaving out bins of count 0.
+type LatencyBins []kpi.Bin
+
+// MarshalBSONValue encodes b packed.
+func (b LatencyBins) MarshalBSONValue() (byte, []byte, error) {
+	buf := make([]byte, 1, 1+3*len(b))
+	buf[0] = packFormat
+	var prev int64
+	for _, x := range b {
+		buf = binary.AppendVarint(buf, int64(x.Index)-prev)
+		buf = binary.AppendUvarint(buf, x.Count)
+		prev = int64(x.Index)
+	}
+	return marshalBinary(buf)
+}
+
+// UnmarshalBSONValue decodes b from a packed binary, an array of {i, n}
+// documents or null.
+func (b *LatencyBins) UnmarshalBSONValue(typ byte, data []byte) error {
+	v := bson.RawValue{Type: bson.Type(typ), Value: data}
+	switch v.Type {
+	case bson.TypeNull:
+		*b = nil
+		return nil
+	case bson.TypeArray:
+		vals, err := arrayValues(v)
+		if err != nil {
+			return fmt.Errorf("latency bins: %w", err)
+		}
+		var out LatencyBins
+		for k, e := range vals {
+			var d struct {
+				I int32 `bson:"i"`
+				N int64 `bson:"n"`
+			}
+			if err := e.Unmarshal(&d); err != nil {
+				return fmt.Errorf("latency bins: bin %d: %w", k, err)
+			}
+			if d.N > 0 {
+				out = append(out, kpi.Bin{Index: d.I, Count: uint64(d.N)})
+			}
+		}
+		*b = out
+		return nil
+	}
+	p, err := packed(v)
+	if err != nil {
+		return fmt.Errorf("latency bins: %w", err)
+	}
+	var out LatencyBins
+	var prev int64
+	for len(p.rest) > 0 {
+		d, err := p.varint()
+		if err != nil {
+			return fmt.Errorf("latency bins: %w", err)
+		}
+		n, err := p.uvarint()
+		if err != nil {
+			return fmt.Errorf("latency bins: %w", err)
+		}
+		prev += d
+		if prev < math.MinInt32 || prev > math.MaxInt32 {
+			return fmt.Errorf("latency bins: index %d out of range at byte %d", prev, p.at())
+		}
+		out = append(out, kpi.Bin{Index: int32(prev), Count: n})
+	}
+	*b = out
+	return nil
+}
+
+func marshalBinary(buf []byte) (byte, []byte, error) {
+	typ, data, err := bson.MarshalValue(bson.Binary{Data: buf})
+	return byte(typ), data, err
+}
+
+func arrayValues(v bson.RawValue) ([]bson.RawValue, error) {
+	arr, ok := v.ArrayOK()
+	if !ok {
+		return nil, errors.New("malformed array")
+	}
+	return arr.Values()
+}
+
+// reader reads the varints of a packed field.
+type reader struct {
+	rest []byte
+	size int
+}
+
+// packed returns a reader of v's varints: v must be a binary of subtype 0
+// in packFormat.
+func packed(v bson.RawValue) (*reader, error) {
+	if v.Type != bson.TypeBinary {
+		return nil, fmt.Errorf("a %s, not a binary or an array", v.Type)
+	}
+	sub, data, ok := v.BinaryOK()
+	switch {
+	case !ok:
+		return nil, errors.New("malformed binary")
+	case sub != 0:
+		return nil, fmt.Errorf("binary of subtype %d, not 0", sub)
+	case len(data) == 0 || data[0] != packFormat:
+		return nil, errors.New("unknown packed format")
+	}
+	return &reader{rest: data[1:], size: len(data)}, nil
+}
+
+func (r *reader) at() int { return r.size - len(r.rest) }
+
+func (r *reader) varint() (int64, error) {
+	v, n := binary.Varint(r.rest)
+	if n <= 0 {
+		return 0, fmt.Errorf("bad varint at byte %d", r.at())
+	}
+	r.rest = r.rest[n:]
+	return v, nil
+}
+
+func (r *reader) uvarint() (uint64, error) {
+	v, n := binary.Uvarint(r.rest)
+	if n <= 0 {
+		return 0, fmt.Errorf("bad varint at byte %d", r.at())
+	}
+	r.rest = r.rest[n:]
+	return v, nil
+}

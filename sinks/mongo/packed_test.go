@@ -1,0 +1,189 @@
+package mongo
+
+import (
+	"math"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/clickstreamkit/clickstream/kpi"
+)
+
+// field marshals v as the only field of a document and returns the field's
+// raw value, as a decoder meets it.
+func field(t testing.TB, v any) bson.RawValue {
+	t.Helper()
+	raw, err := bson.Marshal(bson.D{{Key: "f", Value: v}})
+	require.NoError(t, err)
+	return bson.Raw(raw).Lookup("f")
+}
+
+func TestTimesRoundTrip(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		in   Times
+		want Times
+	}{
+		{"nil", nil, nil},
+		{"empty", Times{}, nil},
+		{"sorted", Times{0, 1, 1, 250, 61_000, 3_600_000}, nil},
+		{"unsorted and negative", Times{5, -3, 1 << 40, -1 << 40}, nil},
+		{"extremes", Times{math.MinInt64, math.MaxInt64, 0, math.MinInt64}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := field(t, tc.in)
+			require.Equal(t, bson.TypeBinary, v.Type, "packed in a binary")
+			var got Times
+			require.NoError(t, got.UnmarshalBSONValue(byte(v.Type), v.Value))
+			want := tc.in
+			if len(want) == 0 {
+				want = nil
+			}
+			assert.Equal(t, want, got)
+		})
+	}
+}
+
+func TestTimesPackedSize(t *testing.T) {
+	ts := make(Times, 2_700)
+	for i := range ts {
+		ts[i] = int64(i) * 222 // 2,700 times over 10 minutes
+	}
+	packed, array := field(t, ts), field(t, []int64(ts))
+	assert.Less(t, len(packed.Value), 2*len(ts)+16, "two bytes a time")
+	assert.Less(t, 5*len(packed.Value), len(array.Value), "a fifth of the array or less")
+}
+
+func TestLatencyBinsRoundTrip(t *testing.T) {
+	var s kpi.Sketch
+	for _, ms := range []float64{0, 0, 1, 3, 42.5, 250, 250, 1e4, 3.6e6} {
+		s.Add(ms)
+	}
+	for _, tc := range []struct {
+		name string
+		in   LatencyBins
+	}{
+		{"nil", nil},
+		{"sketch", s.Bins()},
+		{"extremes", LatencyBins{{Index: math.MinInt32, Count: math.MaxUint64}, {Index: math.MaxInt32, Count: 1}, {Index: -1, Count: 0}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := field(t, tc.in)
+			require.Equal(t, bson.TypeBinary, v.Type)
+			var got LatencyBins
+			require.NoError(t, got.UnmarshalBSONValue(byte(v.Type), v.Value))
+			assert.Equal(t, tc.in, got)
+		})
+	}
+}
+
+// TestPackedReadsEarlierDocuments decodes the arrays that earlier versions of
+// the sink wrote, and null.
+func TestPackedReadsEarlierDocuments(t *testing.T) {
+	v := field(t, bson.A{int64(3), int32(7), int64(1_000)})
+	var ts Times
+	require.NoError(t, ts.UnmarshalBSONValue(byte(v.Type), v.Value))
+	assert.Equal(t, Times{3, 7, 1_000}, ts)
+
+	v = field(t, bson.A{bson.D{{Key: "i", Value: int32(-1)}, {Key: "n", Value: int64(2)}},
+		bson.D{{Key: "i", Value: int32(5)}, {Key: "n", Value: int64(0)}}, bson.D{{Key: "i", Value: int32(9)}, {Key: "n", Value: int64(4)}}})
+	var bins LatencyBins
+	require.NoError(t, bins.UnmarshalBSONValue(byte(v.Type), v.Value))
+	assert.Equal(t, LatencyBins{{Index: -1, Count: 2}, {Index: 9, Count: 4}}, bins, "bins of count 0 left out")
+
+	v = field(t, nil)
+	ts, bins = Times{1}, LatencyBins{{}}
+	require.NoError(t, ts.UnmarshalBSONValue(byte(v.Type), v.Value))
+	require.NoError(t, bins.UnmarshalBSONValue(byte(v.Type), v.Value))
+	assert.Nil(t, ts)
+	assert.Nil(t, bins)
+
+	var d funnelDoc
+	raw, err := bson.Marshal(bson.D{{Key: "_id", Value: "t/0/x"}, {Key: "final", Value: true},
+		{Key: "steps", Value: bson.A{int64(2), int64(1)}}, {Key: "times_ms", Value: bson.A{int64(10), int64(20)}},
+		{Key: "by", Value: bson.A{bson.D{{Key: "value", Value: "google"}, {Key: "steps", Value: bson.A{int64(2), int64(1)}}, {Key: "times_ms", Value: bson.A{int64(20)}}}}}})
+	require.NoError(t, err)
+	require.NoError(t, bson.Unmarshal(raw, &d))
+	r := d.record()
+	assert.Equal(t, []int64{10, 20}, r.TimesMs)
+	assert.Equal(t, []int64{20}, r.By[0].TimesMs)
+}
+
+func TestPackedErrors(t *testing.T) {
+	bin := func(sub byte, data ...byte) bson.RawValue { return field(t, bson.Binary{Subtype: sub, Data: data}) }
+	for _, tc := range []struct {
+		name string
+		v    bson.RawValue
+		want string
+	}{
+		{"string", field(t, "x"), "a string, not a binary or an array"},
+		{"array of strings", field(t, bson.A{"x"}), "element 0 is a string"},
+		{"subtype", bin(4, packFormat), "subtype 4"},
+		{"empty binary", bin(0), "unknown packed format"},
+		{"format", bin(0, 2, 0), "unknown packed format"},
+		{"truncated varint", bin(0, packFormat, 0x80), "bad varint at byte 1"},
+		{"overlong varint", bin(0, packFormat, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01), "bad varint at byte 1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var ts Times
+			assert.ErrorContains(t, ts.UnmarshalBSONValue(byte(tc.v.Type), tc.v.Value), tc.want)
+		})
+	}
+	var bins LatencyBins
+	v := bin(0, packFormat, 2) // an index without a count
+	assert.ErrorContains(t, bins.UnmarshalBSONValue(byte(v.Type), v.Value), "bad varint at byte 2")
+	v = bin(0, packFormat, 0xfe, 0xff, 0xff, 0xff, 0x0f, 1) // index 2^31 - 1 ... then past it
+	require.NoError(t, bins.UnmarshalBSONValue(byte(v.Type), v.Value))
+	v = bin(0, packFormat, 0xfe, 0xff, 0xff, 0xff, 0x0f, 1, 2, 1)
+	assert.ErrorContains(t, bins.UnmarshalBSONValue(byte(v.Type), v.Value), "index 2147483648 out of range")
+	v = field(t, bson.A{"x"})
+	assert.ErrorContains(t, bins.UnmarshalBSONValue(byte(v.Type), v.Value), "bin 0")
+}
+
+// FuzzTimes decodes arbitrary packed bytes: no panic, and what decodes
+// encodes back to a value that decodes the same.
+func FuzzTimes(f *testing.F) {
+	for _, ts := range []Times{nil, {1, 2, 3}, {math.MinInt64, math.MaxInt64}} {
+		v := field(f, ts)
+		_, data, _ := v.BinaryOK()
+		f.Add(data)
+	}
+	f.Add([]byte{packFormat, 0x80})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		v := field(t, bson.Binary{Data: data})
+		var ts Times
+		if ts.UnmarshalBSONValue(byte(v.Type), v.Value) != nil {
+			return
+		}
+		w := field(t, ts)
+		var again Times
+		require.NoError(t, again.UnmarshalBSONValue(byte(w.Type), w.Value))
+		require.Equal(t, ts, again)
+	})
+}
+
+// FuzzLatencyBins is FuzzTimes for LatencyBins.
+func FuzzLatencyBins(f *testing.F) {
+	var s kpi.Sketch
+	for _, ms := range []float64{0, 3, 42.5, 1e4} {
+		s.Add(ms)
+	}
+	for _, b := range []LatencyBins{nil, s.Bins(), {{Index: math.MaxInt32, Count: math.MaxUint64}}} {
+		v := field(f, b)
+		_, data, _ := v.BinaryOK()
+		f.Add(data)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		v := field(t, bson.Binary{Data: data})
+		var b LatencyBins
+		if b.UnmarshalBSONValue(byte(v.Type), v.Value) != nil {
+			return
+		}
+		w := field(t, b)
+		var again LatencyBins
+		require.NoError(t, again.UnmarshalBSONValue(byte(w.Type), w.Value))
+		require.Equal(t, b, again)
+	})
+}
