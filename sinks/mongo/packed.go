@@ -43,43 +43,21 @@ func (t Times) MarshalBSONValue() (byte, []byte, error) {
 // UnmarshalBSONValue decodes t from a packed binary, an array of integers
 // or null.
 func (t *Times) UnmarshalBSONValue(typ byte, data []byte) error {
-	v := bson.RawValue{Type: bson.Type(typ), Value: data}
-	switch v.Type {
-	case bson.TypeNull:
-		*t = nil
-		return nil
-	case bson.TypeArray:
-		vals, err := arrayValues(v)
-		if err != nil {
-			return fmt.Errorf("times: %w", err)
-		}
-		out := make(Times, len(vals))
-		for i, e := range vals {
+	out, err := unpack(typ, data, "times", 2,
+		func(i int, e bson.RawValue) (int64, bool, error) {
 			n, ok := e.AsInt64OK()
 			if !ok {
-				return fmt.Errorf("times: element %d is a %s, not an integer", i, e.Type)
+				return 0, false, fmt.Errorf("element %d is a %s, not an integer", i, e.Type)
 			}
-			out[i] = n
-		}
-		*t = out
-		return nil
-	}
-	p, err := packed(v)
-	if err != nil {
-		return fmt.Errorf("times: %w", err)
-	}
-	var out Times
-	var prev int64
-	for len(p.rest) > 0 {
-		d, err := p.varint()
-		if err != nil {
-			return fmt.Errorf("times: %w", err)
-		}
-		prev += d
-		out = append(out, prev)
-	}
+			return n, true, nil
+		},
+		func(r *reader, prev *int64) (int64, error) {
+			d, err := r.varint()
+			*prev += d
+			return *prev, err
+		})
 	*t = out
-	return nil
+	return err
 }
 
 // LatencyBins are a latency sketch's sparse bins (kpi.Sketch.Bins) as the
@@ -106,68 +84,85 @@ func (b LatencyBins) MarshalBSONValue() (byte, []byte, error) {
 // UnmarshalBSONValue decodes b from a packed binary, an array of {i, n}
 // documents or null.
 func (b *LatencyBins) UnmarshalBSONValue(typ byte, data []byte) error {
-	v := bson.RawValue{Type: bson.Type(typ), Value: data}
-	switch v.Type {
-	case bson.TypeNull:
-		*b = nil
-		return nil
-	case bson.TypeArray:
-		vals, err := arrayValues(v)
-		if err != nil {
-			return fmt.Errorf("latency bins: %w", err)
-		}
-		var out LatencyBins
-		for k, e := range vals {
+	out, err := unpack(typ, data, "latency bins", 3,
+		func(i int, e bson.RawValue) (kpi.Bin, bool, error) {
 			var d struct {
 				I int32 `bson:"i"`
 				N int64 `bson:"n"`
 			}
 			if err := e.Unmarshal(&d); err != nil {
-				return fmt.Errorf("latency bins: bin %d: %w", k, err)
+				return kpi.Bin{}, false, fmt.Errorf("bin %d: %w", i, err)
 			}
-			if d.N > 0 {
-				out = append(out, kpi.Bin{Index: d.I, Count: uint64(d.N)})
+			return kpi.Bin{Index: d.I, Count: uint64(d.N)}, d.N > 0, nil
+		},
+		func(r *reader, prev *int64) (kpi.Bin, error) {
+			d, err := r.varint()
+			if err != nil {
+				return kpi.Bin{}, err
 			}
-		}
-		*b = out
-		return nil
-	}
-	p, err := packed(v)
-	if err != nil {
-		return fmt.Errorf("latency bins: %w", err)
-	}
-	var out LatencyBins
-	var prev int64
-	for len(p.rest) > 0 {
-		d, err := p.varint()
-		if err != nil {
-			return fmt.Errorf("latency bins: %w", err)
-		}
-		n, err := p.uvarint()
-		if err != nil {
-			return fmt.Errorf("latency bins: %w", err)
-		}
-		prev += d
-		if prev < math.MinInt32 || prev > math.MaxInt32 {
-			return fmt.Errorf("latency bins: index %d out of range at byte %d", prev, p.at())
-		}
-		out = append(out, kpi.Bin{Index: int32(prev), Count: n})
-	}
+			n, err := r.uvarint()
+			if err != nil {
+				return kpi.Bin{}, err
+			}
+			if *prev += d; *prev < math.MinInt32 || *prev > math.MaxInt32 {
+				return kpi.Bin{}, fmt.Errorf("index %d out of range at byte %d", *prev, r.at())
+			}
+			return kpi.Bin{Index: int32(*prev), Count: n}, nil
+		})
 	*b = out
-	return nil
+	return err
+}
+
+// unpack decodes a packed field named name: null as nil; an array of an
+// earlier version element by element with elem, which says whether to keep
+// each; a packed binary with next, value by value, from prev 0 (about size
+// bytes a value).
+func unpack[E any](typ byte, data []byte, name string, size int,
+	elem func(i int, e bson.RawValue) (E, bool, error), next func(r *reader, prev *int64) (E, error)) ([]E, error) {
+	v := bson.RawValue{Type: bson.Type(typ), Value: data}
+	if v.Type == bson.TypeNull {
+		return nil, nil
+	}
+	if v.Type == bson.TypeArray {
+		arr, ok := v.ArrayOK()
+		if !ok {
+			return nil, fmt.Errorf("%s: malformed array", name)
+		}
+		vals, err := arr.Values()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		out := make([]E, 0, len(vals))
+		for i, e := range vals {
+			x, keep, err := elem(i, e)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", name, err)
+			}
+			if keep {
+				out = append(out, x)
+			}
+		}
+		return out, nil
+	}
+	r, err := packed(v)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	out := make([]E, 0, len(r.rest)/size)
+	var prev int64
+	for len(r.rest) > 0 {
+		x, err := next(r, &prev)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		out = append(out, x)
+	}
+	return out, nil
 }
 
 func marshalBinary(buf []byte) (byte, []byte, error) {
 	typ, data, err := bson.MarshalValue(bson.Binary{Data: buf})
 	return byte(typ), data, err
-}
-
-func arrayValues(v bson.RawValue) ([]bson.RawValue, error) {
-	arr, ok := v.ArrayOK()
-	if !ok {
-		return nil, errors.New("malformed array")
-	}
-	return arr.Values()
 }
 
 // reader reads the varints of a packed field.

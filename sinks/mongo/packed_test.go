@@ -11,6 +11,34 @@ import (
 	"github.com/clickstreamkit/clickstream/kpi"
 )
 
+// unmarshaler is a pointer to a T that decodes itself.
+type unmarshaler[T any] interface {
+	*T
+	UnmarshalBSONValue(byte, []byte) error
+}
+
+// decode decodes v into a new T, as the driver does.
+func decode[T any, P unmarshaler[T]](v bson.RawValue) (T, error) {
+	var x T
+	err := P(&x).UnmarshalBSONValue(byte(v.Type), v.Value)
+	return x, err
+}
+
+// roundTrip encodes in and decodes it back, checking that it travels as a
+// binary.
+func roundTrip[T ~[]E, E any, P unmarshaler[T]](t *testing.T, in T) {
+	t.Helper()
+	v := field(t, in)
+	require.Equal(t, bson.TypeBinary, v.Type, "packed in a binary")
+	got, err := decode[T, P](v)
+	require.NoError(t, err)
+	if len(in) == 0 {
+		assert.Empty(t, got)
+	} else {
+		assert.Equal(t, in, got)
+	}
+}
+
 // field marshals v as the only field of a document and returns the field's
 // raw value, as a decoder meets it.
 func field(t testing.TB, v any) bson.RawValue {
@@ -24,25 +52,14 @@ func TestTimesRoundTrip(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		in   Times
-		want Times
 	}{
-		{"nil", nil, nil},
-		{"empty", Times{}, nil},
-		{"sorted", Times{0, 1, 1, 250, 61_000, 3_600_000}, nil},
-		{"unsorted and negative", Times{5, -3, 1 << 40, -1 << 40}, nil},
-		{"extremes", Times{math.MinInt64, math.MaxInt64, 0, math.MinInt64}, nil},
+		{"nil", nil},
+		{"empty", Times{}},
+		{"sorted", Times{0, 1, 1, 250, 61_000, 3_600_000}},
+		{"unsorted and negative", Times{5, -3, 1 << 40, -1 << 40}},
+		{"extremes", Times{math.MinInt64, math.MaxInt64, 0, math.MinInt64}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			v := field(t, tc.in)
-			require.Equal(t, bson.TypeBinary, v.Type, "packed in a binary")
-			var got Times
-			require.NoError(t, got.UnmarshalBSONValue(byte(v.Type), v.Value))
-			want := tc.in
-			if len(want) == 0 {
-				want = nil
-			}
-			assert.Equal(t, want, got)
-		})
+		t.Run(tc.name, func(t *testing.T) { roundTrip(t, tc.in) })
 	}
 }
 
@@ -69,13 +86,7 @@ func TestLatencyBinsRoundTrip(t *testing.T) {
 		{"sketch", s.Bins()},
 		{"extremes", LatencyBins{{Index: math.MinInt32, Count: math.MaxUint64}, {Index: math.MaxInt32, Count: 1}, {Index: -1, Count: 0}}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			v := field(t, tc.in)
-			require.Equal(t, bson.TypeBinary, v.Type)
-			var got LatencyBins
-			require.NoError(t, got.UnmarshalBSONValue(byte(v.Type), v.Value))
-			assert.Equal(t, tc.in, got)
-		})
+		t.Run(tc.name, func(t *testing.T) { roundTrip(t, tc.in) })
 	}
 }
 
@@ -142,8 +153,7 @@ func TestPackedErrors(t *testing.T) {
 	assert.ErrorContains(t, bins.UnmarshalBSONValue(byte(v.Type), v.Value), "bin 0")
 }
 
-// FuzzTimes decodes arbitrary packed bytes: no panic, and what decodes
-// encodes back to a value that decodes the same.
+// FuzzTimes decodes arbitrary packed bytes (fuzzPacked).
 func FuzzTimes(f *testing.F) {
 	for _, ts := range []Times{nil, {1, 2, 3}, {math.MinInt64, math.MaxInt64}} {
 		v := field(f, ts)
@@ -151,17 +161,7 @@ func FuzzTimes(f *testing.F) {
 		f.Add(data)
 	}
 	f.Add([]byte{packFormat, 0x80})
-	f.Fuzz(func(t *testing.T, data []byte) {
-		v := field(t, bson.Binary{Data: data})
-		var ts Times
-		if ts.UnmarshalBSONValue(byte(v.Type), v.Value) != nil {
-			return
-		}
-		w := field(t, ts)
-		var again Times
-		require.NoError(t, again.UnmarshalBSONValue(byte(w.Type), w.Value))
-		require.Equal(t, ts, again)
-	})
+	f.Fuzz(fuzzPacked[Times])
 }
 
 // FuzzLatencyBins is FuzzTimes for LatencyBins.
@@ -175,15 +175,17 @@ func FuzzLatencyBins(f *testing.F) {
 		_, data, _ := v.BinaryOK()
 		f.Add(data)
 	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		v := field(t, bson.Binary{Data: data})
-		var b LatencyBins
-		if b.UnmarshalBSONValue(byte(v.Type), v.Value) != nil {
-			return
-		}
-		w := field(t, b)
-		var again LatencyBins
-		require.NoError(t, again.UnmarshalBSONValue(byte(w.Type), w.Value))
-		require.Equal(t, b, again)
-	})
+	f.Fuzz(fuzzPacked[LatencyBins])
+}
+
+// fuzzPacked decodes data as a packed binary: no panic, and what decodes
+// encodes back to a value that decodes the same.
+func fuzzPacked[T any, P unmarshaler[T]](t *testing.T, data []byte) {
+	x, err := decode[T, P](field(t, bson.Binary{Data: data}))
+	if err != nil {
+		return
+	}
+	again, err := decode[T, P](field(t, x))
+	require.NoError(t, err)
+	require.Equal(t, x, again)
 }

@@ -8,21 +8,27 @@ import (
 
 	"github.com/clickstreamkit/clickstream/examples/internal/memstore"
 	"github.com/clickstreamkit/clickstream/funnel"
+	"github.com/clickstreamkit/clickstream/internal/mongotest"
 	"github.com/clickstreamkit/clickstream/kpi"
 	"github.com/clickstreamkit/clickstream/pipeline"
 	"github.com/clickstreamkit/clickstream/session"
 	"github.com/clickstreamkit/clickstream/sinks"
+	mongosink "github.com/clickstreamkit/clickstream/sinks/mongo"
 )
 
-// filled returns a store holding hours of 4 partitions' final windows,
-// funnel minutes (5 breakdown values) and 60 sessions a minute each, as the
-// default demo makes them, and the newest minute.
+// filled returns a store holding history(hours) and the newest minute.
 func filled(b *testing.B, hours int) (*memstore.Store, int64) {
 	st, err := memstore.New(pipeline.DefaultConfig(), 25*time.Hour)
 	if err != nil {
 		b.Fatal(err)
 	}
-	w := st.Wrap(&sinks.Memory{})
+	return st, history(b, hours, st.Wrap(&sinks.Memory{}))
+}
+
+// history writes to w hours of 4 partitions' final windows, funnel minutes
+// (5 breakdown values) and 60 sessions a minute each, as the default demo
+// makes them, a minute a round, and returns the newest minute.
+func history(b *testing.B, hours int, w sinks.Sink) int64 {
 	t0 := int64(1_741_953_600_000)
 	var last int64
 	for i := range hours * 60 {
@@ -53,7 +59,7 @@ func filled(b *testing.B, hours int) (*memstore.Store, int64) {
 			b.Fatal(err)
 		}
 	}
-	return st, last
+	return last
 }
 
 // BenchmarkStoreAnswers: what the dashboard asks every tick (the newest 30
@@ -80,6 +86,40 @@ func BenchmarkStoreAnswers(b *testing.B) {
 				if _, _, err := st.Anomalies(ctx, to.Add(-60*time.Minute), to); err != nil {
 					b.Fatal(err)
 				}
+			}
+		})
+	}
+}
+
+// BenchmarkLoad reads hours of history (see history: 24 hours is 5,760
+// windows, 5,760 funnel minutes and 345,600 sessions) from the MongoDB sink's
+// collections into a store, as the demo does at start.
+func BenchmarkLoad(b *testing.B) {
+	for _, hours := range []int{1, 24} {
+		b.Run(fmt.Sprint(hours, "h"), func(b *testing.B) {
+			c := mongotest.Client(b)
+			ms, err := mongosink.New(c, mongotest.Database(b, c, "cs_bench_load_"), mongosink.WithMaxBulk(32)) // FerretDB: see the README
+			if err != nil {
+				b.Fatal(err)
+			}
+			history(b, hours, ms)
+			var sessions int
+			for b.Loop() {
+				st, err := memstore.New(pipeline.DefaultConfig(), 25*time.Hour)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := st.Load(context.Background(), ms); err != nil {
+					b.Fatal(err)
+				}
+				ss, err := st.Sessions(context.Background(), time.UnixMilli(0), time.UnixMilli(1<<50))
+				if err != nil {
+					b.Fatal(err)
+				}
+				sessions = len(ss)
+			}
+			if want := hours * 60 * 4 * 60; sessions != want {
+				b.Fatalf("loaded %d sessions, want %d", sessions, want)
 			}
 		})
 	}
