@@ -22,34 +22,40 @@ const maxDepth = 512
 // Decoder turns JSON messages into validated events. Its zero value is not
 // usable; create one with [NewDecoder]. A Decoder is safe for concurrent use.
 type Decoder struct {
+	decoderConfig
+}
+
+// decoderConfig is what the decoder options set.
+type decoderConfig struct {
 	maxBytes int
 	skewMs   int64
 	now      func() time.Time
 }
 
 // DecoderOption configures a [Decoder].
-type DecoderOption func(*Decoder)
+type DecoderOption func(*decoderConfig)
 
 // WithMaxEventBytes sets the largest accepted message. Default 64 KiB.
-func WithMaxEventBytes(n int) DecoderOption { return func(d *Decoder) { d.maxBytes = n } }
+func WithMaxEventBytes(n int) DecoderOption { return func(c *decoderConfig) { c.maxBytes = n } }
 
 // WithMaxFutureSkew sets how far event_ts may be ahead of the processing clock.
 // Default 5m.
 func WithMaxFutureSkew(skew time.Duration) DecoderOption {
-	return func(d *Decoder) { d.skewMs = skew.Milliseconds() }
+	return func(c *decoderConfig) { c.skewMs = skew.Milliseconds() }
 }
 
 // WithClock sets the processing clock used by the future-timestamp guard.
 // Default time.Now.
-func WithClock(now func() time.Time) DecoderOption { return func(d *Decoder) { d.now = now } }
+func WithClock(now func() time.Time) DecoderOption { return func(c *decoderConfig) { c.now = now } }
 
-// NewDecoder returns a decoder with the given options.
+// NewDecoder returns a decoder with the given options. No setting makes it
+// fail: a limit of 0 bytes, say, refuses every message as too large.
 func NewDecoder(opts ...DecoderOption) *Decoder {
-	d := &Decoder{maxBytes: DefaultMaxEventBytes, skewMs: DefaultMaxFutureSkew.Milliseconds(), now: time.Now}
+	c := decoderConfig{maxBytes: DefaultMaxEventBytes, skewMs: DefaultMaxFutureSkew.Milliseconds(), now: time.Now}
 	for _, o := range opts {
-		o(d)
+		o(&c)
 	}
-	return d
+	return &Decoder{c}
 }
 
 // Field indexes, in the order validation reports them.

@@ -129,16 +129,13 @@ type Part struct {
 
 // Funnel counts entities through ordered steps. Create it with New.
 type Funnel struct {
-	steps  []string
-	tags   []uint8  // tag of each step
-	types  []string // distinct step types; a tag indexes it
-	scope  Scope
-	window int64 // conversion window, user scope
-	dim    Dimension
-	acc    map[int64]*minuteAcc
-	users  map[string][]session.Mark
-	used   []bool
-	swept  int64 // user scope: the watermark of the last sweep
+	config
+	tags  []uint8  // tag of each step
+	types []string // distinct step types; a tag indexes it
+	acc   map[int64]*minuteAcc
+	users map[string][]session.Mark
+	used  []bool
+	swept int64 // user scope: the watermark of the last sweep
 
 	// running values: what each open session adds to its start minute, by
 	// slot (session scope), or what each user's buffered marks add
@@ -172,23 +169,31 @@ type openSession struct {
 	counted  bool
 }
 
+// config is what the options set.
+type config struct {
+	steps  []string
+	scope  Scope
+	window int64 // conversion window, user scope
+	dim    Dimension
+}
+
 // Option configures a Funnel.
-type Option func(*Funnel)
+type Option func(*config)
 
 // WithSteps sets the ordered steps (event types). Default DefaultSteps.
 func WithSteps(types ...string) Option {
-	return func(f *Funnel) { f.steps = slices.Clone(types) }
+	return func(c *config) { c.steps = slices.Clone(types) }
 }
 
 // WithUserScope counts users' events within window of their first step
-// instead of sessions.
+// instead of sessions. Default: session scope.
 func WithUserScope(window time.Duration) Option {
-	return func(f *Funnel) { f.scope, f.window = ScopeUser, window.Milliseconds() }
+	return func(c *config) { c.scope, c.window = ScopeUser, window.Milliseconds() }
 }
 
 // WithBreakdown breaks each record down by the value of dimension d of its
 // sessions' earliest event (session scope). Default: none.
-func WithBreakdown(d Dimension) Option { return func(f *Funnel) { f.dim = d } }
+func WithBreakdown(d Dimension) Option { return func(c *config) { c.dim = d } }
 
 // ErrBadConfig is returned for an empty or too long list of steps, a
 // non-positive conversion window, or a breakdown by an unknown dimension or
@@ -197,16 +202,17 @@ var ErrBadConfig = errors.New("funnel: need 1..255 steps, in user scope a positi
 
 // New returns an empty funnel.
 func New(opts ...Option) (*Funnel, error) {
-	f := &Funnel{steps: DefaultSteps, acc: map[int64]*minuteAcc{}, users: map[string][]session.Mark{}, swept: math.MinInt64,
-		run: map[int64]*minuteAcc{}, changed: map[int64]bool{}, shown: map[int64]bool{},
-		userRun: map[string][]openSession{}, dirty: map[string]bool{}}
+	c := config{steps: DefaultSteps}
 	for _, o := range opts {
-		o(f)
+		o(&c)
 	}
-	if len(f.steps) == 0 || len(f.steps) > 255 || (f.scope == ScopeUser && (f.window <= 0 || f.dim != "")) ||
-		(f.dim != "" && !f.dim.Valid()) {
+	if len(c.steps) == 0 || len(c.steps) > 255 || (c.scope == ScopeUser && (c.window <= 0 || c.dim != "")) ||
+		(c.dim != "" && !c.dim.Valid()) {
 		return nil, ErrBadConfig
 	}
+	f := &Funnel{config: c, acc: map[int64]*minuteAcc{}, users: map[string][]session.Mark{}, swept: math.MinInt64,
+		run: map[int64]*minuteAcc{}, changed: map[int64]bool{}, shown: map[int64]bool{},
+		userRun: map[string][]openSession{}, dirty: map[string]bool{}}
 	for _, s := range f.steps {
 		i := slices.Index(f.types, s)
 		if i < 0 {

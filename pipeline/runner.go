@@ -32,17 +32,17 @@ import (
 // is at least as durable as the store, so a checkpoint never covers results
 // that a crash lost.
 type Runner struct {
-	src      sources.Source
-	sink     sinks.Sink
-	store    checkpoint.Store
-	interval time.Duration
-	save     bool // checkpoints are saved
-	commit   bool // offsets are committed
-	cfg      Config
-	log      *slog.Logger
-	parts    map[partKey]*part
-	free     chan []Decoded // decoded slices handed back for reuse
-	workers  sync.WaitGroup // one goroutine per partition held
+	src   sources.Source
+	sink  sinks.Sink
+	store checkpoint.Store
+	runnerConfig
+	save    bool // checkpoints are saved
+	commit  bool // offsets are committed
+	cfg     Config
+	log     *slog.Logger
+	parts   map[partKey]*part
+	free    chan []Decoded // decoded slices handed back for reuse
+	workers sync.WaitGroup // one goroutine per partition held
 
 	mu    sync.Mutex
 	stats Stats
@@ -123,8 +123,13 @@ type Stats struct {
 	LastFinalMinute int64
 }
 
+// runnerConfig is what the runner options set.
+type runnerConfig struct {
+	interval time.Duration
+}
+
 // RunnerOption configures a Runner.
-type RunnerOption func(*Runner)
+type RunnerOption func(*runnerConfig)
 
 // WithCheckpointInterval sets how often, at most, each partition is
 // checkpointed and committed; results are written every update_interval
@@ -132,7 +137,7 @@ type RunnerOption func(*Runner)
 // end of the input, at shutdown and around an idle partition's advance.
 // Default 5s.
 func WithCheckpointInterval(d time.Duration) RunnerOption {
-	return func(r *Runner) { r.interval = d }
+	return func(c *runnerConfig) { c.interval = d }
 }
 
 // NewRunner checks its arguments and cfg and returns a runner; it starts
@@ -147,17 +152,15 @@ func NewRunner(src sources.Source, sink sinks.Sink, store checkpoint.Store, cfg 
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	r := &Runner{src: src, sink: sink, store: store, cfg: cfg, log: cfg.Logger, parts: map[partKey]*part{},
-		interval: 5 * time.Second}
+	rc := runnerConfig{interval: 5 * time.Second}
 	for _, o := range opts {
-		o(r)
+		o(&rc)
 	}
-	if r.interval <= 0 {
+	if rc.interval <= 0 {
 		return nil, fmt.Errorf("%w: the checkpoint interval must be positive", ErrConfig)
 	}
-	r.save = sink.Durable() || !store.Durable()
-	r.commit = sink.Durable() && store.Durable()
-	return r, nil
+	return &Runner{src: src, sink: sink, store: store, runnerConfig: rc, cfg: cfg, log: cfg.Logger, parts: map[partKey]*part{},
+		save: sink.Durable() || !store.Durable(), commit: sink.Durable() && store.Durable()}, nil
 }
 
 // Stats returns the progress so far. It is safe for concurrent use.

@@ -72,11 +72,7 @@ type Handle int32
 
 // Sessionizer groups accepted events into sessions. Create it with New.
 type Sessionizer struct {
-	gap      int64
-	winSize  int64
-	money    clickstream.Currencies
-	marker   Marker
-	labeler  Labeler
+	config
 	labels   map[string]string // interned labels
 	users    map[string]int32
 	uslab    []user
@@ -119,41 +115,48 @@ type sess struct {
 	changed              bool // listed in changes
 }
 
+// config is what the options set.
+type config struct {
+	gap     int64
+	winSize int64
+	money   clickstream.Currencies
+	marker  Marker
+	labeler Labeler
+}
+
 // Option configures a Sessionizer.
-type Option func(*Sessionizer)
+type Option func(*config)
 
 // WithGap sets session_gap. Default 30m.
-func WithGap(d time.Duration) Option { return func(s *Sessionizer) { s.gap = d.Milliseconds() } }
+func WithGap(d time.Duration) Option { return func(c *config) { c.gap = d.Milliseconds() } }
 
 // WithCurrencies sets how purchases count in revenue. Default: EUR only.
-func WithCurrencies(c clickstream.Currencies) Option { return func(s *Sessionizer) { s.money = c } }
+func WithCurrencies(m clickstream.Currencies) Option { return func(c *config) { c.money = m } }
 
 // WithMarker keeps tagged events in each session. Default: none.
-func WithMarker(m Marker) Option { return func(s *Sessionizer) { s.marker = m } }
+func WithMarker(m Marker) Option { return func(c *config) { c.marker = m } }
 
 // WithLabeler labels each session by its earliest event (Record.Label).
 // Default: none.
-func WithLabeler(l Labeler) Option { return func(s *Sessionizer) { s.labeler = l } }
+func WithLabeler(l Labeler) Option { return func(c *config) { c.labeler = l } }
 
 // WithWindowSize sets the window length FirstInWindow counts in. Default 1m.
-func WithWindowSize(d time.Duration) Option {
-	return func(s *Sessionizer) { s.winSize = d.Milliseconds() }
-}
+func WithWindowSize(d time.Duration) Option { return func(c *config) { c.winSize = d.Milliseconds() } }
 
-// ErrBadGap is returned for a gap that is not positive.
-var ErrBadGap = errors.New("session: gap must be positive")
+// ErrBadGap is returned for a gap or a window size that is not positive.
+var ErrBadGap = errors.New("session: gap and window size must be positive")
 
 // New returns an empty Sessionizer.
 func New(opts ...Option) (*Sessionizer, error) {
-	s := &Sessionizer{gap: DefaultGap.Milliseconds(), winSize: time.Minute.Milliseconds(),
-		users: map[string]int32{}, byMinute: map[int64]int32{}, advanced: window.NegInf, labels: map[string]string{}}
+	c := config{gap: DefaultGap.Milliseconds(), winSize: time.Minute.Milliseconds()}
 	for _, o := range opts {
-		o(s)
+		o(&c)
 	}
-	if s.gap <= 0 || s.winSize <= 0 {
+	if c.gap <= 0 || c.winSize <= 0 {
 		return nil, ErrBadGap
 	}
-	return s, nil
+	return &Sessionizer{config: c, users: map[string]int32{}, byMinute: map[int64]int32{}, advanced: window.NegInf,
+		labels: map[string]string{}}, nil
 }
 
 // Add puts an accepted event into its user's sessions and returns a handle to
@@ -657,8 +660,8 @@ func (s *Sessionizer) UnmarshalBinary(b []byte) error {
 	if gap := r.Int(); r.Err() == nil && gap != s.gap {
 		return errors.New("session: snapshot taken with another gap")
 	}
-	ns := &Sessionizer{gap: s.gap, winSize: s.winSize, money: s.money, marker: s.marker, labeler: s.labeler,
-		users: map[string]int32{}, byMinute: map[int64]int32{}, advanced: r.Int(), labels: map[string]string{}}
+	ns := &Sessionizer{config: s.config, users: map[string]int32{}, byMinute: map[int64]int32{}, advanced: r.Int(),
+		labels: map[string]string{}}
 	if s.inc != nil {
 		ns.inc = &increments{}
 	}

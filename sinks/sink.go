@@ -61,6 +61,13 @@ type Progress struct {
 	FunnelBefore int64
 }
 
+// Max returns, field by field, the larger of p and q: how far a partition
+// has got by either, since progress never moves backwards.
+func (p Progress) Max(q Progress) Progress {
+	return Progress{Partitions: max(p.Partitions, q.Partitions), Watermark: max(p.Watermark, q.Watermark),
+		FunnelBefore: max(p.FunnelBefore, q.FunnelBefore)}
+}
+
 // Accepted is an accepted event and the offset of its message.
 type Accepted struct {
 	Offset int64

@@ -111,8 +111,7 @@ func (v *View) SetProgress(topic string, partition int32, p Progress) {
 	v.seen(topic, partition)
 	v.counts[topic] = max(v.counts[topic], p.Partitions)
 	if old, ok := v.progress[k]; ok {
-		p = Progress{Partitions: max(p.Partitions, old.Partitions), Watermark: max(p.Watermark, old.Watermark),
-			FunnelBefore: max(p.FunnelBefore, old.FunnelBefore)}
+		p = p.Max(old)
 	}
 	v.progress[k] = p
 }

@@ -209,3 +209,32 @@ func TestViewStaleRunningFunnel(t *testing.T) {
 	v.End("t", 1)
 	require.Len(t, v.Funnel(window.NegInf, window.PosInf), 1, "a minute of stale records only is gone")
 }
+
+func TestProgressMax(t *testing.T) {
+	neg, pos := window.NegInf, window.PosInf
+	for _, tc := range []struct {
+		name    string
+		p, q    sinks.Progress
+		want    sinks.Progress
+		forward bool // p.Max(q) != q: p moves q on
+	}{
+		{"the same", sinks.Progress{Partitions: 2, Watermark: neg, FunnelBefore: neg}, sinks.Progress{Partitions: 2, Watermark: neg, FunnelBefore: neg},
+			sinks.Progress{Partitions: 2, Watermark: neg, FunnelBefore: neg}, false},
+		{"each field its larger", sinks.Progress{Partitions: 4, Watermark: 10, FunnelBefore: neg}, sinks.Progress{Partitions: 2, Watermark: 20, FunnelBefore: 5},
+			sinks.Progress{Partitions: 4, Watermark: 20, FunnelBefore: 5}, true},
+		{"older", sinks.Progress{Partitions: 1, Watermark: neg, FunnelBefore: 0}, sinks.Progress{Partitions: 1, Watermark: 7, FunnelBefore: 0},
+			sinks.Progress{Partitions: 1, Watermark: 7, FunnelBefore: 0}, false},
+		{"the end of input", sinks.Progress{Watermark: pos, FunnelBefore: pos}, sinks.Progress{Partitions: 3, Watermark: 7, FunnelBefore: neg},
+			sinks.Progress{Partitions: 3, Watermark: pos, FunnelBefore: pos}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := tc.p.Max(tc.q)
+			if got != tc.want || tc.q.Max(tc.p) != tc.want {
+				t.Errorf("Max = %+v and %+v, want %+v both ways", got, tc.q.Max(tc.p), tc.want)
+			}
+			if (got != tc.q) != tc.forward {
+				t.Errorf("moves q on = %v, want %v", got != tc.q, tc.forward)
+			}
+		})
+	}
+}

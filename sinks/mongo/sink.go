@@ -225,7 +225,7 @@ func (s *Sink) Write(ctx context.Context, bs ...*sinks.Batch) error {
 		if len(b.KPIs) > 0 || len(b.Sessions) > 0 || len(b.Funnel) > 0 {
 			results = append(results, b)
 		}
-		if last, ok := s.published[partKey{b.Topic, b.Partition}]; !ok || ahead(b.Progress, last) {
+		if last, ok := s.published[partKey{b.Topic, b.Partition}]; !ok || b.Progress.Max(last) != last {
 			moved = append(moved, b)
 		}
 	}
@@ -265,8 +265,7 @@ func (s *Sink) Write(ctx context.Context, bs ...*sinks.Batch) error {
 		key := partKey{b.Topic, b.Partition}
 		p := b.Progress
 		if q, ok := s.published[key]; ok {
-			p = sinks.Progress{Partitions: max(p.Partitions, q.Partitions), Watermark: max(p.Watermark, q.Watermark),
-				FunnelBefore: max(p.FunnelBefore, q.FunnelBefore)}
+			p = p.Max(q)
 		}
 		s.published[key] = p
 	}
@@ -280,11 +279,6 @@ func where(bs []*sinks.Batch) string {
 		parts[i] = fmt.Sprintf("%s/%d offsets [%d, %d)", b.Topic, b.Partition, b.FirstOffset, b.NextOffset)
 	}
 	return strings.Join(parts, ", ")
-}
-
-// ahead reports whether p is beyond q in some field.
-func ahead(p, q sinks.Progress) bool {
-	return p.Partitions > q.Partitions || p.Watermark > q.Watermark || p.FunnelBefore > q.FunnelBefore
 }
 
 // writeResults writes the batches' windows, then their sessions and funnel

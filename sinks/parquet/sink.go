@@ -51,9 +51,8 @@ const (
 // guarantees). Create it with New. It is safe for concurrent use; writes are
 // serialized.
 type Sink struct {
-	dir   string
-	chunk int64
-	log   *slog.Logger
+	dir string
+	config
 
 	mu     sync.Mutex
 	parts  map[partKey]*partition
@@ -74,18 +73,24 @@ type partition struct {
 	kpis   *kpiLog
 }
 
+// config is what the options set.
+type config struct {
+	chunk int64
+	log   *slog.Logger
+}
+
 // Option configures a Sink.
-type Option func(*Sink)
+type Option func(*config)
 
 // WithChunkSize sets how many offsets an events file covers: chunk k of a
 // partition holds the accepted events with offsets in [k*n, (k+1)*n).
 // Default DefaultChunkSize. Changing it for a directory that already holds
 // files breaks the determinism of file boundaries: use a new directory.
-func WithChunkSize(n int64) Option { return func(s *Sink) { s.chunk = n } }
+func WithChunkSize(n int64) Option { return func(c *config) { c.chunk = n } }
 
 // WithLogger sets the logger for files written and repairs made. Default:
 // discard.
-func WithLogger(l *slog.Logger) Option { return func(s *Sink) { s.log = l } }
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
 
 // New returns a sink writing under dir, which it creates if missing. It reads
 // nothing yet: each partition's state is loaded from its files on the
@@ -94,20 +99,20 @@ func New(dir string, opts ...Option) (*Sink, error) {
 	if dir == "" {
 		return nil, errors.New("parquet: a directory is required")
 	}
-	s := &Sink{dir: dir, chunk: DefaultChunkSize, parts: map[partKey]*partition{}}
+	c := config{chunk: DefaultChunkSize}
 	for _, o := range opts {
-		o(s)
+		o(&c)
 	}
-	if s.chunk <= 0 {
-		return nil, fmt.Errorf("parquet: chunk size %d, want > 0", s.chunk)
+	if c.chunk <= 0 {
+		return nil, fmt.Errorf("parquet: chunk size %d, want > 0", c.chunk)
 	}
-	if s.log == nil {
-		s.log = slog.New(slog.DiscardHandler)
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("parquet: %w", err)
 	}
-	return s, nil
+	return &Sink{dir: dir, config: c, parts: map[partKey]*partition{}}, nil
 }
 
 // Write makes each batch's accepted events and final minutes durable: in
