@@ -68,15 +68,28 @@ func home(h uint64, n int) int {
 // same id and an event_ts >= wm. If it is not a duplicate, the event is taken
 // as accepted and its id is remembered with ts.
 func (d *Deduper) Seen(id string, ts, wm int64) bool {
-	d.wm = max(d.wm, wm)
 	h1, h2 := d.hash(id)
+	return d.seen(h1, h2, ts, wm)
+}
+
+// SeenWith is Seen for the key (id, n), such as a user in the window
+// starting at n: its fingerprints are those of id under a seed mixed with n.
+func (d *Deduper) SeenWith(id string, n, ts, wm int64) bool {
+	k := uint64(n) * 0x9e3779b97f4a7c15
+	h1 := fphash.String(id, d.seed^k) | 1
+	h2 := fphash.String(id, (^d.seed*0x9e3779b97f4a7c15)^bits.RotateLeft64(k, 32))
+	return d.seen(h1, h2, ts, wm)
+}
+
+func (d *Deduper) seen(h1, h2 uint64, ts, wm int64) bool {
+	d.wm = max(d.wm, wm)
 	n := len(d.slots)
 	for i := home(h1, n); ; {
 		s := &d.slots[i]
 		if s.h1 == 0 {
 			if float64(d.used+1) > maxLoad*float64(n) {
 				d.rebuild(wm)
-				return d.Seen(id, ts, wm)
+				return d.seen(h1, h2, ts, wm)
 			}
 			*s = entry{h1, h2, ts}
 			d.used++

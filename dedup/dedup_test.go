@@ -266,3 +266,29 @@ func ExampleDeduper() {
 	// true
 	// false
 }
+
+// SeenWith keys an id with a number: (id, n) pairs are remembered and
+// forgotten as ids are, and one id under two numbers, or the plain id, are
+// different keys.
+func TestDeduperSeenWith(t *testing.T) {
+	d := dedup.NewSeeded(7)
+	assert.False(t, d.SeenWith("u1", 60_000, 119_999, 0))
+	assert.True(t, d.SeenWith("u1", 60_000, 119_999, 100_000), "same user, same window")
+	assert.False(t, d.SeenWith("u1", 120_000, 179_999, 100_000), "same user, next window")
+	assert.False(t, d.SeenWith("u2", 60_000, 119_999, 100_000), "another user")
+	assert.False(t, d.Seen("u1", 119_999, 100_000), "the plain id")
+	assert.False(t, d.SeenWith("u1", 60_000, 119_999, 120_000), "forgotten once wm passes its ts")
+
+	// Many pairs through rebuilds: each is new once and then held.
+	d = dedup.NewSeeded(8)
+	for w := range int64(50) {
+		for u := range 200 {
+			require.False(t, d.SeenWith(fmt.Sprint("u", u), w*60_000, w*60_000+59_999, 0))
+		}
+	}
+	for w := range int64(50) {
+		for u := range 200 {
+			require.True(t, d.SeenWith(fmt.Sprint("u", u), w*60_000, w*60_000+59_999, 0))
+		}
+	}
+}

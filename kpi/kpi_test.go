@@ -37,9 +37,11 @@ func TestRevenueWithNonBaseCurrency(t *testing.T) {
 			money := clickstream.Currencies{Base: "EUR", Rates: tt.rates}
 			p := kpi.NewPartial(money)
 			p.Reset(0, 60_000)
-			p.Add(kpi.Obs{Event: purchase("a", 10, "EUR"), FirstOfSession: true})
-			p.Add(kpi.Obs{Event: purchase("a", 20, "EUR")})
-			p.Add(kpi.Obs{Event: purchase("b", 100, "USD"), FirstOfSession: true})
+			users := kpi.NewUsers()
+			for _, e := range []*clickstream.Event{purchase("a", 10, "EUR"), purchase("a", 20, "EUR"), purchase("b", 100, "USD")} {
+				e.UserID = "u-" + e.ProductID // two users: two sessions
+				p.Add(kpi.Obs{Event: e, Users: users})
+			}
 			m := p.Minute(true)
 			assert.Equal(t, tt.revenue, m.Revenue)
 			assert.Equal(t, tt.revPurchases, m.RevenuePurchases)

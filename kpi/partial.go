@@ -15,9 +15,9 @@ const TopN = 10
 // Obs is one accepted event as a window sees it.
 type Obs struct {
 	Event *clickstream.Event
-	// FirstOfSession is true for the first event of its session in this
-	// window (see session.Sessionizer.FirstInWindow).
-	FirstOfSession bool
+	// Users counts the window's sessions: the event counts in sessions when
+	// it is its user's first in the window. Nil counts none.
+	Users *Users
 	// LatencyMs is the time the event was applied minus its record timestamp.
 	LatencyMs float64
 }
@@ -86,7 +86,7 @@ func (p *Partial) Add(o Obs) {
 	e := o.Event
 	c := &p.counts
 	c.Events++
-	if o.FirstOfSession {
+	if o.Users != nil && o.Users.First(e.UserID, p.start, p.end) {
 		c.Sessions++
 	}
 	p.latency.Add(o.LatencyMs)

@@ -52,23 +52,24 @@ type Processor struct {
 
 // operators are a processor's stateful operators, made together.
 type operators struct {
-	wm  *window.Watermark
-	dd  *dedup.Deduper
-	ss  *session.Sessionizer
-	win *window.TumblingWindow[kpi.Obs, *kpi.Partial]
-	fun *funnel.Funnel
+	wm    *window.Watermark
+	dd    *dedup.Deduper
+	ss    *session.Sessionizer
+	win   *window.TumblingWindow[kpi.Obs, *kpi.Partial]
+	users *kpi.Users // each window's sessions
+	fun   *funnel.Funnel
 }
 
 // newOperators returns empty operators of the settings c.
 func newOperators(c *Config) (operators, error) {
-	o := operators{wm: window.NewWatermark(c.WatermarkDelay), dd: dedup.New()}
+	o := operators{wm: window.NewWatermark(c.WatermarkDelay), dd: dedup.New(), users: kpi.NewUsers()}
 	o.dd.Incremental()
+	o.users.Incremental()
 	var err error
 	if o.fun, err = c.newFunnel(); err != nil {
 		return o, err
 	}
-	sopts := []session.Option{session.WithGap(c.SessionGap), session.WithCurrencies(c.Currencies),
-		session.WithWindowSize(c.WindowSize)}
+	sopts := []session.Option{session.WithGap(c.SessionGap), session.WithRevenue(c.Currencies.Revenue)}
 	if o.fun.Scope() == funnel.ScopeSession {
 		sopts = append(sopts, session.WithMarker(o.fun.Mark))
 	}
@@ -211,7 +212,7 @@ func (p *Processor) take(m *sources.Message, e *clickstream.Event, err error, no
 		return
 	}
 	p.counters.Accepted++
-	h := p.ss.Add(e)
+	p.ss.Add(e)
 	if p.fun.Scope() == funnel.ScopeUser {
 		if tag, ok := p.fun.Mark(e); ok {
 			p.fun.AddEvent(e.UserID, e.TS, tag)
@@ -221,7 +222,7 @@ func (p *Processor) take(m *sources.Message, e *clickstream.Event, err error, no
 	if m.Timestamp.IsZero() {
 		applied = e.TS
 	}
-	p.win.Add(e.TS, kpi.Obs{Event: e, FirstOfSession: p.ss.FirstInWindow(h, p.win.Start(e.TS), wm), LatencyMs: float64(now - applied)})
+	p.win.Add(e.TS, kpi.Obs{Event: e, Users: p.users, LatencyMs: float64(now - applied)})
 	if p.cfg.KeepEvents {
 		p.out.Events = append(p.out.Events, sinks.Accepted{Offset: m.Offset, Event: *e})
 	}
@@ -239,6 +240,7 @@ func (p *Processor) dead(m *sources.Message, reason clickstream.Reason, field, d
 // the funnel minutes those sessions complete.
 func (p *Processor) advance() {
 	wm := p.wm.Current()
+	p.users.Advance(wm)
 	p.win.Advance(wm, p.emitFinal)
 	n := len(p.out.Sessions)
 	p.ss.Advance(wm, p.emitSession)
@@ -366,11 +368,11 @@ func (p *Processor) Reset() {
 		DeadLetters: o.DeadLetters[:0], Events: o.Events[:0]}
 }
 
-const processorVersion = 4
+const processorVersion = 5
 
-// maxSegmentIDs bounds the dedup ids of one checkpoint segment (about
-// 19 bytes each), and maxSegmentBytes the open sessions of one: well within
-// a MongoDB document.
+// maxSegmentIDs bounds the dedup ids, or the (user, window) pairs, of one
+// checkpoint segment (about 19 bytes each), and maxSegmentBytes the open
+// sessions of one: well within a MongoDB document.
 const (
 	maxSegmentIDs   = 200_000
 	maxSegmentBytes = 4 << 20
@@ -379,39 +381,56 @@ const (
 // segment is a segment of the partition's checkpoint; data is nil once a
 // store holds it.
 type segment struct {
-	id      uint64
-	session bool  // open sessions; else dedup ids
-	newest  int64 // of dedup ids, the newest event_ts: dropped once wm passes it
-	data    []byte
+	id     uint64
+	kind   segmentKind
+	newest int64 // of ids and users, the newest entry: dropped once wm passes it
+	data   []byte
 }
+
+// segmentKind says what a segment holds.
+type segmentKind uint8
+
+const (
+	segmentIDs      segmentKind = iota // dedup ids
+	segmentSessions                    // open sessions
+	segmentUsers                       // the users counted in open windows
+)
 
 // Checkpoint returns the partition's state after the last message processed
 // and the offset it covers: a head of the watermark, windows, funnel and
 // counters, rewritten whole each time, and segments written once: the dedup
-// ids accepted since the last checkpoint (those the watermark expired left
-// out), and the users whose sessions changed (see
-// session.Sessionizer.AppendSegments). Take it once the batch is durable and
+// ids accepted since the last checkpoint and the users first counted in a
+// window since (those the watermark expired left out), and the users whose
+// sessions changed (see session.Sessionizer.AppendSegments). Take it once the batch is durable and
 // Reset: the results waiting in the batch are not part of it. Call Saved
 // once a store holds it.
 func (p *Processor) Checkpoint() (checkpoint.Checkpoint, error) {
 	wm := p.wm.Current()
-	p.segs = slices.DeleteFunc(p.segs, func(s segment) bool { return !s.session && s.newest < wm })
-	for more := true; more; {
-		var data []byte
-		var newest int64
-		data, newest, more = p.dd.AppendFresh(nil, wm, maxSegmentIDs)
-		if len(data) > 0 {
-			p.segID++
-			p.segs = append(p.segs, segment{id: p.segID, newest: newest, data: data})
+	p.segs = slices.DeleteFunc(p.segs, func(s segment) bool { return s.kind != segmentSessions && s.newest < wm })
+	for _, src := range [...]struct {
+		kind  segmentKind
+		fresh func() ([]byte, int64, bool)
+	}{
+		{segmentIDs, func() ([]byte, int64, bool) { return p.dd.AppendFresh(nil, wm, maxSegmentIDs) }},
+		{segmentUsers, func() ([]byte, int64, bool) { return p.users.AppendFresh(nil, maxSegmentIDs) }},
+	} {
+		for more := true; more; {
+			var data []byte
+			var newest int64
+			data, newest, more = src.fresh()
+			if len(data) > 0 {
+				p.segID++
+				p.segs = append(p.segs, segment{id: p.segID, kind: src.kind, newest: newest, data: data})
+			}
 		}
 	}
 	fresh, keep := p.ss.AppendSegments(func() uint64 { p.segID++; return p.segID }, maxSegmentBytes)
 	p.segs = slices.DeleteFunc(p.segs, func(s segment) bool {
 		_, kept := slices.BinarySearch(keep, s.id)
-		return s.session && !kept
+		return s.kind == segmentSessions && !kept
 	})
 	for _, f := range fresh {
-		p.segs = append(p.segs, segment{id: f.ID, session: true, data: f.Data})
+		p.segs = append(p.segs, segment{id: f.ID, kind: segmentSessions, data: f.Data})
 	}
 	slices.SortFunc(p.segs, func(a, b segment) int { return cmp.Compare(a.id, b.id) })
 	b := snap.AppendHeader(nil, "pipeline", processorVersion)
@@ -429,7 +448,7 @@ func (p *Processor) Checkpoint() (checkpoint.Checkpoint, error) {
 	segs := make([]checkpoint.Segment, len(p.segs))
 	for i, s := range p.segs {
 		b = snap.AppendUint(b, s.id)
-		b = snap.AppendBool(b, s.session)
+		b = snap.AppendUint(b, uint64(s.kind))
 		b = snap.AppendInt(b, s.newest)
 		segs[i] = checkpoint.Segment{ID: s.id, Data: s.data}
 	}
@@ -483,7 +502,10 @@ func (p *Processor) restore(cp checkpoint.Checkpoint) error {
 	segID := r.Uint()
 	segs := make([]segment, r.Len())
 	for i := range segs {
-		segs[i] = segment{id: r.Uint(), session: r.Bool(), newest: r.Int()}
+		segs[i] = segment{id: r.Uint(), kind: segmentKind(r.Uint()), newest: r.Int()}
+		if segs[i].kind > segmentUsers && r.Err() == nil {
+			return fmt.Errorf("%w: segment %d of kind %d", snap.ErrCorrupt, segs[i].id, segs[i].kind)
+		}
 	}
 	ops, err := newOperators(p.cfg)
 	if err != nil {
@@ -507,19 +529,25 @@ func (p *Processor) restore(cp checkpoint.Checkpoint) error {
 	if len(cp.Segments) != len(segs) {
 		return fmt.Errorf("%w: %d segments listed, %d loaded", snap.ErrCorrupt, len(segs), len(cp.Segments))
 	}
-	var ids [][]byte
+	var ids, users [][]byte
 	var open []session.Segment
 	for i, s := range cp.Segments {
 		if s.ID != segs[i].id {
 			return fmt.Errorf("%w: segment %d loaded where %d is listed", snap.ErrCorrupt, s.ID, segs[i].id)
 		}
-		if segs[i].session {
+		switch segs[i].kind {
+		case segmentSessions:
 			open = append(open, session.Segment{ID: s.ID, Data: s.Data})
-		} else {
+		case segmentUsers:
+			users = append(users, s.Data)
+		default:
 			ids = append(ids, s.Data)
 		}
 	}
 	if err := ops.dd.Restore(ops.wm.Current(), ids...); err != nil {
+		return err
+	}
+	if err := ops.users.Restore(ops.wm.Current(), users...); err != nil {
 		return err
 	}
 	if err := ops.ss.RestoreSegments(open...); err != nil {

@@ -66,10 +66,6 @@ type Marker func(e *clickstream.Event) (tag uint8, keep bool)
 // event.
 type Labeler func(e *clickstream.Event) string
 
-// Handle names a user's state inside a Sessionizer between two calls; it is
-// valid until the next Advance.
-type Handle int32
-
 // Sessionizer groups accepted events into sessions. Create it with New.
 type Sessionizer struct {
 	config
@@ -91,7 +87,6 @@ type Sessionizer struct {
 type user struct {
 	id        string
 	open      []int32 // open sessions, by start
-	wins      []int64 // starts of open windows this user's session has counted in
 	idleSince int64   // when the last session closed, while open is empty
 	seg       uint64  // the segment holding the user's open sessions, 0 none
 	dirty     bool    // changed since the last AppendSegments
@@ -118,8 +113,7 @@ type sess struct {
 // config is what the options set.
 type config struct {
 	gap     int64
-	winSize int64
-	money   clickstream.Currencies
+	revenue Revenue
 	marker  Marker
 	labeler Labeler
 }
@@ -130,8 +124,14 @@ type Option func(*config)
 // WithGap sets session_gap. Default 30m.
 func WithGap(d time.Duration) Option { return func(c *config) { c.gap = d.Milliseconds() } }
 
-// WithCurrencies sets how purchases count in revenue. Default: EUR only.
-func WithCurrencies(m clickstream.Currencies) Option { return func(c *config) { c.money = m } }
+// Revenue values a purchase in a session's revenue, and reports whether it
+// counts there at all.
+type Revenue func(e *clickstream.Event) (float64, bool)
+
+// WithRevenue sets how a purchase counts in revenue (SEMANTICS §6's rule is
+// clickstream.Currencies.Revenue). Default: its price in EUR, nothing in
+// another currency.
+func WithRevenue(r Revenue) Option { return func(c *config) { c.revenue = r } }
 
 // WithMarker keeps tagged events in each session. Default: none.
 func WithMarker(m Marker) Option { return func(c *config) { c.marker = m } }
@@ -140,28 +140,28 @@ func WithMarker(m Marker) Option { return func(c *config) { c.marker = m } }
 // Default: none.
 func WithLabeler(l Labeler) Option { return func(c *config) { c.labeler = l } }
 
-// WithWindowSize sets the window length FirstInWindow counts in. Default 1m.
-func WithWindowSize(d time.Duration) Option { return func(c *config) { c.winSize = d.Milliseconds() } }
-
-// ErrBadGap is returned for a gap or a window size that is not positive.
-var ErrBadGap = errors.New("session: gap and window size must be positive")
+// ErrBadGap is returned for a gap that is not positive.
+var ErrBadGap = errors.New("session: gap must be positive")
 
 // New returns an empty Sessionizer.
 func New(opts ...Option) (*Sessionizer, error) {
-	c := config{gap: DefaultGap.Milliseconds(), winSize: time.Minute.Milliseconds()}
+	c := config{gap: DefaultGap.Milliseconds(), revenue: clickstream.Currencies{Base: clickstream.DefaultBaseCurrency}.Revenue}
 	for _, o := range opts {
 		o(&c)
 	}
-	if c.gap <= 0 || c.winSize <= 0 {
+	if c.gap <= 0 {
 		return nil, ErrBadGap
+	}
+	if c.revenue == nil {
+		return nil, errors.New("session: no revenue function")
 	}
 	return &Sessionizer{config: c, users: map[string]int32{}, byMinute: map[int64]int32{}, advanced: window.NegInf,
 		labels: map[string]string{}}, nil
 }
 
-// Add puts an accepted event into its user's sessions and returns a handle to
-// the user. Late events must not be added.
-func (s *Sessionizer) Add(e *clickstream.Event) Handle {
+// Add puts an accepted event into its user's sessions. Late events must not
+// be added.
+func (s *Sessionizer) Add(e *clickstream.Event) {
 	ui, ok := s.users[e.UserID]
 	if !ok {
 		ui = s.newUser(e.UserID)
@@ -216,7 +216,7 @@ func (s *Sessionizer) Add(e *clickstream.Event) Handle {
 		ss.atc++
 	case clickstream.KindPurchase:
 		ss.pur++
-		if r, ok := s.money.Revenue(e); ok {
+		if r, ok := s.revenue(e); ok {
 			ss.revenue += r
 		}
 	}
@@ -229,7 +229,6 @@ func (s *Sessionizer) Add(e *clickstream.Event) Handle {
 			s.touch(target)
 		}
 	}
-	return Handle(ui)
 }
 
 // maxLabels bounds the interned labels.
@@ -393,27 +392,6 @@ func (s *Sessionizer) merge(a, b int32) {
 	s.sfree = append(s.sfree, b)
 }
 
-// FirstInWindow reports whether the user's event in the window starting at
-// start is the first of its session there, for counting distinct sessions per
-// window; wm drops windows already final.
-func (s *Sessionizer) FirstInWindow(h Handle, start, wm int64) bool {
-	u := &s.uslab[h]
-	n := 0
-	seen := false
-	for _, w := range u.wins {
-		if w+s.winSize > wm { // still open
-			u.wins[n] = w
-			n++
-			seen = seen || w == start
-		}
-	}
-	u.wins = u.wins[:n]
-	if !seen {
-		u.wins = append(u.wins, start)
-	}
-	return !seen
-}
-
 // Advance emits every session made final by wm (wm >= end + gap), earliest
 // end first. The record is reused after emit returns.
 func (s *Sessionizer) Advance(wm int64, emit func(*Record)) {
@@ -456,7 +434,7 @@ func (s *Sessionizer) forget(wm int64) {
 			continue // back in the meantime
 		}
 		delete(s.users, u.id)
-		*u = user{open: u.open[:0], wins: u.wins[:0]}
+		*u = user{open: u.open[:0]}
 		s.ufree = append(s.ufree, it.user)
 	}
 	s.idle = s.idle[:copy(s.idle, s.idle[n:])]
@@ -555,7 +533,7 @@ func (s *Sessionizer) removeHeap(i int) {
 	}
 }
 
-const version = 3
+const version = 4
 
 // AppendBinary appends the state (encoding.BinaryAppender): the open
 // sessions, or after Incremental only what AppendSegments leaves out.
@@ -574,14 +552,10 @@ func (s *Sessionizer) AppendBinary(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// appendUser appends a user's open sessions and window marks.
+// appendUser appends a user's open sessions.
 func (s *Sessionizer) appendUser(dst []byte, ui int32) []byte {
 	u := &s.uslab[ui]
 	dst = snap.AppendString(dst, u.id)
-	dst = snap.AppendUint(dst, uint64(len(u.wins)))
-	for _, w := range u.wins {
-		dst = snap.AppendInt(dst, w)
-	}
 	dst = snap.AppendUint(dst, uint64(len(u.open)))
 	for _, si := range u.open {
 		ss := &s.sslab[si]
@@ -604,10 +578,6 @@ func (s *Sessionizer) appendUser(dst []byte, ui int32) []byte {
 // a segment is dropped); it returns -1 for a user left without one.
 func (s *Sessionizer) readUser(r *snap.Reader) int32 {
 	id := r.String()
-	var wins []int64
-	for range r.Len() {
-		wins = append(wins, r.Int())
-	}
 	ui := int32(-1)
 	for range r.Len() {
 		start, end, events, pv, atc, pur := r.Int(), r.Int(), r.Int(), r.Int(), r.Int(), r.Int()
@@ -623,7 +593,6 @@ func (s *Sessionizer) readUser(r *snap.Reader) int32 {
 		}
 		if ui < 0 {
 			ui = s.newUser(id)
-			s.uslab[ui].wins = wins
 		}
 		si := s.newSession(ui, start)
 		ss := &s.sslab[si]
@@ -652,7 +621,7 @@ func (s *Sessionizer) sortedUsers() []int32 {
 }
 
 // UnmarshalBinary replaces the state with what AppendBinary wrote; the
-// options (gap, currencies, marker) stay as configured. After Incremental,
+// options (gap, revenue, marker) stay as configured. After Incremental,
 // RestoreSegments then adds the segments.
 func (s *Sessionizer) UnmarshalBinary(b []byte) error {
 	r := snap.NewReader(b)
