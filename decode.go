@@ -2,6 +2,7 @@ package clickstream
 
 import (
 	"encoding/binary"
+	"errors"
 	"math"
 	"math/bits"
 	"strconv"
@@ -48,14 +49,20 @@ func WithMaxFutureSkew(skew time.Duration) DecoderOption {
 // Default time.Now.
 func WithClock(now func() time.Time) DecoderOption { return func(c *decoderConfig) { c.now = now } }
 
-// NewDecoder returns a decoder with the given options. No setting makes it
-// fail: a limit of 0 bytes, say, refuses every message as too large.
-func NewDecoder(opts ...DecoderOption) *Decoder {
+// ErrDecoderConfig is returned by NewDecoder for a size limit that is not
+// positive, a negative skew or a nil clock.
+var ErrDecoderConfig = errors.New("clickstream: max event bytes must be positive, max future skew not negative, the clock set")
+
+// NewDecoder returns a decoder with the given options.
+func NewDecoder(opts ...DecoderOption) (*Decoder, error) {
 	c := decoderConfig{maxBytes: DefaultMaxEventBytes, skewMs: DefaultMaxFutureSkew.Milliseconds(), now: time.Now}
 	for _, o := range opts {
 		o(&c)
 	}
-	return &Decoder{c}
+	if c.maxBytes <= 0 || c.skewMs < 0 || c.now == nil {
+		return nil, ErrDecoderConfig
+	}
+	return &Decoder{c}, nil
 }
 
 // Field indexes, in the order validation reports them.

@@ -17,7 +17,11 @@ import (
 var now = time.Date(2025, 3, 14, 12, 0, 0, 0, time.UTC)
 
 func decoder() *clickstream.Decoder {
-	return clickstream.NewDecoder(clickstream.WithClock(func() time.Time { return now }))
+	d, err := clickstream.NewDecoder(clickstream.WithClock(func() time.Time { return now }))
+	if err != nil {
+		panic(err)
+	}
+	return d
 }
 
 const seedEvent = `{"event_id":"b1a9e1f0-2aee-4dfb-9d19-0a3c0b5a2c0e","event_type":"page_view","event_ts":"2025-03-14T12:00:04.235Z","user_id":"u_204983","session_id":"s_7a3b1e","page":"/product/sku_12345","product_id":"sku_12345","price":29.90,"currency":"EUR","utm":{"source":"google","medium":"cpc","campaign":"spring24"},"device":{"ua":"Mozilla/5.0","os":"Windows","mobile":false},"geo":{"country":"DE","city":"Munich"}}`
@@ -192,4 +196,18 @@ func TestAppendJSONRoundTrip(t *testing.T) {
 	assert.Equal(t, "u_204983", m["user_id"])
 	assert.InDelta(t, 29.90, m["price"].(float64), 0)
 	assert.False(t, math.IsNaN(e.Price))
+}
+
+// NewDecoder refuses settings no message could pass.
+func TestNewDecoderRefusesBadSettings(t *testing.T) {
+	for name, opt := range map[string]clickstream.DecoderOption{
+		"zero size":     clickstream.WithMaxEventBytes(0),
+		"negative skew": clickstream.WithMaxFutureSkew(-time.Second),
+		"nil clock":     clickstream.WithClock(nil),
+	} {
+		_, err := clickstream.NewDecoder(opt)
+		assert.ErrorIs(t, err, clickstream.ErrDecoderConfig, name)
+	}
+	_, err := clickstream.NewDecoder(clickstream.WithMaxEventBytes(1), clickstream.WithMaxFutureSkew(0))
+	assert.NoError(t, err)
 }

@@ -39,7 +39,7 @@ func benchData(b *testing.B, n int) [][]byte {
 // the data set repeats, shifted in time, so windows and sessions keep closing.
 func BenchmarkOperators(b *testing.B) {
 	values := benchData(b, 1<<20)
-	dec := clickstream.NewDecoder(clickstream.WithClock(func() time.Time { return processingTime }))
+	dec := mustDecoder(clickstream.WithClock(func() time.Time { return processingTime }))
 	var events []clickstream.Event
 	for _, v := range values {
 		var e clickstream.Event

@@ -13,7 +13,8 @@ import (
 	"github.com/clickstreamkit/clickstream/window"
 )
 
-// Config holds every setting of SEMANTICS. Start from DefaultConfig.
+// Config holds every setting of SEMANTICS but deadletter_topic, which is the
+// dead-letter sink's (sinks/kafkadl.WithTopic). Start from DefaultConfig.
 type Config struct {
 	MaxEventBytes    int                    // max_event_bytes [64 KiB]
 	MaxFutureSkew    time.Duration          // max_future_skew [5m]
@@ -29,7 +30,6 @@ type Config struct {
 	AnomalyWindow    int                    // anomaly_window [30]
 	AnomalyMinPoints int                    // anomaly_min_points [10]
 	AnomalyZ         float64                // anomaly_z [3.0]
-	DeadletterTopic  string                 // deadletter_topic [events_deadletter]
 	IdleTimeout      time.Duration          // idle_timeout [1m]
 
 	// KeepEvents puts the accepted events into each batch, for archive sinks.
@@ -60,7 +60,6 @@ func DefaultConfig() Config {
 		AnomalyWindow:    kpi.DefaultAnomalyWindow,
 		AnomalyMinPoints: kpi.DefaultAnomalyMinPoints,
 		AnomalyZ:         kpi.DefaultAnomalyZ,
-		DeadletterTopic:  "events_deadletter",
 		IdleTimeout:      time.Minute,
 		MaxPending:       50_000,
 	}
@@ -123,7 +122,7 @@ func (c *Config) horizon() int64 {
 }
 
 // NewDecoder returns the event decoder the settings describe.
-func (c *Config) NewDecoder() *clickstream.Decoder {
+func (c *Config) NewDecoder() (*clickstream.Decoder, error) {
 	return clickstream.NewDecoder(clickstream.WithMaxEventBytes(c.MaxEventBytes),
 		clickstream.WithMaxFutureSkew(c.MaxFutureSkew), clickstream.WithClock(c.Clock))
 }

@@ -96,8 +96,10 @@ func NewProcessor(cfg Config, topic string, partition int32) (*Processor, error)
 	p := &Processor{cfg: &cfg, next: -1, funMin: window.NegInf, horizon: cfg.horizon()}
 	p.out.Topic, p.out.Partition, p.out.FirstOffset = topic, partition, -1
 	p.shown = sinks.Progress{Watermark: window.NegInf, FunnelBefore: window.NegInf}
-	p.dec = p.cfg.NewDecoder()
 	var err error
+	if p.dec, err = p.cfg.NewDecoder(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
 	if p.operators, err = newOperators(p.cfg); err != nil {
 		return nil, err
 	}

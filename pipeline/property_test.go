@@ -368,7 +368,7 @@ func TestRestartAfterEndOfInput(t *testing.T) {
 
 // newestTS returns the newest event_ts of the valid messages.
 func newestTS(values [][]byte) (int64, bool) {
-	dec := clickstream.NewDecoder(clickstream.WithClock(func() time.Time { return processingTime }))
+	dec := mustDecoder(clickstream.WithClock(func() time.Time { return processingTime }))
 	newest, ok := int64(0), false
 	for _, v := range values {
 		var e clickstream.Event

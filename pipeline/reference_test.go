@@ -65,7 +65,7 @@ func reference(cfg pipeline.Config, msgs [][]byte, now time.Time) refOut {
 // watermark to the newest accepted event_ts plus the horizon, below which
 // the next run's events are late (SEMANTICS §3, §10).
 func referenceRuns(cfg pipeline.Config, runs [][][]byte, now time.Time) refOut {
-	dec := clickstream.NewDecoder(clickstream.WithClock(func() time.Time { return now }),
+	dec := mustDecoder(clickstream.WithClock(func() time.Time { return now }),
 		clickstream.WithMaxEventBytes(cfg.MaxEventBytes), clickstream.WithMaxFutureSkew(cfg.MaxFutureSkew))
 	out := refOut{kpis: map[int64]*refKPI{}, sessions: map[string]refSession{}, funnel: map[int64]*refFunnel{}}
 	delay := cfg.WatermarkDelay.Milliseconds()
@@ -304,4 +304,13 @@ func (f *refFunnel) count(cfg pipeline.Config, evs []arrived) {
 		f.steps[j]++
 	}
 	f.times = append(f.times, prev-first)
+}
+
+// mustDecoder returns a decoder of opts; the tests' settings are all valid.
+func mustDecoder(opts ...clickstream.DecoderOption) *clickstream.Decoder {
+	d, err := clickstream.NewDecoder(opts...)
+	if err != nil {
+		panic(err)
+	}
+	return d
 }

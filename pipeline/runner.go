@@ -39,6 +39,7 @@ type Runner struct {
 	save    bool // checkpoints are saved
 	commit  bool // offsets are committed
 	cfg     Config
+	dec     *clickstream.Decoder
 	log     *slog.Logger
 	parts   map[partKey]*part
 	free    chan []Decoded // decoded slices handed back for reuse
@@ -159,7 +160,11 @@ func NewRunner(src sources.Source, sink sinks.Sink, store checkpoint.Store, cfg 
 	if rc.interval <= 0 {
 		return nil, fmt.Errorf("%w: the checkpoint interval must be positive", ErrConfig)
 	}
-	return &Runner{src: src, sink: sink, store: store, runnerConfig: rc, cfg: cfg, log: cfg.Logger, parts: map[partKey]*part{},
+	dec, err := cfg.NewDecoder()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	return &Runner{src: src, sink: sink, store: store, runnerConfig: rc, cfg: cfg, dec: dec, log: cfg.Logger, parts: map[partKey]*part{},
 		save: sink.Durable() || !store.Durable(), commit: sink.Durable() && store.Durable()}, nil
 }
 
@@ -201,7 +206,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	batches := make(chan readResult, 2)
 	r.free = make(chan []Decoded, 8)
 	free := r.free
-	dec := r.cfg.NewDecoder()
+	dec := r.dec
 	wg.Go(func() {
 		for {
 			b, err := r.src.Read(readCtx)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/clickstreamkit/clickstream/funnel"
 	"github.com/clickstreamkit/clickstream/pipeline"
+	"github.com/clickstreamkit/clickstream/sinks/kafkadl"
 )
 
 // projectFile is project.yaml: every SEMANTICS setting, by its name there,
@@ -50,6 +51,9 @@ type project struct {
 	// start is more likely wrong than down. Outages after start are retried
 	// without end, as before. Zero when the file does not set it.
 	connectTimeout time.Duration
+	// deadletterTopic (deadletter_topic) is the Kafka topic the dead-letter
+	// sink produces to.
+	deadletterTopic string
 }
 
 // loadConfig reads project.yaml at path ("" for the defaults) into a
@@ -64,7 +68,7 @@ func loadConfig(path string) (pipeline.Config, error) {
 func loadProject(path string) (project, error) {
 	cfg := pipeline.DefaultConfig()
 	if path == "" {
-		return project{pipeline: cfg}, cfg.Validate()
+		return project{pipeline: cfg, deadletterTopic: kafkadl.DefaultTopic}, cfg.Validate()
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -76,7 +80,11 @@ func loadProject(path string) (project, error) {
 	if err := dec.Decode(&f); err != nil && err.Error() != "EOF" {
 		return project{pipeline: cfg}, fmt.Errorf("config %s: %w", path, err)
 	}
-	p := project{}
+	p := project{deadletterTopic: kafkadl.DefaultTopic}
+	set(&p.deadletterTopic, f.DeadletterTopic)
+	if p.deadletterTopic == "" {
+		return project{pipeline: cfg}, fmt.Errorf("config %s: deadletter_topic is empty", path)
+	}
 	if f.ConnectTimeout != nil {
 		if *f.ConnectTimeout <= 0 {
 			return project{pipeline: cfg}, fmt.Errorf("config %s: connect_timeout %v: want more than 0", path, *f.ConnectTimeout)
@@ -117,7 +125,6 @@ func pipelineConfig(path string, cfg pipeline.Config, f projectFile) (pipeline.C
 	set(&cfg.AnomalyWindow, f.AnomalyWindow)
 	set(&cfg.AnomalyMinPoints, f.AnomalyMinPoints)
 	set(&cfg.AnomalyZ, f.AnomalyZ)
-	set(&cfg.DeadletterTopic, f.DeadletterTopic)
 	set(&cfg.IdleTimeout, f.IdleTimeout)
 	if err := cfg.Validate(); err != nil {
 		return cfg, fmt.Errorf("config %s: %w", path, err)

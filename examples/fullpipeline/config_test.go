@@ -52,6 +52,15 @@ func TestConfigOverridesAndErrors(t *testing.T) {
 	assert.Equal(t, funnel.Dimension(""), cfg.FunnelBreakdown, "none")
 	_, err = loadConfig(write("funnel_breakdown: utm.medium\n"))
 	assert.ErrorIs(t, err, pipeline.ErrConfig)
+
+	p, err := loadProject(write("deadletter_topic: dl2\n"))
+	require.NoError(t, err)
+	assert.Equal(t, "dl2", p.deadletterTopic)
+	p, err = loadProject("")
+	require.NoError(t, err)
+	assert.Equal(t, "events_deadletter", p.deadletterTopic, "the default")
+	_, err = loadProject(write("deadletter_topic: \"\"\n"))
+	assert.ErrorContains(t, err, "deadletter_topic")
 }
 
 func TestConfigConnectTimeout(t *testing.T) {

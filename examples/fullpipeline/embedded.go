@@ -34,7 +34,7 @@ func embeddedDir(data string) string { return filepath.Join(data, "embedded-kafk
 // times shifted to now, resuming after the records of earlier runs, and
 // opens a consumer-group source on it.
 func openEmbedded(ctx context.Context, o options, cfg *pipeline.Config, log *slog.Logger, c *closers) (input, error) {
-	broker, err := embedkafka.Start(ctx, "127.0.0.1:0", map[string]int32{rawTopic: rawPartitions, cfg.DeadletterTopic: 1})
+	broker, err := embedkafka.Start(ctx, "127.0.0.1:0", map[string]int32{rawTopic: rawPartitions, o.deadletterTopic: 1})
 	if err != nil {
 		return input{}, err
 	}
@@ -44,7 +44,11 @@ func openEmbedded(ctx context.Context, o options, cfg *pipeline.Config, log *slo
 		return input{}, err
 	}
 	c.add(blog.Close)
-	latest := latestEventTime(blog)
+	dec, err := clickstream.NewDecoder()
+	if err != nil {
+		return input{}, err
+	}
+	latest := latestEventTime(blog, dec)
 	if err := blog.Restore(ctx, broker); err != nil {
 		return input{}, err
 	}
@@ -98,8 +102,7 @@ func openEmbedded(ctx context.Context, o options, cfg *pipeline.Config, log *slo
 // each partition of the log (zero when it has none): a resumed producer's
 // events go on from there, since MaxLead may have let them run ahead of
 // the clock, and behind it they would be late.
-func latestEventTime(l *embedkafka.Log) time.Time {
-	dec := clickstream.NewDecoder()
+func latestEventTime(l *embedkafka.Log, dec *clickstream.Decoder) time.Time {
 	var e clickstream.Event
 	var latest int64
 	for p := range l.Partitions() {

@@ -63,7 +63,8 @@ type options struct {
 	mongoMaxBulk                        int
 	progress                            time.Duration
 	connectTimeout                      time.Duration
-	connectTimeoutSet                   bool // given on the command line: wins over the -config file's
+	connectTimeoutSet                   bool   // given on the command line: wins over the -config file's
+	deadletterTopic                     string // the -config file's
 }
 
 func parseFlags(args []string) (options, error) {
@@ -125,6 +126,7 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 	}
 	cfg := proj.pipeline
 	o.connectTimeout = o.connectTimeoutFor(proj)
+	o.deadletterTopic = proj.deadletterTopic
 	cfg.Logger = log
 	cfg.KeepEvents = o.parquet != "off"
 	if o.cpuprofile != "" {

@@ -69,7 +69,7 @@ func openSinks(ctx context.Context, o options, cfg *pipeline.Config, in input, l
 		all = append(all, lt.timed("jsonl", j))
 	}
 	if in.brokers != nil {
-		dl, err := kafkadl.New(in.brokers, kafkadl.WithTopic(cfg.DeadletterTopic), kafkadl.WithLogger(log))
+		dl, err := kafkadl.New(in.brokers, kafkadl.WithTopic(o.deadletterTopic), kafkadl.WithLogger(log))
 		if err != nil {
 			return out, err
 		}

@@ -90,7 +90,10 @@ func TestReplayLoopLive(t *testing.T) {
 	if len(msgs) < 400 || len(msgs) > 510 {
 		t.Fatalf("%d messages, want about 500", len(msgs))
 	}
-	dec := clickstream.NewDecoder()
+	dec, err := clickstream.NewDecoder()
+	if err != nil {
+		t.Fatal(err)
+	}
 	valid, renamed := 0, 0
 	for _, m := range msgs {
 		var e clickstream.Event
@@ -167,8 +170,12 @@ func TestWikimediaToFile(t *testing.T) {
 	if len(lines) != 28 {
 		t.Fatalf("%d lines, want 28", len(lines))
 	}
+	dec, err := clickstream.NewDecoder()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, l := range lines {
-		if err := clickstream.NewDecoder().Decode([]byte(l), new(clickstream.Event)); err != nil {
+		if err := dec.Decode([]byte(l), new(clickstream.Event)); err != nil {
 			t.Errorf("%s: %v", l, err)
 		}
 	}
@@ -196,9 +203,13 @@ func TestWikimediaToKafka(t *testing.T) {
 	if len(msgs) != 28 {
 		t.Fatalf("%d messages, want 28", len(msgs))
 	}
+	dec, err := clickstream.NewDecoder()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, m := range msgs {
 		var e clickstream.Event
-		if err := clickstream.NewDecoder().Decode(m.Value, &e); err != nil || string(m.Key) != e.UserID {
+		if err := dec.Decode(m.Value, &e); err != nil || string(m.Key) != e.UserID {
 			t.Errorf("%s keyed %q: %v", m.Value, m.Key, err)
 		}
 	}

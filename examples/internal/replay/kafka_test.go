@@ -88,7 +88,10 @@ func testSarama(t *testing.T, brokers []string, topic string) {
 	}
 	var got []string
 	partOf := map[string]int32{}
-	dec := clickstream.NewDecoder()
+	dec, err := clickstream.NewDecoder()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, part := range parts {
 		end, err := client.GetOffset(topic, part, sarama.OffsetNewest)
 		if err != nil {

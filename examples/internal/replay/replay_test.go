@@ -118,13 +118,17 @@ func TestRunKeysAndValues(t *testing.T) {
 		t.Fatalf("stats %+v, %d sent; want %d", st, len(r.msgs), len(msgs)+2)
 	}
 	keyless := int64(2)
+	dec, err := clickstream.NewDecoder()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for i, m := range msgs {
 		got := r.msgs[i]
 		if !bytes.Equal(got.Value, m.Value) {
 			t.Fatalf("message %d changed: %s", i, got.Value)
 		}
 		var e clickstream.Event
-		err := clickstream.NewDecoder().DecodeAt(m.Value, &e, 1<<62)
+		err := dec.DecodeAt(m.Value, &e, 1<<62)
 		switch {
 		case err == nil && string(got.Key) != e.UserID:
 			t.Fatalf("message %d keyed %q, user_id %q", i, got.Key, e.UserID)
@@ -255,7 +259,10 @@ func TestRunLive(t *testing.T) {
 		if st.Rewritten != int64(len(lines)) { // the invalid one has an event_ts too
 			t.Errorf("rewrote %d of %d", st.Rewritten, len(lines))
 		}
-		dec := clickstream.NewDecoder()
+		dec, err := clickstream.NewDecoder()
+		if err != nil {
+			t.Fatal(err)
+		}
 		var offset int64 = -1
 		for i, m := range r.msgs {
 			var orig, got clickstream.Event
@@ -302,7 +309,10 @@ func TestRunLiveClampsLead(t *testing.T) {
 		if _, err := Run(t.Context(), &r, lines, Options{Rate: 10, Live: true, MaxLead: 30 * time.Second}); err != nil {
 			t.Fatal(err)
 		}
-		dec := clickstream.NewDecoder()
+		dec, err := clickstream.NewDecoder()
+		if err != nil {
+			t.Fatal(err)
+		}
 		clamped := 0
 		for i, m := range r.msgs {
 			var e clickstream.Event
@@ -347,7 +357,10 @@ func TestRunLoopLive(t *testing.T) {
 		if st.Passes != 2 || st.Sent != 6 {
 			t.Fatalf("stats %+v, want 2 passes, 6 sent", st)
 		}
-		dec := clickstream.NewDecoder()
+		dec, err := clickstream.NewDecoder()
+		if err != nil {
+			t.Fatal(err)
+		}
 		var ids []string
 		var ts []int64
 		for i, m := range r.msgs {
@@ -400,9 +413,13 @@ func TestRunSkipResumes(t *testing.T) {
 		}
 		var ids []string
 		var ts []int64
+		dec, err := clickstream.NewDecoder()
+		if err != nil {
+			t.Fatal(err)
+		}
 		for i, m := range r.msgs {
 			var e clickstream.Event
-			if err := clickstream.NewDecoder().DecodeAt(m.Value, &e, r.at[i].UnixMilli()); err != nil {
+			if err := dec.DecodeAt(m.Value, &e, r.at[i].UnixMilli()); err != nil {
 				t.Fatalf("message %d: %v", i, err)
 			}
 			ids, ts = append(ids, e.EventID), append(ts, e.TS)
@@ -449,9 +466,13 @@ func TestRunLiveNeverGoesBack(t *testing.T) {
 			t.Fatalf("Run = %v, want the context's error", err)
 		}
 		var ts []int64
+		dec, err := clickstream.NewDecoder()
+		if err != nil {
+			t.Fatal(err)
+		}
 		for i, m := range r.msgs {
 			var e clickstream.Event
-			if err := clickstream.NewDecoder().DecodeAt(m.Value, &e, r.at[i].UnixMilli()); err != nil {
+			if err := dec.DecodeAt(m.Value, &e, r.at[i].UnixMilli()); err != nil {
 				t.Fatalf("message %d: %v", i, err)
 			}
 			ts = append(ts, e.TS)

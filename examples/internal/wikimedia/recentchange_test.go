@@ -52,7 +52,10 @@ func TestFeedRecorded(t *testing.T) {
 	if m, ch, mp := c.Messages.Load(), c.Changes.Load(), c.Mapped.Load(); m != 20 || ch != 20 || mp != 15 {
 		t.Errorf("counts: %d messages, %d changes, %d mapped; want 20, 20, 15", m, ch, mp)
 	}
-	dec := clickstream.NewDecoder()
+	dec, err := clickstream.NewDecoder()
+	if err != nil {
+		t.Fatal(err)
+	}
 	kinds := map[string]int{}
 	var revenue float64
 	seen := map[string]bool{}
@@ -167,8 +170,12 @@ func TestMap(t *testing.T) {
 			if got := types(es); got != tc.types {
 				t.Fatalf("types %q, want %q", got, tc.types)
 			}
+			dec, err := clickstream.NewDecoder()
+			if err != nil {
+				t.Fatal(err)
+			}
 			for _, e := range es {
-				if err := clickstream.NewDecoder().Decode(clickstream.AppendJSON(nil, &e), new(clickstream.Event)); err != nil {
+				if err := dec.Decode(clickstream.AppendJSON(nil, &e), new(clickstream.Event)); err != nil {
 					t.Errorf("%+v: %v", e, err)
 				}
 			}
