@@ -116,6 +116,25 @@ func (v *View) SetProgress(topic string, partition int32, p Progress) {
 	v.progress[k] = p
 }
 
+// Fill adds under v what older holds, for a view that began empty while
+// older was read from storage: a partial of older goes in where v has none
+// of its key, or has a running one and older's is final (the rule of
+// every method); progress is raised and ends are kept. older must not be
+// used afterwards.
+func (v *View) Fill(older *View) {
+	v.kpis.fill(&older.kpis)
+	v.funnel.fill(&older.funnel)
+	for k, p := range older.progress {
+		v.SetProgress(k.topic, k.partition, p)
+	}
+	for k := range older.ended {
+		v.End(k.topic, k.partition)
+	}
+	for topic, n := range older.counts {
+		v.counts[topic] = max(v.counts[topic], n)
+	}
+}
+
 // Progress returns a partition's progress, and whether the view has any.
 func (v *View) Progress(topic string, partition int32) (Progress, bool) {
 	p, ok := v.progress[part{topic, partition}]
@@ -293,6 +312,18 @@ func (b *byMinute[V]) put(minute int64, p part, final bool, clone func() V) {
 		return
 	}
 	ps[p] = entry[V]{clone(), final}
+}
+
+// fill takes o's entries where b has none of their key or a running one
+// where o's is final.
+func (b *byMinute[V]) fill(o *byMinute[V]) {
+	for minute, ops := range o.byKey {
+		for p, e := range ops {
+			if old, ok := b.byKey[minute][p]; !ok || e.final && !old.final {
+				b.put(minute, p, e.final, func() V { return e.v })
+			}
+		}
+	}
 }
 
 // between returns the minutes in [from, to).

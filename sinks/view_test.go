@@ -238,3 +238,36 @@ func TestProgressMax(t *testing.T) {
 		})
 	}
 }
+
+// Fill puts a view read from storage under one written since: a newer
+// partial of a key stays, a stored final one replaces a running one, keys
+// only the older view has come in, and progress takes the larger of both.
+func TestViewFill(t *testing.T) {
+	live := sinks.NewView(time.Minute)
+	older := sinks.NewView(time.Minute)
+	add := func(v *sinks.View, p int32, m kpi.Minute) { v.AddMinute("t", p, &m) }
+	add(live, 0, partial(0, false, 7, 1, 0))  // newer running value of minute 0
+	add(older, 0, partial(0, false, 3, 1, 0)) // an older running one
+	add(live, 1, partial(0, false, 2, 1, 0))  // a replay's running value...
+	add(older, 1, partial(0, true, 9, 1, 0))  // ...under a stored final one
+	add(older, 0, partial(min1, true, 4, 1, 0))
+	add(live, 0, partial(2*min1, true, 5, 1, 0))
+	add(older, 0, partial(2*min1, true, 5, 1, 0))
+	older.AddFunnel("t", 0, &funnel.Record{Minute: 0, Final: true, Entered: 2, Steps: []int64{2, 1}})
+	live.SetProgress("t", 0, sinks.Progress{Partitions: 2, Watermark: 3 * min1})
+	older.SetProgress("t", 0, sinks.Progress{Partitions: 2, Watermark: min1, FunnelBefore: min1})
+	older.SetProgress("t", 1, sinks.Progress{Partitions: 2, Watermark: min1})
+	older.End("t", 1)
+
+	live.Fill(older)
+	got := live.Minutes(window.NegInf, window.PosInf)
+	require.Len(t, got, 3)
+	require.Equal(t, int64(7+9), got[0].Events, "live running value of partition 0, stored final of partition 1")
+	require.Equal(t, int64(4), got[1].Events)
+	require.Equal(t, int64(5), got[2].Events)
+	p, ok := live.Progress("t", 0)
+	require.True(t, ok)
+	require.Equal(t, sinks.Progress{Partitions: 2, Watermark: 3 * min1, FunnelBefore: min1}, p)
+	require.Len(t, live.Funnel(0, min1), 1)
+	require.True(t, got[2].Final, "partition 0 passed it, partition 1 ended")
+}

@@ -156,15 +156,23 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 		return err
 	}
 	var view *memstore.Store // the read API's global view, fed by the sinks' writes
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	if o.http != "off" {
 		if view, err = memstore.New(cfg, apiRetention(cfg)); err != nil {
 			return err
 		}
-		loadStart := time.Now()
-		if err := view.Load(ctx, out.mongo); err != nil {
-			return fmt.Errorf("read API: load from MongoDB: %w", err)
-		}
-		log.Info("read API view loaded", "elapsed", time.Since(loadStart).Round(time.Millisecond))
+		// In the background: the pipeline need not wait for a long history
+		// (a day of it takes FerretDB most of a minute), and the read API
+		// answers 503 until it is in.
+		loaded, loadStart := view.Load(ctx, out.mongo), time.Now()
+		go func() {
+			if err := <-loaded; err != nil {
+				cancel(fmt.Errorf("%w: %w", errViewLoad, err))
+				return
+			}
+			log.Info("read API view loaded", "elapsed", time.Since(loadStart).Round(time.Millisecond))
+		}()
 		out.sink = view.Wrap(out.sink)
 	}
 	in.src, out.sink = lt.source(in.src), lt.sink(out.sink)
@@ -189,11 +197,17 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 	st := runner.Stats()
 	log.Info("done", "read", st.Counters.Read, "accepted", st.Counters.Accepted, "invalid", st.Counters.Invalid,
 		"late", st.Counters.Late, "duplicates", st.Counters.Duplicates, "elapsed", time.Since(start).Round(time.Millisecond))
-	if errors.Is(runErr, context.Canceled) {
+	if cause := context.Cause(ctx); errors.Is(cause, errViewLoad) {
+		runErr = cause
+	} else if errors.Is(runErr, context.Canceled) {
 		runErr = nil // Ctrl-C: the runner flushed and checkpointed
 	}
 	return errors.Join(runErr, closeErr)
 }
+
+// errViewLoad wraps the error of the read API's load from MongoDB, which
+// ends the run.
+var errViewLoad = errors.New("read API: load from MongoDB")
 
 // apiRetention is how much event time the read API's view keeps: its
 // longest range (minutes_back up to 1440) and the anomaly baseline before it.

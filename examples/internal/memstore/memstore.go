@@ -6,9 +6,14 @@
 // for every range), and each answer is as new as the last durable write.
 //
 //	st, err := memstore.New(cfg, 25*time.Hour)
-//	err := st.Load(ctx, mongoSink)         // before the pipeline writes
+//	loaded := st.Load(ctx, mongoSink)      // before the pipeline writes; loads in the background
 //	runner, err := pipeline.NewRunner(src, st.Wrap(sinks), store, cfg)
 //	h := readapi.New(st, cfg, readapi.Options{...})
+//	err = <-loaded
+//
+// While it loads, the pipeline's writes go on into the view, and queries
+// answer ErrLoading (the read API's 503): a day of history takes FerretDB
+// most of a minute to read, and the pipeline does not wait for it.
 //
 // It answers like the MongoDB sink's queries, through the same
 // [sinks.View]: the windows and funnel minutes merged over partitions, final
@@ -22,6 +27,8 @@ package memstore
 import (
 	"cmp"
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -51,6 +58,19 @@ type Store struct {
 	updated   map[part]time.Time                      // when each partition's progress was last published
 	sessions  map[int64]map[sessionKey]session.Record // by start minute
 	minutes   []int64                                 // the keys of sessions, in order
+	loading   bool                                    // a Load has not ended yet
+	failed    error                                   // why the Load failed
+}
+
+// ErrLoading is what queries answer while Load reads the history.
+var ErrLoading = errors.New("memstore: loading the history from MongoDB")
+
+// History is what Load reads: the MongoDB sink's progress, view and
+// sessions (*mongosink.Sink).
+type History interface {
+	Progress(ctx context.Context) ([]mongosink.Progress, error)
+	ReadView(ctx context.Context, from, to time.Time) (*sinks.View, error)
+	Sessions(ctx context.Context, from, to time.Time) ([]session.Record, error)
 }
 
 type part struct {
@@ -75,17 +95,41 @@ func New(cfg pipeline.Config, retain time.Duration) (*Store, error) {
 		sessions: map[int64]map[sessionKey]session.Record{}}, nil
 }
 
-// Load reads what m holds of the retained range into the store: the
+// Load reads what h holds of the retained range into the store, in a
+// goroutine of its own, and sends its result on the channel it returns: the
 // progress, windows and funnel minutes (mongosink.Sink.ReadView) and the
 // sessions, one query of each collection. Call it before the pipeline
-// writes through Wrap.
-func (s *Store) Load(ctx context.Context, m *mongosink.Sink) error {
+// writes through Wrap; the writes may go on meanwhile. Until it ends,
+// queries answer ErrLoading and no window is scored; then what it read fills
+// in under what was written since (sinks.View.Fill: a newer value of a key
+// stays), and the windows are scored in order. A failed Load leaves the
+// store answering its error.
+func (s *Store) Load(ctx context.Context, h History) <-chan error {
+	s.mu.Lock()
+	s.loading = true
+	s.mu.Unlock()
+	done := make(chan error, 1)
+	go func() {
+		err := s.load(ctx, h)
+		s.mu.Lock()
+		if err != nil {
+			s.failed = fmt.Errorf("memstore: load the history from MongoDB: %w", err)
+		} else {
+			s.loading = false
+		}
+		s.mu.Unlock()
+		done <- err
+	}()
+	return done
+}
+
+func (s *Store) load(ctx context.Context, h History) error {
 	// Progress first: results read after it are at least as new.
-	ps, err := m.Progress(ctx)
+	ps, err := h.Progress(ctx)
 	if err != nil {
 		return err
 	}
-	v, err := m.ReadView(ctx, minTime, maxTime)
+	v, err := h.ReadView(ctx, minTime, maxTime)
 	if err != nil {
 		return err
 	}
@@ -95,22 +139,44 @@ func (s *Store) Load(ctx context.Context, m *mongosink.Sink) error {
 	}
 	var ss []session.Record
 	if newest != window.NegInf {
-		if ss, err = m.Sessions(ctx, time.UnixMilli(newest-s.retain), maxTime); err != nil {
+		if ss, err = h.Sessions(ctx, time.UnixMilli(newest-s.retain), maxTime); err != nil {
 			return err
 		}
 	}
+	for _, p := range ps {
+		v.SetProgress(p.Topic, p.Partition, p.Progress)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.view, s.newest = v, newest
+	s.view.Fill(v)
+	s.newest = max(s.newest, newest)
 	for _, p := range ps {
-		s.view.SetProgress(p.Topic, p.Partition, p.Progress)
-		s.updated[part{p.Topic, p.Partition}] = p.UpdatedAt
+		if k := (part{p.Topic, p.Partition}); s.updated[k].IsZero() {
+			s.updated[k] = p.UpdatedAt
+		}
 	}
 	for i := range ss {
+		if byKey := s.sessions[floorMinute(ss[i].Start)]; byKey != nil {
+			if _, ok := byKey[sessionKey{ss[i].UserID, ss[i].Start}]; ok {
+				continue // written since: the same record
+			}
+		}
 		s.addSession(&ss[i])
 	}
 	s.score()
 	s.forget()
+	return nil
+}
+
+// ready returns the error queries answer now, nil once loaded. The caller
+// holds s.mu.
+func (s *Store) ready() error {
+	switch {
+	case s.failed != nil:
+		return s.failed
+	case s.loading:
+		return ErrLoading
+	}
 	return nil
 }
 
@@ -151,7 +217,9 @@ func (s *Store) add(bs []*sinks.Batch) {
 		}
 		s.updated[part{b.Topic, b.Partition}] = now
 	}
-	s.score()
+	if !s.loading {
+		s.score()
+	}
 	s.forget()
 }
 
@@ -200,6 +268,9 @@ func (s *Store) forget() {
 func (s *Store) LatestMinutes(_ context.Context, n int) ([]sinks.MergedMinute, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	if err := s.ready(); err != nil {
+		return nil, err
+	}
 	return s.view.Latest(n), nil
 }
 
@@ -207,6 +278,9 @@ func (s *Store) LatestMinutes(_ context.Context, n int) ([]sinks.MergedMinute, e
 func (s *Store) Funnel(_ context.Context, from, to time.Time) ([]sinks.MergedFunnel, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	if err := s.ready(); err != nil {
+		return nil, err
+	}
 	return s.view.Funnel(from.UnixMilli(), to.UnixMilli()), nil
 }
 
@@ -215,6 +289,10 @@ func (s *Store) Funnel(_ context.Context, from, to time.Time) ([]sinks.MergedFun
 func (s *Store) Sessions(_ context.Context, from, to time.Time) ([]session.Record, error) {
 	f, t := from.UnixMilli(), to.UnixMilli()
 	s.mu.RLock()
+	if err := s.ready(); err != nil {
+		s.mu.RUnlock()
+		return nil, err
+	}
 	var out []session.Record
 	add := func(byKey map[sessionKey]session.Record) {
 		for _, r := range byKey {
@@ -246,6 +324,9 @@ func (s *Store) Anomalies(_ context.Context, from, to time.Time) ([]kpi.Anomaly,
 	f, t := from.UnixMilli(), to.UnixMilli()
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	if err := s.ready(); err != nil {
+		return nil, time.Time{}, err
+	}
 	var out []kpi.Anomaly
 	for _, a := range s.anomalies {
 		if a.Minute >= f && a.Minute < t {
@@ -258,6 +339,10 @@ func (s *Store) Anomalies(_ context.Context, from, to time.Time) ([]kpi.Anomaly,
 // Progress returns every partition's progress, by topic and partition.
 func (s *Store) Progress(context.Context) ([]mongosink.Progress, error) {
 	s.mu.RLock()
+	if err := s.ready(); err != nil {
+		s.mu.RUnlock()
+		return nil, err
+	}
 	out := make([]mongosink.Progress, 0, len(s.updated))
 	for k, at := range s.updated {
 		p, _ := s.view.Progress(k.topic, k.partition)

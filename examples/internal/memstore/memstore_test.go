@@ -2,6 +2,7 @@ package memstore_test
 
 import (
 	"context"
+	"errors"
 	"hash/fnv"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/clickstreamkit/clickstream/internal/mongotest"
 	"github.com/clickstreamkit/clickstream/kpi"
 	"github.com/clickstreamkit/clickstream/pipeline"
+	"github.com/clickstreamkit/clickstream/session"
 	"github.com/clickstreamkit/clickstream/sinks"
 	mongosink "github.com/clickstreamkit/clickstream/sinks/mongo"
 	"github.com/clickstreamkit/clickstream/sources"
@@ -118,7 +120,7 @@ func same(t *testing.T, cfg pipeline.Config, want *mongosink.Sink, got readapi.S
 }
 
 // TestStoreAnswersAsTheSink: a store fed by the sink's writes, and one loaded
-// from the sink after a restart and fed from there, answer what the MongoDB
+// from the sink after a restart while fed from there, answer what the MongoDB
 // sink's queries read back, running values, replays and the end of input
 // included.
 func TestStoreAnswersAsTheSink(t *testing.T) {
@@ -138,22 +140,32 @@ func TestStoreAnswersAsTheSink(t *testing.T) {
 
 	live, err := memstore.New(cfg, 48*time.Hour)
 	require.NoError(t, err)
-	require.NoError(t, live.Load(ctx, ms)) // an empty sink
+	require.NoError(t, <-live.Load(ctx, ms)) // an empty sink
 	sink := live.Wrap(ms)
 	ps := processors(t, cfg)
 	half := len(msgs) / 2
 	feed(t, cfg, sink, ps, msgs[:half], 200, now, false)
 	same(t, cfg, ms, live)
 
-	// A restart: a store loaded from the sink, and the input replayed from
-	// a checkpoint taken a third of the way in.
+	// A restart: a store loading from the sink, and the input replayed from
+	// a checkpoint taken a third of the way in, and on past where the first
+	// run stopped, while the load holds what it read.
 	cps := processors(t, cfg)
 	feed(t, cfg, sinks.SinkFunc(func(context.Context, *sinks.Batch) error { return nil }), cps, msgs[:half/3], 200, now, false)
 	restarted, err := memstore.New(cfg, 48*time.Hour)
 	require.NoError(t, err)
-	require.NoError(t, restarted.Load(ctx, ms))
+	h := &heldHistory{Sink: ms, read: make(chan struct{}), release: make(chan struct{})}
+	loaded := restarted.Load(ctx, h)
+	<-h.read
+	feed(t, cfg, restarted.Wrap(ms), cps, msgs[half/3:half+half/3], 200, now, false)
+	_, err = restarted.LatestMinutes(ctx, 10)
+	require.ErrorIs(t, err, memstore.ErrLoading)
+	_, err = restarted.Progress(ctx)
+	require.ErrorIs(t, err, memstore.ErrLoading)
+	close(h.release)
+	require.NoError(t, <-loaded)
 	same(t, cfg, ms, restarted)
-	feed(t, cfg, restarted.Wrap(ms), cps, msgs[half/3:], 200, now, true)
+	feed(t, cfg, restarted.Wrap(ms), cps, msgs[half+half/3:], 200, now, true)
 	same(t, cfg, ms, restarted)
 	found, _, err := restarted.Anomalies(ctx, time.UnixMilli(0), now.Add(time.Hour))
 	require.NoError(t, err)
@@ -181,4 +193,38 @@ func TestStoreForgets(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, got, 3) // 2, 3 and 4: 4 minus two minutes, on
 	require.Equal(t, int64(2*60_000), got[0].Minute.Minute)
+}
+
+// heldHistory reads the sink's view and then holds it back until release,
+// so that newer writes come in between.
+type heldHistory struct {
+	*mongosink.Sink
+	read, release chan struct{}
+}
+
+func (h *heldHistory) ReadView(ctx context.Context, from, to time.Time) (*sinks.View, error) {
+	v, err := h.Sink.ReadView(ctx, from, to)
+	close(h.read)
+	<-h.release
+	return v, err
+}
+
+// A failed load leaves the store answering why.
+func TestStoreLoadFails(t *testing.T) {
+	st, err := memstore.New(pipeline.DefaultConfig(), time.Hour)
+	require.NoError(t, err)
+	boom := errors.New("boom")
+	require.ErrorIs(t, <-st.Load(context.Background(), failingHistory{boom}), boom)
+	_, err = st.LatestMinutes(context.Background(), 1)
+	require.ErrorIs(t, err, boom)
+}
+
+type failingHistory struct{ err error }
+
+func (f failingHistory) Progress(context.Context) ([]mongosink.Progress, error) { return nil, f.err }
+func (f failingHistory) ReadView(context.Context, time.Time, time.Time) (*sinks.View, error) {
+	return nil, f.err
+}
+func (f failingHistory) Sessions(context.Context, time.Time, time.Time) ([]session.Record, error) {
+	return nil, f.err
 }
