@@ -247,9 +247,9 @@ func benchCheckpoint5k(b *testing.B, store checkpoint.Store) {
 	retained := float64(rate) * (pipeline.DefaultConfig().WatermarkDelay.Seconds() + interval.Seconds())
 	b.ReportMetric(float64(len(cp.State))/1e6, "head_MB")
 	b.ReportMetric(float64(newBytes)/1e3, "new_segment_KB")
-	b.ReportMetric(float64(segBytes)/1e6, "dedup_MB")
+	b.ReportMetric(float64(segBytes)/1e6, "ids_users_MB") // dedup ids and the (user, window) pairs of kpi.Users
 	b.ReportMetric(float64(sessBytes)/1e6, "sessions_MB")
-	b.ReportMetric(float64(segBytes)/retained, "bytes/id")
+	b.ReportMetric(float64(segBytes)/retained, "bytes/event")
 	b.ReportMetric(float64(len(cp.Segments)), "segments")
 	b.ReportMetric(float64(ckpt.Milliseconds())/float64(b.N), "checkpoint_ms")
 	b.ReportMetric(float64(save.Milliseconds())/float64(b.N), "save_ms")

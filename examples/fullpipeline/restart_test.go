@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -19,6 +22,7 @@ import (
 	mongoopts "go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/clickstreamkit/clickstream/examples/internal/embedmongo"
+	"github.com/clickstreamkit/clickstream/sinks"
 	mongosink "github.com/clickstreamkit/clickstream/sinks/mongo"
 )
 
@@ -259,4 +263,100 @@ func unordered(v any) any {
 		return v
 	}
 	return v
+}
+
+var readAPILine = regexp.MustCompile(`msg="dashboard and read API" url=(http://127\.0\.0\.1:\d+/)`)
+
+// TestReadAPIKeepsHistoryAfterRestart runs the default demo with its read
+// API on a free port until windows are final, stops it and starts it again
+// on the same -data: the restarted read API loads the history in the
+// background while the pipeline runs, and answers either 503 (loading) or
+// with every window final before the stop, unchanged, never without them.
+func TestReadAPIKeepsHistoryAfterRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the demo twice")
+	}
+	data := t.TempDir()
+	config := filepath.Join(t.TempDir(), "restart.yaml")
+	yaml := "watermark_delay: 3s\nsession_gap: 10s\nwindow_size: 10s\nupdate_interval: 1s\n"
+	if err := os.WriteFile(config, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"-config", config, "-rate", "40", "-http", "127.0.0.1:0", "-data", data, "-progress", "1s"}
+	start := func(name string) (*e2eProc, string) {
+		p := e2eStart(t, name, args...)
+		var url string
+		e2eWaitFor(t, time.Minute, 20*time.Millisecond, name+" to serve its read API", func() bool {
+			if m := readAPILine.FindStringSubmatch(p.out.String()); m != nil {
+				url = m[1]
+				return true
+			}
+			if p.exited() {
+				t.Fatalf("%s exited at start", name)
+			}
+			return false
+		})
+		return p, url
+	}
+	// finals asks /kpis for the final windows by minute; ok is false for a
+	// 503 while the history loads.
+	finals := func(url string) (map[string]sinks.GlobalKPIRecord, bool) {
+		resp, err := http.Get(url + "kpis?minutes_back=1440")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		switch {
+		case resp.StatusCode == http.StatusServiceUnavailable && strings.Contains(string(body), "loading the history"):
+			return nil, false
+		case resp.StatusCode != http.StatusOK:
+			t.Fatalf("/kpis: %d %s", resp.StatusCode, body)
+		}
+		var v struct{ KPIs []sinks.GlobalKPIRecord }
+		if err := json.Unmarshal(body, &v); err != nil {
+			t.Fatalf("/kpis: %v: %s", err, body)
+		}
+		out := map[string]sinks.GlobalKPIRecord{}
+		for _, r := range v.KPIs {
+			if r.Final {
+				r.LatencyMsP95 = nil // SEMANTICS §6: not deterministic
+				out[r.Minute] = r
+			}
+		}
+		return out, true
+	}
+
+	p, url := start("run 1")
+	var before map[string]sinks.GlobalKPIRecord
+	e2eWaitFor(t, 90*time.Second, 200*time.Millisecond, "run 1 to have 5 final windows", func() bool {
+		before, _ = finals(url)
+		return len(before) >= 5
+	})
+	p.signal(syscall.SIGINT)
+	if code := p.wait(90 * time.Second); code != 0 {
+		t.Fatalf("run 1 exited with %d after SIGINT", code)
+	}
+
+	p, url = start("run 2")
+	loading, answers := 0, 0
+	e2eWaitFor(t, 90*time.Second, 10*time.Millisecond, "run 2 to answer with its history and a new final window", func() bool {
+		got, ok := finals(url)
+		if !ok {
+			loading++
+			return false
+		}
+		answers++
+		for minute, want := range before {
+			if g, found := got[minute]; !found || !reflect.DeepEqual(g, want) {
+				t.Fatalf("run 2 answered without window %s as it was final before the stop: %+v, want %+v", minute, g, want)
+			}
+		}
+		return len(got) > len(before)
+	})
+	t.Logf("run 2: %d answers while loading, then %d with the %d windows of run 1", loading, answers, len(before))
+	p.signal(syscall.SIGINT)
+	if code := p.wait(90 * time.Second); code != 0 {
+		t.Fatalf("run 2 exited with %d after SIGINT", code)
+	}
 }
