@@ -19,9 +19,11 @@
 // [sinks.View]: the windows and funnel minutes merged over partitions, final
 // on the global view of SEMANTICS §11. It scores each window for anomalies
 // once, when it becomes final, in window order, against one baseline for the
-// whole run (SEMANTICS §8). It keeps the windows, funnel minutes, sessions
-// and anomalies of the last retain of event time (from the newest window)
-// and forgets older ones. A Store is safe for concurrent use.
+// whole run (SEMANTICS §8). Of the sessions it keeps sums by start time,
+// which is what /sessions/summary answers. It keeps the windows, funnel
+// minutes, session sums and anomalies of the last retain of event time (from
+// the newest window) and forgets older ones. A Store is safe for concurrent
+// use.
 package memstore
 
 import (
@@ -29,6 +31,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"slices"
 	"strings"
 	"sync"
@@ -55,11 +58,23 @@ type Store struct {
 	detector  *kpi.Detector
 	scored    int64 // the windows before it are scored
 	anomalies []kpi.Anomaly
-	updated   map[part]time.Time                      // when each partition's progress was last published
-	sessions  map[int64]map[sessionKey]session.Record // by start minute
-	minutes   []int64                                 // the keys of sessions, in order
-	loading   bool                                    // a Load has not ended yet
-	failed    error                                   // why the Load failed
+	updated   map[part]time.Time // when each partition's progress was last published
+	bucket    int64              // millis: the span of the sessions' start times a sessionBucket sums
+	seed      maphash.Seed
+	sessions  map[int64]*sessionBucket // by the start of the bucket
+	starts    []int64                  // the keys of sessions, in order
+	loading   bool                     // a Load has not ended yet
+	failed    error                    // why the Load failed
+}
+
+// sessionBucket sums the sessions that start in one bucket of time. seen
+// holds a hash of each one's user and start, so that a session written
+// twice (read by Load and written since, or replayed after a restart)
+// counts once: what the store keeps per session is 8 bytes and a map slot,
+// not the record.
+type sessionBucket struct {
+	totals session.Totals
+	seen   map[uint64]struct{}
 }
 
 // ErrLoading is what queries answer while Load reads the history.
@@ -84,7 +99,10 @@ type sessionKey struct {
 }
 
 // New returns an empty store for cfg's windows and anomaly settings that
-// keeps the last retain of event time.
+// keeps the last retain of event time. It sums sessions by start time in
+// buckets of the greatest common divisor of the window size and a minute:
+// the read API's ranges (whole minutes back from a window's start) are made
+// of whole buckets.
 func New(cfg pipeline.Config, retain time.Duration) (*Store, error) {
 	d, err := cfg.NewDetector()
 	if err != nil {
@@ -92,7 +110,15 @@ func New(cfg pipeline.Config, retain time.Duration) (*Store, error) {
 	}
 	return &Store{retain: retain.Milliseconds(), view: sinks.NewView(cfg.WindowSize),
 		newest: window.NegInf, detector: d, scored: window.NegInf, updated: map[part]time.Time{},
-		sessions: map[int64]map[sessionKey]session.Record{}}, nil
+		bucket: gcd(cfg.WindowSize.Milliseconds(), 60_000), seed: maphash.MakeSeed(),
+		sessions: map[int64]*sessionBucket{}}, nil
+}
+
+func gcd(a, b int64) int64 {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
 }
 
 // Load reads what h holds of the retained range into the store, in a
@@ -156,12 +182,7 @@ func (s *Store) load(ctx context.Context, h History) error {
 		}
 	}
 	for i := range ss {
-		if byKey := s.sessions[floorMinute(ss[i].Start)]; byKey != nil {
-			if _, ok := byKey[sessionKey{ss[i].UserID, ss[i].Start}]; ok {
-				continue // written since: the same record
-			}
-		}
-		s.addSession(&ss[i])
+		s.addSession(&ss[i]) // once, if written since
 	}
 	s.score()
 	s.forget()
@@ -230,23 +251,30 @@ func (s *Store) score() {
 	s.scored = until
 }
 
-// addSession keeps a session by its id, so that a replayed one replaces
-// itself, with what the MongoDB sink keeps of it (no marks, no label).
+// addSession counts a session in its bucket, unless the bucket counted it
+// before (a user has one session starting at a time: SEMANTICS §5). Two
+// sessions whose hashes collide count once; with 64-bit hashes and a
+// bucket's sessions in the tens of thousands, that is a chance of about
+// 1 in 10^10 per bucket.
 func (s *Store) addSession(r *session.Record) {
-	minute := floorMinute(r.Start)
-	byKey := s.sessions[minute]
-	if byKey == nil {
-		byKey = map[sessionKey]session.Record{}
-		s.sessions[minute] = byKey
-		i, _ := slices.BinarySearch(s.minutes, minute)
-		s.minutes = slices.Insert(s.minutes, i, minute)
+	start := s.floor(r.Start)
+	b := s.sessions[start]
+	if b == nil {
+		b = &sessionBucket{seen: map[uint64]struct{}{}}
+		s.sessions[start] = b
+		i, _ := slices.BinarySearch(s.starts, start)
+		s.starts = slices.Insert(s.starts, i, start)
 	}
-	c := *r
-	c.Marks, c.Label = nil, ""
-	byKey[sessionKey{r.UserID, r.Start}] = c
+	h := maphash.Comparable(s.seed, sessionKey{r.UserID, r.Start})
+	if _, ok := b.seen[h]; ok {
+		return
+	}
+	b.seen[h] = struct{}{}
+	b.totals.Add(r)
 }
 
-func floorMinute(t int64) int64 { return t - (t%60_000+60_000)%60_000 }
+// floor returns the start of t's bucket.
+func (s *Store) floor(t int64) int64 { return t - (t%s.bucket+s.bucket)%s.bucket }
 
 // forget drops what is older than the retained range.
 func (s *Store) forget() {
@@ -257,11 +285,11 @@ func (s *Store) forget() {
 	s.view.Forget(cut)
 	i, _ := slices.BinarySearchFunc(s.anomalies, cut, func(a kpi.Anomaly, t int64) int { return cmp.Compare(a.Minute, t) })
 	s.anomalies = slices.Delete(s.anomalies, 0, i)
-	i, _ = slices.BinarySearch(s.minutes, cut)
-	for _, minute := range s.minutes[:i] {
-		delete(s.sessions, minute)
+	i, _ = slices.BinarySearch(s.starts, cut)
+	for _, start := range s.starts[:i] {
+		delete(s.sessions, start)
 	}
-	s.minutes = slices.Delete(s.minutes, 0, i)
+	s.starts = slices.Delete(s.starts, 0, i)
 }
 
 // LatestMinutes returns the n newest windows, oldest first.
@@ -284,37 +312,22 @@ func (s *Store) Funnel(_ context.Context, from, to time.Time) ([]sinks.MergedFun
 	return s.view.Funnel(from.UnixMilli(), to.UnixMilli()), nil
 }
 
-// Sessions returns the sessions that start in [from, to), by start and user
-// id.
-func (s *Store) Sessions(_ context.Context, from, to time.Time) ([]session.Record, error) {
+// SessionTotals sums the sessions that start in [from, to), from and to
+// rounded down to a bucket (see New).
+func (s *Store) SessionTotals(_ context.Context, from, to time.Time) (session.Totals, error) {
 	f, t := from.UnixMilli(), to.UnixMilli()
 	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var sum session.Totals
 	if err := s.ready(); err != nil {
-		s.mu.RUnlock()
-		return nil, err
+		return sum, err
 	}
-	var out []session.Record
-	add := func(byKey map[sessionKey]session.Record) {
-		for _, r := range byKey {
-			if r.Start >= f && r.Start < t {
-				out = append(out, r)
-			}
-		}
+	i, _ := slices.BinarySearch(s.starts, s.floor(f))
+	j, _ := slices.BinarySearch(s.starts, s.floor(t))
+	for _, start := range s.starts[i:j] {
+		sum.Merge(s.sessions[start].totals)
 	}
-	if (t-f)/60_000 < int64(len(s.sessions)) { // the minutes in range
-		for minute := floorMinute(f); minute < t; minute += 60_000 {
-			add(s.sessions[minute])
-		}
-	} else {
-		for _, byKey := range s.sessions {
-			add(byKey)
-		}
-	}
-	s.mu.RUnlock()
-	slices.SortFunc(out, func(a, b session.Record) int {
-		return cmp.Or(cmp.Compare(a.Start, b.Start), strings.Compare(a.UserID, b.UserID))
-	})
-	return out, nil
+	return sum, nil
 }
 
 // Anomalies returns the anomalies of the windows of [from, to) scored so

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/clickstreamkit/clickstream/examples/internal/memstore"
@@ -94,11 +95,26 @@ func same(t *testing.T, cfg pipeline.Config, want *mongosink.Sink, got readapi.S
 	require.Equal(t, sinks.GlobalFunnelRecords(wf), sinks.GlobalFunnelRecords(gf))
 	ws, err := want.Sessions(ctx, from, to)
 	require.NoError(t, err)
-	gs, err := got.Sessions(ctx, from, to)
-	require.NoError(t, err)
 	require.NotEmpty(t, ws)
 	require.NotEmpty(t, wf)
-	require.Equal(t, ws, gs)
+	// the sums of the whole range and of each minute of it
+	ranges := [][2]time.Time{{from, to}}
+	for m := from; m.Before(to); m = m.Add(time.Minute) {
+		ranges = append(ranges, [2]time.Time{m, m.Add(time.Minute)})
+	}
+	for _, r := range ranges {
+		var wt session.Totals
+		for i := range ws {
+			if s := ws[i].Start; s >= r[0].UnixMilli() && s < r[1].UnixMilli() {
+				wt.Add(&ws[i])
+			}
+		}
+		gt, err := got.SessionTotals(ctx, r[0], r[1])
+		require.NoError(t, err)
+		require.InDelta(t, wt.Revenue, gt.Revenue, 1e-6, "sessions of %v", r)
+		wt.Revenue, gt.Revenue = 0, 0 // float sums in another order
+		require.Equal(t, wt, gt, "sessions of %v", r)
+	}
 	// The sink's query scoring the whole range with one detector is the
 	// store's scoring of each window once, as it became final.
 	d, err := cfg.NewDetector()
@@ -187,12 +203,50 @@ func TestStoreForgets(t *testing.T) {
 	w := st.Wrap(mem)
 	for i := range int64(5) {
 		m := i * 60_000
-		require.NoError(t, w.Write(ctx, &sinks.Batch{Topic: "t", KPIs: []kpi.Minute{{Minute: m, Final: true, Counts: kpi.Counts{Events: 1}}}}))
+		require.NoError(t, w.Write(ctx, &sinks.Batch{Topic: "t", KPIs: []kpi.Minute{{Minute: m, Final: true, Counts: kpi.Counts{Events: 1}}},
+			Sessions: []session.Record{{UserID: "u", Start: m}}}))
 	}
 	got, err := st.LatestMinutes(ctx, 10)
 	require.NoError(t, err)
 	require.Len(t, got, 3) // 2, 3 and 4: 4 minus two minutes, on
 	require.Equal(t, int64(2*60_000), got[0].Minute.Minute)
+	ss, err := st.SessionTotals(ctx, time.UnixMilli(0), time.UnixMilli(1<<50))
+	require.NoError(t, err)
+	require.Equal(t, int64(3), ss.Sessions)
+}
+
+// TestStoreSessionTotals: sessions are summed by start in buckets as fine
+// as the read API's ranges of 10-second windows, each once however often
+// written.
+func TestStoreSessionTotals(t *testing.T) {
+	ctx := context.Background()
+	cfg := pipeline.DefaultConfig()
+	cfg.WindowSize = 10 * time.Second
+	st, err := memstore.New(cfg, time.Hour)
+	require.NoError(t, err)
+	w := st.Wrap(&sinks.Memory{})
+	rec := func(user string, start int64, converted bool) session.Record {
+		return session.Record{UserID: user, Start: start, End: start + 500, DurationMs: 500, Bounced: !converted, Converted: converted}
+	}
+	b := &sinks.Batch{Topic: "t", Sessions: []session.Record{rec("a", -1, false), rec("a", 5_000, false), rec("b", 15_000, true),
+		rec("c", 15_000, false), rec("a", 59_999, true), rec("a", 61_000, false), rec("b", 70_000, false)}}
+	require.NoError(t, w.Write(ctx, b))
+	require.NoError(t, w.Write(ctx, b)) // a replay
+	for _, tc := range []struct {
+		from, to int64
+		want     session.Totals
+	}{
+		{-10_000, 0, session.Totals{Sessions: 1, Bounced: 1, DurationMs: 500}},
+		{0, 10_000, session.Totals{Sessions: 1, Bounced: 1, DurationMs: 500}},
+		{10_000, 70_000, session.Totals{Sessions: 4, Bounced: 2, Converted: 2, DurationMs: 2000}},
+		{60_000, 120_000, session.Totals{Sessions: 2, Bounced: 2, DurationMs: 1000}},
+		{-10_000, 80_000, session.Totals{Sessions: 7, Bounced: 5, Converted: 2, DurationMs: 3500}},
+		{80_000, 90_000, session.Totals{}},
+	} {
+		got, err := st.SessionTotals(ctx, time.UnixMilli(tc.from), time.UnixMilli(tc.to))
+		require.NoError(t, err)
+		assert.Equal(t, tc.want, got, "[%d, %d)", tc.from, tc.to)
+	}
 }
 
 // heldHistory reads the sink's view and then holds it back until release,

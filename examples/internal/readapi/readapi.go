@@ -33,8 +33,8 @@ type Store interface {
 	LatestMinutes(ctx context.Context, n int) ([]sinks.MergedMinute, error)
 	// Funnel returns the funnel start minutes in [from, to), by minute.
 	Funnel(ctx context.Context, from, to time.Time) ([]sinks.MergedFunnel, error)
-	// Sessions returns the sessions that start in [from, to).
-	Sessions(ctx context.Context, from, to time.Time) ([]session.Record, error)
+	// SessionTotals sums the sessions that start in [from, to).
+	SessionTotals(ctx context.Context, from, to time.Time) (session.Totals, error)
 	// Anomalies returns the anomalies flagged in the windows of [from, to),
 	// each window scored once, when final, in window order against the
 	// windows before it (SEMANTICS §8), and where scoring has got to: the
@@ -449,31 +449,14 @@ func (a *api) sessionsSummary(w http.ResponseWriter, r *http.Request) {
 			return nil, err
 		}
 		c := sessionsComplete(ps, to)
-		ss, err := a.store.Sessions(ctx, from, to)
+		t, err := a.store.SessionTotals(ctx, from, to)
 		if err != nil {
 			return nil, err
 		}
-		var bounced, converted, dur int64
-		var revenue float64
-		for _, s := range ss {
-			if s.Bounced {
-				bounced++
-			}
-			if s.Converted {
-				converted++
-			}
-			dur += s.DurationMs
-			revenue += s.Revenue
-		}
-		sum := map[string]any{"minutes_back": n, "sessions": len(ss), "bounced": bounced, "converted": converted,
-			"bounce_rate": 0.0, "avg_duration_ms": 0.0, "revenue": revenue,
+		return map[string]any{"minutes_back": n, "sessions": t.Sessions, "bounced": t.Bounced, "converted": t.Converted,
+			"bounce_rate": t.BounceRate(), "avg_duration_ms": t.AvgDurationMs(), "revenue": t.Revenue,
 			"final": c.PartitionsTotal > 0 && c.Complete(), "partitions_complete": c.PartitionsComplete,
-			"partitions_total": c.PartitionsTotal}
-		if len(ss) > 0 {
-			sum["bounce_rate"] = float64(bounced) / float64(len(ss))
-			sum["avg_duration_ms"] = float64(dur) / float64(len(ss))
-		}
-		return sum, nil
+			"partitions_total": c.PartitionsTotal}, nil
 	})(w, r)
 }
 

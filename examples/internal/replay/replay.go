@@ -2,6 +2,7 @@ package replay
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -71,9 +72,13 @@ type Options struct {
 	// MaxLead ahead of the clock, which happens when the data's own event
 	// rate exceeds Rate, the offset shrinks to keep it at now + MaxLead (so
 	// no event trips the pipeline's future_timestamp check). From the second
-	// pass on, event_id gets the suffix "#<pass>" (when it stays within 128
-	// bytes), so that repeated passes are not taken for duplicates of the
-	// previous one. Lines without a parseable event_ts are sent unchanged.
+	// pass on, event_id and user_id get the suffix "#<pass>" (each when it
+	// stays within 128 bytes), so that a pass is not taken for duplicates of
+	// the previous one, and its users are new ones: the previous pass's
+	// users stop, and their sessions end a session gap later (with the same
+	// users every pass, a pass shorter than the gap would keep every session
+	// open forever). Messages are keyed by the renamed user_id. Lines
+	// without a parseable event_ts are sent unchanged.
 	Live bool
 
 	// Skip is the number of messages an earlier run already sent (empty
@@ -218,10 +223,14 @@ func (r *runner) run(ctx context.Context, lines [][]byte) error {
 			shifted := false
 			if r.o.Live {
 				var ts int64
-				buf, offset, ts, shifted = liveRewrite(buf[:0], line, f, offset, pass, now.UnixMilli()+r.o.MaxLead.Milliseconds())
+				var user []byte
+				buf, offset, ts, user, shifted = liveRewrite(buf[:0], line, f, offset, pass, now.UnixMilli()+r.o.MaxLead.Milliseconds())
 				if shifted {
 					value = bytes.Clone(buf)
 					latest = max(latest, ts)
+				}
+				if user != nil {
+					key = user
 				}
 			}
 			if err := r.p.Send(ctx, Message{Key: key, Value: value, Timestamp: now}); err != nil {
@@ -272,39 +281,43 @@ func eventTS(line []byte, f fields) (int64, bool) {
 }
 
 // liveRewrite appends line to dst with event_ts shifted by offset (lowered
-// when the result would pass limit) and, from pass 1 on, event_id suffixed.
-// It returns the new event_ts and reports whether it shifted it; if not,
-// dst is not meaningful.
-func liveRewrite(dst, line []byte, f fields, offset, pass, limit int64) ([]byte, int64, int64, bool) {
+// when the result would pass limit) and, from pass 1 on, event_id and
+// user_id suffixed. It returns the new event_ts and user_id (nil when not
+// renamed) and reports whether it shifted event_ts; if not, dst is not
+// meaningful.
+func liveRewrite(dst, line []byte, f fields, offset, pass, limit int64) ([]byte, int64, int64, []byte, bool) {
 	ts, ok := eventTS(line, f)
 	if !ok {
-		return dst, offset, 0, false
+		return dst, offset, 0, nil, false
 	}
 	nts := ts + offset
 	if over := nts - limit; over > 0 {
 		offset -= over
 		nts = limit
 	}
-	var id []byte
-	if pass > 0 {
-		if v, ok := stringValue(line, f.id); ok && len(v) > 0 {
-			suffix := "#" + strconv.FormatInt(pass, 10)
-			if len(v)+len(suffix) <= maxIDBytes {
-				id = clickstream.AppendString(nil, string(v)+suffix)
-			}
-		}
-	}
 	type repl struct {
 		s   span
 		val []byte
 	}
-	rs := []repl{{f.ts, clickstream.AppendTime([]byte{'"'}, nts)}}
-	rs[0].val = append(rs[0].val, '"')
-	if id != nil {
-		rs = append(rs, repl{f.id, id})
-		if f.id.start < f.ts.start {
-			rs[0], rs[1] = rs[1], rs[0]
+	rs := []repl{{f.ts, append(clickstream.AppendTime([]byte{'"'}, nts), '"')}}
+	var user []byte
+	if pass > 0 {
+		suffix := "#" + strconv.FormatInt(pass, 10)
+		// renamed returns the field's string with the suffix, nil when it
+		// is no string, empty, or would grow past 128 bytes
+		renamed := func(s span) []byte {
+			if v, ok := stringValue(line, s); ok && len(v) > 0 && len(v)+len(suffix) <= maxIDBytes {
+				return append(v[:len(v):len(v)], suffix...)
+			}
+			return nil
 		}
+		if id := renamed(f.id); id != nil {
+			rs = append(rs, repl{f.id, clickstream.AppendString(nil, string(id))})
+		}
+		if user = renamed(f.user); user != nil {
+			rs = append(rs, repl{f.user, clickstream.AppendString(nil, string(user))})
+		}
+		slices.SortFunc(rs, func(a, b repl) int { return cmp.Compare(a.s.start, b.s.start) })
 	}
 	i := 0
 	for _, r := range rs {
@@ -312,7 +325,7 @@ func liveRewrite(dst, line []byte, f fields, offset, pass, limit int64) ([]byte,
 		dst = append(dst, r.val...)
 		i = r.s.end
 	}
-	return append(dst, line[i:]...), offset, nts, true
+	return append(dst, line[i:]...), offset, nts, user, true
 }
 
 // pacer spaces calls to wait at 1/rate seconds.

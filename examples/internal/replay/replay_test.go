@@ -337,43 +337,51 @@ func TestRunLiveClampsLead(t *testing.T) {
 	})
 }
 
-// Loop replays until ctx ends; Live renames event ids per pass so a pass is
-// not taken for duplicates of the previous one, and every pass starts now.
+// Loop replays until ctx ends; Live renames event ids and users per pass
+// (keying by the new user) so a pass is not taken for duplicates of the
+// previous one and brings new users, and every pass starts now.
 func TestRunLoopLive(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		lines := [][]byte{
 			[]byte(`{"event_id":"a","event_type":"page_view","event_ts":"2025-03-14T12:00:00Z","user_id":"u1"}`),
 			[]byte(`{"event_id":"b","event_type":"page_view","event_ts":"2025-03-14T12:00:01Z","user_id":"u2"}`),
 			[]byte(`{"event_id":"a","event_type":"page_view","event_ts":"2025-03-14T12:00:00Z","user_id":"u1"}`), // a retry
-			[]byte(`{"event_id":"` + strings.Repeat("x", 127) + `","event_type":"page_view","event_ts":"2025-03-14T12:00:02Z","user_id":"u3"}`),
+			[]byte(`{"user_id":"` + strings.Repeat("y", 127) + `","event_id":"` + strings.Repeat("x", 127) + `","event_type":"page_view","event_ts":"2025-03-14T12:00:02Z"}`),
 		}
 		var r recorder
-		ctx, cancel := context.WithTimeout(t.Context(), 2750*time.Millisecond)
+		ctx, cancel := context.WithTimeout(t.Context(), 3750*time.Millisecond)
 		defer cancel()
 		st, err := Run(ctx, &r, lines, Options{Rate: 2, Loop: true, Live: true})
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("Run = %v, want the context's error", err)
 		}
-		if st.Passes != 2 || st.Sent != 6 {
-			t.Fatalf("stats %+v, want 2 passes, 6 sent", st)
+		if st.Passes != 3 || st.Sent != 8 { // the third started, waiting to send
+			t.Fatalf("stats %+v, want 3 passes, 8 sent", st)
 		}
 		dec, err := clickstream.NewDecoder()
 		if err != nil {
 			t.Fatal(err)
 		}
-		var ids []string
+		var ids, users []string
 		var ts []int64
 		for i, m := range r.msgs {
 			var e clickstream.Event
 			if err := dec.DecodeAt(m.Value, &e, r.at[i].UnixMilli()); err != nil {
 				t.Fatalf("message %d: %v", i, err)
 			}
+			if string(m.Key) != e.UserID {
+				t.Errorf("message %d keyed %q, user_id %q", i, m.Key, e.UserID)
+			}
 			ids = append(ids, e.EventID)
+			users = append(users, e.UserID)
 			ts = append(ts, e.TS)
 		}
 		long := strings.Repeat("x", 127)
-		if want := []string{"a", "b", "a", long, "a#1", "b#1"}; !slices.Equal(ids, want) {
+		if want := []string{"a", "b", "a", long, "a#1", "b#1", "a#1", long}; !slices.Equal(ids, want) {
 			t.Errorf("ids %q, want %q", ids, want)
+		}
+		if want := []string{"u1", "u2", "u1", strings.Repeat("y", 127), "u1#1", "u2#1", "u1#1", strings.Repeat("y", 127)}; !slices.Equal(users, want) {
+			t.Errorf("users %q, want %q", users, want)
 		}
 		if ts[0] != ts[2] {
 			t.Error("a retry's event_ts differs from the original's")

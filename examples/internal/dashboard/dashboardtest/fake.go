@@ -485,12 +485,12 @@ func (s store) Funnel(_ context.Context, from, to time.Time) ([]sinks.MergedFunn
 	return views(s.f.inRangeLocked(from, to), s.f.funnelLocked), nil
 }
 
-// Sessions makes plausible sessions for the final minutes of the range:
+// SessionTotals sums plausible sessions for the final minutes of the range:
 // those of the open minute are not closed yet.
-func (s store) Sessions(_ context.Context, from, to time.Time) ([]session.Record, error) {
+func (s store) SessionTotals(_ context.Context, from, to time.Time) (session.Totals, error) {
 	s.f.mu.Lock()
 	defer s.f.mu.Unlock()
-	var out []session.Record
+	var out session.Totals
 	for _, m := range s.f.inRangeLocked(from, to) {
 		if !m.final {
 			continue
@@ -499,13 +499,11 @@ func (s store) Sessions(_ context.Context, from, to time.Time) ([]session.Record
 		bounced := started * 37 / 100
 		converted := min(started, m.full.Purchases*9/10)
 		for i := range started {
-			r := session.Record{UserID: fmt.Sprintf("u%d-%d", m.idx, i), Start: m.t.UnixMilli() + i*60_000/max(started, 1),
-				DurationMs: 264500, Bounced: i < bounced, Converted: i >= started-converted}
-			r.End = r.Start + r.DurationMs
+			r := session.Record{DurationMs: 264500, Bounced: i < bounced, Converted: i >= started-converted}
 			if r.Converted {
 				r.Revenue = round2(m.full.Revenue * 0.9 / float64(converted))
 			}
-			out = append(out, r)
+			out.Add(&r)
 		}
 	}
 	return out, nil

@@ -5,11 +5,11 @@ package readapitest
 
 import (
 	"context"
-	"github.com/clickstreamkit/clickstream/sinks"
 	"time"
 
 	"github.com/clickstreamkit/clickstream/kpi"
 	"github.com/clickstreamkit/clickstream/session"
+	"github.com/clickstreamkit/clickstream/sinks"
 	mongosink "github.com/clickstreamkit/clickstream/sinks/mongo"
 )
 
@@ -17,7 +17,7 @@ import (
 type Store struct {
 	Minutes    []sinks.MergedMinute // oldest first
 	Funnels    []sinks.MergedFunnel // Funnel's answer, whatever the range
-	Records    []session.Record     // Sessions' answer, whatever the range
+	Records    []session.Record     // SessionTotals sums them, whatever the range
 	Partitions []mongosink.Progress // Progress's answer
 	// From and To are the range of the last Funnel call.
 	From, To time.Time
@@ -34,9 +34,13 @@ func (f *Store) Funnel(_ context.Context, from, to time.Time) ([]sinks.MergedFun
 	return f.Funnels, nil
 }
 
-// Sessions returns Records.
-func (f *Store) Sessions(context.Context, time.Time, time.Time) ([]session.Record, error) {
-	return f.Records, nil
+// SessionTotals sums Records.
+func (f *Store) SessionTotals(context.Context, time.Time, time.Time) (session.Totals, error) {
+	var t session.Totals
+	for i := range f.Records {
+		t.Add(&f.Records[i])
+	}
+	return t, nil
 }
 
 // Anomalies scores Minutes with [Score] and a detector of SEMANTICS §8's
