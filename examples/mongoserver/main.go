@@ -8,11 +8,12 @@
 //
 // By default it runs the server as the demo does: every collection gets an
 // SQLite index on the expression FerretDB's _id filter compares (found at
-// start and every -index-interval), so upserts by _id cost the same at any
-// collection size, and SQLite runs with synchronous=NORMAL, which loses
-// nothing on a crash of the process, only the last commits on a power loss
-// (see embedmongo.WithSynchronous). -id-index=false and -synchronous full
-// turn either off.
+// start and every -interval), so upserts by _id cost the same at any
+// collection size; each look also truncates write-ahead logs past 64 MiB
+// (see embedmongo.WithWALLimit); and SQLite runs with synchronous=NORMAL,
+// which loses nothing on a crash of the process, only the last commits on
+// a power loss (see embedmongo.WithSynchronous). -id-index=false and
+// -synchronous full turn either off.
 package main
 
 import (
@@ -41,12 +42,12 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:27018", "TCP address to listen on (port 0 picks a free port)")
 	dir := flag.String("dir", defaultDir(), "directory for the SQLite database files")
 	idIndex := flag.Bool("id-index", true, "index the _id expression of FerretDB's SQLite tables")
-	interval := flag.Duration("index-interval", time.Second, "how often to look for collections to index (0: only at start)")
+	interval := flag.Duration("interval", time.Second, "how often to look for collections to index and write-ahead logs to truncate (0: only at start)")
 	sync := flag.String("synchronous", "normal", "SQLite synchronous pragma: normal, full or extra")
 	flag.Parse()
 
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	opts := []embedmongo.Option{embedmongo.WithIDIndex(*idIndex), embedmongo.WithIndexInterval(*interval),
+	opts := []embedmongo.Option{embedmongo.WithIDIndex(*idIndex), embedmongo.WithInterval(*interval),
 		embedmongo.WithSynchronous(*sync)}
 	if err := run(*addr, *dir, logger, opts...); err != nil {
 		logger.Error("mongoserver failed", "err", err)

@@ -40,7 +40,7 @@ func BenchmarkUpsertByID(b *testing.B) {
 	for _, m := range benchModes {
 		b.Run(m.name, func(b *testing.B) {
 			// run once: the sub-benchmarks share the growing collection
-			srv, client := start(b, b.TempDir(), nil, append(m.opts, embedmongo.WithIndexInterval(0))...)
+			srv, client := start(b, b.TempDir(), nil, append(m.opts, embedmongo.WithInterval(0))...)
 			coll := client.Database("bench").Collection("kpis_minute")
 			have := 0
 			for _, n := range []int{1_000, 10_000, 50_000} {
@@ -97,7 +97,7 @@ func BenchmarkInsertMany(b *testing.B) {
 	for _, m := range benchModes {
 		b.Run(m.name, func(b *testing.B) {
 			ctx := context.Background()
-			srv, client := start(b, b.TempDir(), nil, append(m.opts, embedmongo.WithIndexInterval(0))...)
+			srv, client := start(b, b.TempDir(), nil, append(m.opts, embedmongo.WithInterval(0))...)
 			coll := client.Database("bench").Collection("kpis_minute")
 			insertDocs(b, coll, 0, batch)
 			require.NoError(b, srv.EnsureIndexes(ctx, "bench"))
@@ -123,7 +123,7 @@ func BenchmarkInsertMany(b *testing.B) {
 // collections.
 func BenchmarkEnsureIndexes(b *testing.B) {
 	ctx := context.Background()
-	srv, client := start(b, b.TempDir(), nil, embedmongo.WithIndexInterval(0))
+	srv, client := start(b, b.TempDir(), nil, embedmongo.WithInterval(0))
 	for _, c := range []string{"kpis_minute", "sessions", "funnel_minute", "progress", "checkpoints", "checkpoints_segments"} {
 		insertDocs(b, client.Database("bench").Collection(c), 0, 10)
 	}

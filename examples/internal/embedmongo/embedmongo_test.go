@@ -140,7 +140,7 @@ func TestServer(t *testing.T) {
 func TestStartErrors(t *testing.T) {
 	_, err := embedmongo.Start(context.Background(), "", t.TempDir(), nil)
 	require.Error(t, err)
-	_, err = embedmongo.Start(context.Background(), "127.0.0.1:0", t.TempDir(), nil, embedmongo.WithIndexInterval(-time.Second))
+	_, err = embedmongo.Start(context.Background(), "127.0.0.1:0", t.TempDir(), nil, embedmongo.WithInterval(-time.Second))
 	require.Error(t, err)
 	_, err = embedmongo.Start(context.Background(), "127.0.0.1:0", t.TempDir(), nil, embedmongo.WithSynchronous("off"))
 	require.Error(t, err)

@@ -84,33 +84,12 @@ func (x *indexer) database(ctx context.Context, name string) error {
 // file indexes the tables of one database file that lack the index. A
 // read-only pass looks first, so a file with nothing to do never takes
 // the write lock; the pass that creates the indexes looks again under it.
-//
-// The connection lives for the look alone. FerretDB drops a database by
-// closing its connections and removing the file; a look that has it open
-// then closes last, which removes the file's WAL as well. Only a database
-// dropped and made again under the same name during a look (a few
-// milliseconds) could meet a WAL that is not its own; the demo never drops
-// one, and the tests drop only databases of random names.
 func (x *indexer) file(ctx context.Context, path string) error {
-	// mode=rw: a file FerretDB has just dropped must not come back empty.
-	dsn := (&url.URL{
-		Scheme:   "file",
-		Path:     filepath.ToSlash(path),
-		RawQuery: fmt.Sprintf("mode=rw&_pragma=busy_timeout(%d)", busyTimeout),
-	}).String()
-	db, err := sql.Open("sqlite", dsn)
-	if err != nil {
-		return fmt.Errorf("embedmongo: open %s: %w", path, err)
+	conn, closeConn, err := openFile(ctx, path, busyTimeout)
+	if err != nil || conn == nil {
+		return err
 	}
-	defer db.Close()
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		if _, serr := os.Stat(path); errors.Is(serr, fs.ErrNotExist) {
-			return nil // dropped meanwhile
-		}
-		return fmt.Errorf("embedmongo: open %s: %w", path, err)
-	}
-	defer conn.Close()
+	defer closeConn()
 
 	var missing []string
 	err = inTx(ctx, conn, "BEGIN", func() error {
@@ -133,6 +112,38 @@ func (x *indexer) file(ctx context.Context, path string) error {
 		}
 		return nil
 	})
+}
+
+// openFile opens a connection to the database file at path that waits
+// busyMs milliseconds for a lock, and a function that closes it; none
+// (nil, nil, nil) when the file has been dropped. mode=rw: a file FerretDB
+// has just dropped must not come back empty.
+//
+// The connection lives for one look alone. FerretDB drops a database by
+// closing its connections and removing the file; a look that has it open
+// then closes last, which removes the file's WAL as well. Only a database
+// dropped and made again under the same name during a look (a few
+// milliseconds) could meet a WAL that is not its own; the demo never drops
+// one, and the tests drop only databases of random names.
+func openFile(ctx context.Context, path string, busyMs int) (*sql.Conn, func(), error) {
+	dsn := (&url.URL{
+		Scheme:   "file",
+		Path:     filepath.ToSlash(path),
+		RawQuery: fmt.Sprintf("mode=rw&_pragma=busy_timeout(%d)", busyMs),
+	}).String()
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, nil, fmt.Errorf("embedmongo: open %s: %w", path, err)
+	}
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		db.Close()
+		if _, serr := os.Stat(path); errors.Is(serr, fs.ErrNotExist) {
+			return nil, nil, nil // dropped meanwhile
+		}
+		return nil, nil, fmt.Errorf("embedmongo: open %s: %w", path, err)
+	}
+	return conn, func() { conn.Close(); db.Close() }, nil
 }
 
 // inTx runs f in a transaction begun with begin on conn.

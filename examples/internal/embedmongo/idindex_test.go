@@ -122,7 +122,7 @@ func insertDocs(tb testing.TB, coll *mongo.Collection, from, to int) {
 func TestIDIndexPlan(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	srv, client := start(t, dir, nil, embedmongo.WithIndexInterval(0))
+	srv, client := start(t, dir, nil, embedmongo.WithInterval(0))
 	insertDocs(t, client.Database("clickstream").Collection("kpis_minute"), 0, 100)
 
 	db := openFile(t, filepath.Join(dir, "clickstream.sqlite"))
@@ -173,7 +173,7 @@ func TestIDIndexAtStart(t *testing.T) {
 	table := tables(t, db)["sessions"]
 	require.Contains(t, plan(t, db, idStatements[0], table), "SCAN", "WithIDIndex(false) adds no index")
 
-	_, client = start(t, dir, nil, embedmongo.WithIndexInterval(0))
+	_, client = start(t, dir, nil, embedmongo.WithInterval(0))
 	require.Contains(t, plan(t, db, idStatements[0], table), "USING INDEX _ferretdb_idexpr_"+table)
 	n, err := client.Database("clickstream").Collection("sessions").CountDocuments(context.Background(), bson.D{})
 	require.NoError(t, err)
@@ -185,7 +185,7 @@ func TestIDIndexAtStart(t *testing.T) {
 func TestIDIndexDemoCollections(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	srv, client := start(t, dir, nil, embedmongo.WithIndexInterval(0))
+	srv, client := start(t, dir, nil, embedmongo.WithInterval(0))
 
 	sink, err := mongosink.New(client, "clickstream", mongosink.WithWindowSize(time.Minute))
 	require.NoError(t, err)
@@ -233,7 +233,7 @@ type doc struct {
 func TestIDIndexResults(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	srv, client := start(t, dir, nil, embedmongo.WithIndexInterval(0))
+	srv, client := start(t, dir, nil, embedmongo.WithInterval(0))
 	coll := client.Database("clickstream").Collection("kpis_minute")
 	insertDocs(t, coll, 0, 50)
 	require.NoError(t, srv.EnsureIndexes(ctx, "clickstream"))
@@ -359,7 +359,7 @@ func TestIDIndexLayoutWarning(t *testing.T) {
 	require.NoError(t, db.Close())
 
 	var logs syncBuffer
-	srv, _ := start(t, dir, slog.New(slog.NewTextHandler(&logs, nil)), embedmongo.WithIndexInterval(0))
+	srv, _ := start(t, dir, slog.New(slog.NewTextHandler(&logs, nil)), embedmongo.WithInterval(0))
 	require.NoError(t, srv.EnsureIndexes(ctx, "odd"))
 	require.Equal(t, 1, strings.Count(logs.String(), "level=WARN msg=\"embedmongo: FerretDB's SQLite layout is not the one expected"), logs.String())
 	require.Contains(t, logs.String(), "table=c_00000001 problem=\"no _ferretdb_sjson column\"")

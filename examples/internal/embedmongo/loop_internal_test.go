@@ -1,11 +1,17 @@
 package embedmongo
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"errors"
+	"io/fs"
+	"log/slog"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -57,4 +63,91 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// A write-ahead log past the limit is emptied on the next look, not while a
+// reader holds it: then every fourth look in a row warns.
+func TestWALLoop(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	tick := make(chan time.Time)
+	var logs syncBuffer
+	const limit = 256 << 10
+	srv, err := Start(ctx, "127.0.0.1:0", dir, slog.New(slog.NewTextHandler(&logs, nil)),
+		WithWALLimit(limit), func(c *config) { c.tick = tick })
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, srv.Close()) })
+	client, err := mongo.Connect(options.Client().ApplyURI(srv.URI()).SetTimeout(30 * time.Second))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = client.Disconnect(ctx) })
+	coll := client.Database("clickstream").Collection("sessions")
+	wal := filepath.Join(dir, "clickstream.sqlite-wal")
+	size := func() int64 {
+		fi, err := os.Stat(wal)
+		if errors.Is(err, fs.ErrNotExist) {
+			return 0
+		}
+		require.NoError(t, err)
+		return fi.Size()
+	}
+	n := 0
+	write := func() {
+		for size() <= limit {
+			docs := make([]any, 100)
+			for i := range docs {
+				docs[i] = bson.D{{Key: "_id", Value: n}, {Key: "pad", Value: strings.Repeat("x", 1000)}}
+				n++
+			}
+			_, err := coll.InsertMany(ctx, docs)
+			require.NoError(t, err)
+		}
+	}
+	look := func() {
+		tick <- time.Time{}
+		tick <- time.Time{} // received once the look before is over
+	}
+
+	write()
+	look()
+	require.Zero(t, size(), "the log truncated")
+	count, err := coll.CountDocuments(ctx, bson.D{})
+	require.NoError(t, err)
+	require.Equal(t, int64(n), count, "every document kept")
+
+	// A reader in a transaction holds the log.
+	write()
+	u := &url.URL{Scheme: "file", Path: filepath.ToSlash(filepath.Join(dir, "clickstream.sqlite")), RawQuery: "mode=ro"}
+	db, err := sql.Open("sqlite", u.String())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = db.Close() })
+	tx, err := db.Begin()
+	require.NoError(t, err)
+	var objects int
+	require.NoError(t, tx.QueryRow("SELECT count(*) FROM sqlite_master").Scan(&objects))
+	for range 4 {
+		look()
+	}
+	require.Greater(t, size(), int64(limit), "not truncated under a reader")
+	require.Contains(t, logs.String(), "the WAL stays in use")
+	require.NoError(t, tx.Rollback())
+	look()
+	require.Zero(t, size(), "truncated once the reader is gone")
+}
+
+// syncBuffer is a bytes.Buffer safe for the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
