@@ -95,7 +95,40 @@ func openEmbedded(ctx context.Context, o options, cfg *pipeline.Config, log *slo
 	})
 
 	in, err := openKafka(kafka.URL{Brokers: broker.Addrs(), Topic: rawTopic, Group: demoGroup}, log, c)
-	return in, err
+	if err != nil {
+		return input{}, err
+	}
+	c.add(trimEvery(ctx, broker, trimInterval, log))
+	return in, nil
+}
+
+// trimInterval is how often the embedded broker drops what the pipeline
+// has committed: at 5,000 events/s that is about 20 MB a time.
+const trimInterval = 10 * time.Second
+
+// trimEvery drops from broker, every d, the records of the raw topic the
+// demo's group has committed past (they stay in the log on disk), so that
+// the broker's memory stays bounded however long the demo runs. It returns
+// the function that stops it.
+func trimEvery(ctx context.Context, broker *embedkafka.Broker, d time.Duration, log *slog.Logger) func() error {
+	ctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := broker.Trim(ctx, rawTopic, demoGroup); err != nil && ctx.Err() == nil {
+					log.Warn("embedded broker: committed records not dropped", "err", err)
+				}
+			}
+		}
+	}()
+	return func() error { stop(); <-done; return nil }
 }
 
 // latestEventTime returns the latest event_ts among the last records of

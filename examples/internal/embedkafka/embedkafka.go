@@ -2,10 +2,12 @@ package embedkafka
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -71,6 +73,9 @@ func Start(ctx context.Context, addr string, topics map[string]int32) (*Broker, 
 		kfake.ClusterID("clickstream-embedded"),
 		kfake.AllowAutoTopicCreation(),
 		kfake.DefaultNumPartitions(1),
+		// Memory goes back to the runtime a segment at a time once Trim
+		// has passed it; kfake's default is 100 MiB a partition.
+		kfake.BrokerConfigs(map[string]string{"log.segment.bytes": strconv.Itoa(segmentBytes)}),
 		// kfake builds "127.0.0.1:<port>"; listen where the caller asked.
 		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
 			return lc.Listen(ctx, network, net.JoinHostPort(host, port))
@@ -84,6 +89,47 @@ func Start(ctx context.Context, addr string, topics map[string]int32) (*Broker, 
 		return nil, fmt.Errorf("embedkafka: %w", err)
 	}
 	return &Broker{c: c, addrs: c.ListenAddrs()}, nil
+}
+
+// segmentBytes is the size of the broker's segments: what Trim frees at a
+// time, per partition.
+const segmentBytes = 8 << 20
+
+// Trim drops from the broker the records of topic that group has committed
+// past: consumers of the group never read them again (they resume from
+// its offsets, or from checkpoints at least as far), and the broker holds a
+// topic in memory. A [Log] keeps them on disk. Memory is freed by whole
+// segments of 8 MiB per partition. Partitions without a committed offset
+// keep everything, and so does a group that does not exist yet.
+func (b *Broker) Trim(ctx context.Context, topic, group string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	admin, err := sarama.NewClusterAdmin(b.addrs, SaramaConfig())
+	if err != nil {
+		return fmt.Errorf("embedkafka: trim %s: %w", topic, err)
+	}
+	defer admin.Close()
+	offsets, err := admin.ListConsumerGroupOffsets(group, nil)
+	if errors.Is(err, sarama.ErrGroupIDNotFound) {
+		return nil // no member has joined yet
+	}
+	if err != nil {
+		return fmt.Errorf("embedkafka: trim %s: offsets of group %s: %w", topic, group, err)
+	}
+	before := map[int32]int64{}
+	for p, block := range offsets.Blocks[topic] {
+		if block.Err == sarama.ErrNoError && block.Offset > 0 {
+			before[p] = block.Offset
+		}
+	}
+	if len(before) == 0 {
+		return nil
+	}
+	if err := admin.DeleteRecords(topic, before); err != nil {
+		return fmt.Errorf("embedkafka: trim %s: %w", topic, err)
+	}
+	return nil
 }
 
 // Addrs returns the broker's address, for sarama.NewClient and friends.

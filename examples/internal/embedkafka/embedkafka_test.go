@@ -279,3 +279,48 @@ func TestSaramaKeysPartition(t *testing.T) {
 		where[key] = part
 	}
 }
+
+// Trim drops what a group has committed past, and nothing else: the group
+// goes on reading what comes after, and a group without offsets trims
+// nothing.
+func TestTrim(t *testing.T) {
+	b := start(t, nil)
+	const n = 500
+	produce(t, b.Addrs(), TopicEvents, 0, n)
+	if err := b.Trim(t.Context(), TopicEvents, "g1"); err != nil {
+		t.Fatalf("Trim before any commit: %v", err)
+	}
+	client, err := sarama.NewClient(b.Addrs(), SaramaConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	oldest := func() (sum int64) {
+		for p := range int32(4) {
+			off, err := client.GetOffset(TopicEvents, p, sarama.OffsetOldest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sum += off
+		}
+		return sum
+	}
+	if got := oldest(); got != 0 {
+		t.Fatalf("oldest offsets sum to %d before the group read anything, want 0", got)
+	}
+
+	if seen := consume(t, b.Addrs(), TopicEvents, "g1", n); len(seen) != n {
+		t.Fatalf("saw %d messages, want %d", len(seen), n)
+	}
+	if err := b.Trim(t.Context(), TopicEvents, "g1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := oldest(); got != n {
+		t.Errorf("oldest offsets sum to %d after the trim, want the %d committed", got, n)
+	}
+	produce(t, b.Addrs(), TopicEvents, n, 100)
+	seen := consume(t, b.Addrs(), TopicEvents, "g1", 100)
+	if len(seen) != 100 {
+		t.Errorf("after the trim the group saw %d messages, want the 100 new ones", len(seen))
+	}
+}
