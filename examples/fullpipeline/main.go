@@ -56,7 +56,7 @@ func main() {
 type options struct {
 	source, jsonl, mongo, parquet, http string
 	config, checkpoints, data, token    string
-	cpuprofile                          string
+	cpuprofile, pprof                   string
 	database                            string
 	rate                                float64
 	parquetChunk                        int64
@@ -85,6 +85,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.token, "token", os.Getenv("CLICKSTREAM_TOKEN"), "bearer token the read API requires (default $CLICKSTREAM_TOKEN; empty: none)")
 	fs.DurationVar(&o.progress, "progress", 5*time.Second, "interval of the progress line")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the run to FILE")
+	fs.StringVar(&o.pprof, "pprof", "off", "ADDR serving net/http/pprof's profiles (heap, CPU, goroutines) under /debug/pprof/ | off")
 	fs.DurationVar(&o.connectTimeout, "connect-timeout", defaultConnectTimeout,
 		"how long start-up waits for each external service (MongoDB's ping, a kafka:// source's brokers) before it fails; outages after start are retried (-config key connect_timeout)")
 	if err := fs.Parse(args); err != nil {
@@ -146,6 +147,11 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 			log.Warn("shutdown", "err", err)
 		}
 	}()
+	if o.pprof != "off" {
+		if _, err := servePprof(o.pprof, log, &closers); err != nil {
+			return err
+		}
+	}
 	in, err := openSource(ctx, o, &cfg, log, &closers)
 	if err != nil {
 		return err

@@ -7,9 +7,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/clickstreamkit/clickstream/examples/internal/readapi"
 	"github.com/clickstreamkit/clickstream/pipeline"
@@ -50,9 +52,36 @@ func startServer(ctx context.Context, o options, cfg pipeline.Config, st readapi
 	return &server{srv: srv, ln: ln}, nil
 }
 
-// newRegistry exposes the pipeline's counters to Prometheus.
+// servePprof serves net/http/pprof's handlers on addr, apart from the read
+// API (no token guards them), until the closers run, and returns the
+// address it listens on.
+func servePprof(addr string, log *slog.Logger, c *closers) (string, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("pprof: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("pprof server", "err", err)
+		}
+	}()
+	log.Info("profiles", "url", "http://"+ln.Addr().String()+"/debug/pprof/")
+	c.add(srv.Close)
+	return ln.Addr().String(), nil
+}
+
+// newRegistry exposes the pipeline's counters to Prometheus, with the Go
+// runtime's and the process's own (heap, GC, CPU, resident memory).
 func newRegistry(p *progress) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	readapi.RegisterStats(reg, p.stats)
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "clickstream_consumer_lag", Help: "Messages behind the partitions' ends."},
 		func() float64 { return float64(p.lag()) }))
