@@ -115,18 +115,11 @@ func trimEvery(ctx context.Context, broker *embedkafka.Broker, d time.Duration, 
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		t := time.NewTicker(d)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if err := broker.Trim(ctx, rawTopic, demoGroup); err != nil && ctx.Err() == nil {
-					log.Warn("embedded broker: committed records not dropped", "err", err)
-				}
+		every(ctx, d, func() {
+			if err := broker.Trim(ctx, rawTopic, demoGroup); err != nil && ctx.Err() == nil {
+				log.Warn("embedded broker: committed records not dropped", "err", err)
 			}
-		}
+		})
 	}()
 	return func() error { stop(); <-done; return nil }
 }

@@ -102,21 +102,28 @@ func (p *progress) stats() readapi.Stats {
 
 // run logs a progress line every interval until ctx ends.
 func (p *progress) run(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
+	every(ctx, interval, func() {
+		p.tick()
+		s := p.stats()
+		last := "none"
+		if s.LastFinalMinute != nil {
+			last = *s.LastFinalMinute
+		}
+		p.log.Info("progress", "events_per_s", int64(s.EventsPerSec), "read", s.Read, "lag", s.Lag,
+			"stalled_s", int64(s.StalledS), "dead_letters", s.DeadLetters, "e2e_p95_ms", int64(s.E2ELatencyP95), "last_final_minute", last)
+	})
+}
+
+// every calls f every d until ctx ends.
+func every(ctx context.Context, d time.Duration, f func()) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			p.tick()
-			s := p.stats()
-			last := "none"
-			if s.LastFinalMinute != nil {
-				last = *s.LastFinalMinute
-			}
-			p.log.Info("progress", "events_per_s", int64(s.EventsPerSec), "read", s.Read, "lag", s.Lag,
-				"stalled_s", int64(s.StalledS), "dead_letters", s.DeadLetters, "e2e_p95_ms", int64(s.E2ELatencyP95), "last_final_minute", last)
+			f()
 		}
 	}
 }

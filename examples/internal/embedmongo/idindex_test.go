@@ -1,7 +1,6 @@
 package embedmongo_test
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -321,24 +319,6 @@ func TestIDIndexResults(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer for a logger's concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // A table not laid out as expected keeps working without the index, with
 // one warning.
 func TestIDIndexLayoutWarning(t *testing.T) {
@@ -358,7 +338,7 @@ func TestIDIndexLayoutWarning(t *testing.T) {
 	}
 	require.NoError(t, db.Close())
 
-	var logs syncBuffer
+	var logs embedmongo.SyncBuffer
 	srv, _ := start(t, dir, slog.New(slog.NewTextHandler(&logs, nil)), embedmongo.WithInterval(0))
 	require.NoError(t, srv.EnsureIndexes(ctx, "odd"))
 	require.Equal(t, 1, strings.Count(logs.String(), "level=WARN msg=\"embedmongo: FerretDB's SQLite layout is not the one expected"), logs.String())

@@ -134,7 +134,7 @@ func TestWALLoop(t *testing.T) {
 	require.Zero(t, size(), "truncated once the reader is gone")
 }
 
-// syncBuffer is a bytes.Buffer safe for the server's goroutines.
+// syncBuffer is a bytes.Buffer for a logger's concurrent writes.
 type syncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
