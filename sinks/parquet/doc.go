@@ -55,6 +55,15 @@
 // last final minute; both stay staged, so that a longer input later
 // completes them under other names, removing these.
 //
+// The open chunk's Parquet file is encoded as its events are staged, into
+// a temporary file that the chunk's completion ends, fsyncs and renames, so
+// that no Write pays for encoding a whole chunk (about 0.6 s for the
+// default 100,000 events, which held up every partition's round). The
+// staging file stays the record: after a restart, or a replay that cuts
+// staged events, the chunk's file is encoded whole from it, with the same
+// bytes. The encoder holds the chunk's encoded pages in memory until then
+// (a few tens of MB per partition at the default chunk size).
+//
 // A batch replaces whatever earlier writes put at or after its FirstOffset
 // (for KPIs: at or after its first final minute), so the pipeline's replay
 // after a crash, with any batch boundaries, writes the same files with the

@@ -16,6 +16,15 @@ import (
 type eventLog struct {
 	stagedLog
 	files map[int64]period // by chunk start
+
+	// growing is the Parquet file of the staged chunk, written as its
+	// events are staged, so that completing the chunk costs only the end
+	// of the file instead of encoding all of its events at once (about
+	// 0.6 s for 100,000, during which the round's write waits). It is nil
+	// whenever it would not hold exactly the staged records (after a
+	// restart, a replay that cut them, a failed write): the chunk's file is
+	// then written whole from the staging file, with the same bytes.
+	growing *parquetFile[eventRow]
 }
 
 // chunkName is the file name of the chunk starting at start, holding the
@@ -80,8 +89,14 @@ func (l *eventLog) write(b *sinks.Batch) error {
 		if err := l.reopen(floor(first, n), first); err != nil {
 			return err
 		}
-	} else if err := l.st.cutFrom(first); err != nil {
-		return err
+	} else {
+		staged := l.st.n
+		if err := l.st.cutFrom(first); err != nil {
+			return err
+		}
+		if l.st.n != staged {
+			l.dropGrowing()
+		}
 	}
 	open := floor(next, n) // the chunk of the next offset stays open
 	if l.st.start < open {
@@ -101,6 +116,7 @@ func (l *eventLog) write(b *sinks.Batch) error {
 		if err := l.restage(open, l.buf, len(evs)-i, last); err != nil {
 			return err
 		}
+		l.startGrowing(evs[i:])
 	} else if len(evs) > 0 {
 		l.buf = l.buf[:0]
 		for j := range evs {
@@ -109,6 +125,7 @@ func (l *eventLog) write(b *sinks.Batch) error {
 		if err := l.st.append(l.buf, len(evs), evs[len(evs)-1].Offset); err != nil {
 			return err
 		}
+		l.grow(evs)
 	}
 	if err := l.s.failAt("events-staged"); err != nil {
 		return err
@@ -175,7 +192,7 @@ func upTo(evs []sinks.Accepted, i int, end int64) int {
 
 // writeChunk writes the file of the chunk starting at start, named up to
 // end, with the staged records (when staged) then evs. A chunk without events
-// has no file.
+// has no file. The staged chunk's file, when complete, is the growing one.
 func (l *eventLog) writeChunk(start, end int64, staged bool, evs []sinks.Accepted) error {
 	rows := len(evs)
 	if staged {
@@ -194,6 +211,19 @@ func (l *eventLog) writeChunk(start, end int64, staged bool, evs []sinks.Accepte
 		stale = append(stale, old.name)
 	}
 	topic, part := l.id.topic, l.id.partition
+	if staged && end == start+l.s.chunk {
+		if g := l.growing; g != nil {
+			l.growing = nil
+			if l.grown(g, start, evs, l.st.n+len(evs)) {
+				if err := g.finish(name, stale, nil); err != nil {
+					return err
+				}
+				l.files[start] = period{name, end}
+				l.s.log.Debug("parquet: wrote events", "file", filepath.Join(l.dir, name), "rows", rows)
+				return nil
+			}
+		}
+	}
 	err := writeParquet(l.dir, name, stale, func(add func(eventRow) error) error {
 		if staged {
 			var e clickstream.Event
@@ -248,5 +278,59 @@ func (l *eventLog) reopen(start, first int64) error {
 	if l.st != nil {
 		l.s.log.Info("parquet: replay reopens an events chunk", "dir", l.dir, "chunk", start, "from", first)
 	}
-	return l.restage(start, l.buf, n, last)
+	if err := l.restage(start, l.buf, n, last); err != nil {
+		return err
+	}
+	if n == 0 {
+		l.startGrowing(nil)
+	} else {
+		l.dropGrowing() // the chunk's earlier events are not at hand as events
+	}
+	return nil
+}
+
+// startGrowing starts the growing file of the staged chunk with evs, its
+// staged records.
+func (l *eventLog) startGrowing(evs []sinks.Accepted) {
+	l.dropGrowing()
+	g, err := createParquet[eventRow](l.dir, chunkName(l.st.start, l.st.start+l.s.chunk))
+	if err != nil {
+		l.s.log.Debug("parquet: no growing events file", "dir", l.dir, "err", err)
+		return
+	}
+	if l.grown(g, l.st.start, evs, l.st.n) {
+		l.growing = g
+	}
+}
+
+// grow adds evs, just staged, to the growing file, or drops it if it does
+// not hold every staged record then.
+func (l *eventLog) grow(evs []sinks.Accepted) {
+	if g := l.growing; g != nil {
+		l.growing = nil
+		if l.grown(g, l.st.start, evs, l.st.n) {
+			l.growing = g
+		}
+	}
+}
+
+// grown adds evs to g and reports whether g then holds want rows of the
+// staged chunk starting at start; g is aborted when it does not.
+func (l *eventLog) grown(g *parquetFile[eventRow], start int64, evs []sinks.Accepted, want int) bool {
+	ok := l.st != nil && l.st.start == start
+	for i := 0; ok && i < len(evs); i++ {
+		ok = g.add(toEventRow(l.id.topic, l.id.partition, evs[i].Offset, &evs[i].Event)) == nil
+	}
+	if ok = ok && g.rows == want; !ok {
+		g.abort()
+	}
+	return ok
+}
+
+// dropGrowing removes the growing file.
+func (l *eventLog) dropGrowing() {
+	if l.growing != nil {
+		l.growing.abort()
+		l.growing = nil
+	}
 }

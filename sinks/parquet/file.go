@@ -23,48 +23,85 @@ const (
 )
 
 // writeParquet writes dir/name through a temporary file in dir: rows go in
-// through fill, the file is fsynced, the names in stale are removed, the
-// file is renamed into place and dir is fsynced.
-//
-// A file never replaces another of its name: when dir/name exists with the
-// same bytes (a replay), it is kept; with other bytes, the write fails with
-// ErrConflict and leaves it alone, unless same (when not nil) finds the two
-// files' rows equivalent, when it is kept too.
+// through fill, then finish puts the file in place (see parquetFile.finish).
+func writeParquet[T any](dir, name string, stale []string, fill func(add func(T) error) error, same func(old, tmp string) (bool, error)) error {
+	pf, err := createParquet[T](dir, name)
+	if err != nil {
+		return err
+	}
+	if err := fill(pf.add); err != nil {
+		pf.abort()
+		return fmt.Errorf("parquet: write %s: %w", filepath.Join(dir, name), err)
+	}
+	return pf.finish(name, stale, same)
+}
+
+// parquetFile is a Parquet file being written into a temporary file of its
+// directory, which finish puts in place and abort removes. Rows may come in
+// over time: the bytes depend only on the rows and their order.
 //
 // The writer runs with one goroutine (np = 1): with more, parquet-go builds
 // dictionaries in goroutine order and the bytes would vary from run to run.
-func writeParquet[T any](dir, name string, stale []string, fill func(add func(T) error) error, same func(old, tmp string) (bool, error)) error {
+type parquetFile[T any] struct {
+	dir  string
+	f    *os.File
+	bw   *bufio.Writer
+	pw   *writer.ParquetWriter
+	rows int
+}
+
+// createParquet starts a file meant to be named name in dir.
+func createParquet[T any](dir, name string) (*parquetFile[T], error) {
 	f, err := os.CreateTemp(dir, "."+name+".tmp-*")
 	if err != nil {
-		return fmt.Errorf("parquet: %w", err)
+		return nil, fmt.Errorf("parquet: %w", err)
 	}
-	err = func() error {
-		bw := bufio.NewWriterSize(f, 1<<20)
-		pw, err := writer.NewParquetWriterFromWriter(bw, new(T), 1)
-		if err != nil {
-			return err
-		}
-		pw.RowGroupSize = rowGroupBytes
-		pw.PageSize = pageBytes
-		pw.CompressionType = pq.CompressionCodec_SNAPPY
-		if err := fill(func(row T) error { return pw.Write(row) }); err != nil {
-			return err
-		}
-		if err := pw.WriteStop(); err != nil {
-			return err
-		}
-		return errors.Join(bw.Flush(), f.Sync())
-	}()
-	err = errors.Join(err, f.Close())
-	path := filepath.Join(dir, name)
+	bw := bufio.NewWriterSize(f, 1<<20)
+	pw, err := writer.NewParquetWriterFromWriter(bw, new(T), 1)
+	if err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, fmt.Errorf("parquet: %w", err)
+	}
+	pw.RowGroupSize = rowGroupBytes
+	pw.PageSize = pageBytes
+	pw.CompressionType = pq.CompressionCodec_SNAPPY
+	return &parquetFile[T]{dir: dir, f: f, bw: bw, pw: pw}, nil
+}
+
+func (p *parquetFile[T]) add(row T) error {
+	p.rows++
+	return p.pw.Write(row)
+}
+
+// abort removes the temporary file.
+func (p *parquetFile[T]) abort() {
+	p.f.Close()
+	os.Remove(p.f.Name())
+}
+
+// finish ends the file, fsyncs it, removes the names in stale, renames it
+// to dir/name and fsyncs dir.
+//
+// A file never replaces another of its name: when dir/name exists with the
+// same bytes (a replay), it is kept; with other bytes, finish fails with
+// ErrConflict and leaves it alone, unless same (when not nil) finds the two
+// files' rows equivalent, when it is kept too.
+func (p *parquetFile[T]) finish(name string, stale []string, same func(old, tmp string) (bool, error)) error {
+	err := p.pw.WriteStop()
+	if err == nil {
+		err = errors.Join(p.bw.Flush(), p.f.Sync())
+	}
+	err = errors.Join(err, p.f.Close())
+	path := filepath.Join(p.dir, name)
 	exists := false
 	if err == nil {
-		exists, err = keepExisting(path, f.Name(), same)
+		exists, err = keepExisting(path, p.f.Name(), same)
 	}
 	if err == nil {
 		for _, s := range stale {
 			if s != name {
-				if err = os.Remove(filepath.Join(dir, s)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				if err = os.Remove(filepath.Join(p.dir, s)); err != nil && !errors.Is(err, os.ErrNotExist) {
 					break
 				}
 				err = nil
@@ -72,15 +109,15 @@ func writeParquet[T any](dir, name string, stale []string, fill func(add func(T)
 		}
 	}
 	if err == nil && exists {
-		err = os.Remove(f.Name())
+		err = os.Remove(p.f.Name())
 	} else if err == nil {
-		err = os.Rename(f.Name(), path)
+		err = os.Rename(p.f.Name(), path)
 	}
 	if err == nil {
-		err = syncDir(dir)
+		err = syncDir(p.dir)
 	}
 	if err != nil {
-		os.Remove(f.Name())
+		os.Remove(p.f.Name())
 		return fmt.Errorf("parquet: write %s: %w", path, err)
 	}
 	return nil

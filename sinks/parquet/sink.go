@@ -199,7 +199,10 @@ func (s *Sink) partition(k partKey) (*partition, error) {
 	return p, nil
 }
 
-func (p *partition) close() error { return errors.Join(p.events.st.close(), p.kpis.st.close()) }
+func (p *partition) close() error {
+	p.events.dropGrowing()
+	return errors.Join(p.events.st.close(), p.kpis.st.close())
+}
 
 func (s *Sink) partDir(kind string, k partKey) string {
 	return filepath.Join(s.dir, kind, "topic="+url.PathEscape(k.topic), "partition="+strconv.Itoa(int(k.partition)))

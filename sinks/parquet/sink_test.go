@@ -732,3 +732,63 @@ func TestChunkSizeKept(t *testing.T) {
 		t.Fatal("a sink with another chunk size wrote into the directory")
 	}
 }
+
+// The staged chunk's Parquet file grows with each staged batch, so that
+// completing the chunk only ends it; a replay that cuts staged records
+// drops it, the chunk's file is then written whole, and either way the
+// files are a clean run's. Close leaves no temporary file.
+func TestGrowingChunkFile(t *testing.T) {
+	const chunk = 100
+	s := genStream(3, "clicks", 0, 450)
+	want := cleanRun(t, s, chunk)
+	dir := t.TempDir()
+	sink := newSink(t, dir, WithChunkSize(chunk))
+	k := partKey{s.topic, s.partition}
+	growing := func() (start int64, rows int) {
+		l := sink.parts[k].events
+		if l.growing == nil {
+			return -1, 0
+		}
+		if l.growing.rows != l.st.n {
+			t.Fatalf("growing file holds %d rows, the staging file %d", l.growing.rows, l.st.n)
+		}
+		return l.st.start, l.growing.rows
+	}
+	write := func(first, next int64) {
+		t.Helper()
+		if err := sink.Write(context.Background(), s.batch(first, next, false)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(0, 40)
+	write(40, 90)
+	if start, rows := growing(); start != 0 || rows == 0 {
+		t.Fatalf("growing chunk %d with %d rows after [0, 90), want chunk 0 with its events", start, rows)
+	}
+	write(90, 130) // completes chunk 0 from the growing file
+	if start, _ := growing(); start != 100 {
+		t.Fatalf("growing chunk %d after [90, 130), want 100", start)
+	}
+	write(120, 170) // a replay from 120 cuts what was staged from there
+	if start, _ := growing(); start != -1 {
+		t.Fatalf("growing chunk %d after a replay cut the staged records, want none", start)
+	}
+	write(170, 210) // completes chunk 100 from the staging file
+	if start, _ := growing(); start != 200 {
+		t.Fatalf("growing chunk %d after [170, 210), want 200", start)
+	}
+	s.run(t, sink, 210, s.total, []int64{260, 330, 390}, true)
+	if err := sink.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	sameFiles(t, want, dir)
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && strings.Contains(d.Name(), ".tmp-") {
+			t.Errorf("left behind: %s", path)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
