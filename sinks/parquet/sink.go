@@ -222,7 +222,8 @@ type period struct {
 }
 
 // listDir lists dir's Parquet files by the start of their period, parsed
-// from their names by parse, and removes temporary files a crash left.
+// from their names by parse, and removes temporary files: a crash's, or the
+// growing file of a process that owned the partition before.
 // When two files share a start (a crash between writing a chunk's full file
 // and removing its earlier end-of-input file), the one reaching further
 // wins and the other is removed.
@@ -247,7 +248,7 @@ func (s *Sink) listDir(dir string, parse func(name string) (start, end int64, ok
 	for _, e := range entries {
 		name := e.Name()
 		if strings.HasPrefix(name, ".") && strings.Contains(name, ".tmp-") {
-			if err := remove(name, "temporary file left by a crash"); err != nil {
+			if err := remove(name, "temporary file (left by a crash, or the open chunk of a process that owned the partition)"); err != nil {
 				return nil, err
 			}
 			continue
