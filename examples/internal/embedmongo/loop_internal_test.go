@@ -151,3 +151,23 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// The handler keeps warnings and errors with the attributes and groups of
+// their logger, and drops the rest and FerretDB's response dumps.
+func TestMinLevelHandler(t *testing.T) {
+	var out syncBuffer
+	text := slog.NewTextHandler(&out, &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		if a.Key == slog.TimeKey {
+			return slog.Attr{}
+		}
+		return a
+	}})
+	root := slog.New(&minLevelHandler{Handler: text, min: slog.LevelWarn})
+	l := root.With("a", 1).WithGroup("g").With("b", 2)
+	l.Info("dropped")
+	l.Warn("Response header: dropped")
+	l.Warn("kept", "c", 3)
+	root.Error("Response message: kept as an error")
+	want := "level=WARN msg=kept a=1 g.b=2 g.c=3\nlevel=ERROR msg=\"Response message: kept as an error\"\n"
+	require.Equal(t, want, out.String())
+}
