@@ -210,45 +210,68 @@ func (l *eventLog) writeChunk(start, end int64, staged bool, evs []sinks.Accepte
 	if had && old.name != name {
 		stale = append(stale, old.name)
 	}
-	topic, part := l.id.topic, l.id.partition
-	if staged && end == start+l.s.chunk {
-		if g := l.growing; g != nil {
-			l.growing = nil
-			if l.grown(g, start, evs, l.st.n+len(evs)) {
-				if err := g.finish(name, stale, nil); err != nil {
-					return err
-				}
-				l.files[start] = period{name, end}
-				l.s.log.Debug("parquet: wrote events", "file", filepath.Join(l.dir, name), "rows", rows)
-				return nil
-			}
+	pf := l.takeGrowing(start, end, staged, evs)
+	if pf == nil {
+		var err error
+		if pf, err = l.encode(name, staged, evs); err != nil {
+			return err
 		}
 	}
-	err := writeParquet(l.dir, name, stale, func(add func(eventRow) error) error {
-		if staged {
-			var e clickstream.Event
-			err := l.st.each(func(off int64, body string) error {
-				if err := decodeEvent(body, &e); err != nil {
-					return err
-				}
-				return add(toEventRow(topic, part, off, &e))
-			})
-			if err != nil {
-				return err
-			}
-		}
-		for i := range evs {
-			if err := add(toEventRow(topic, part, evs[i].Offset, &evs[i].Event)); err != nil {
-				return err
-			}
-		}
-		return nil
-	}, nil)
-	if err != nil {
+	if err := pf.finish(name, stale, nil); err != nil {
 		return err
 	}
 	l.files[start] = period{name, end}
 	l.s.log.Debug("parquet: wrote events", "file", filepath.Join(l.dir, name), "rows", rows)
+	return nil
+}
+
+// takeGrowing returns the growing file with evs added, when it then holds
+// the complete chunk [start, end) of the staged records and evs; else nil,
+// and the growing file stays only if the chunk stays staged (the file of an
+// end of input, or of an earlier chunk).
+func (l *eventLog) takeGrowing(start, end int64, staged bool, evs []sinks.Accepted) *parquetFile[eventRow] {
+	if g := l.growing; g != nil && staged && end == start+l.s.chunk {
+		l.growing = nil
+		if l.grown(g, evs, l.st.n+len(evs)) {
+			return g
+		}
+	}
+	return nil
+}
+
+// encode encodes the file named name with the staged records (when staged)
+// then evs.
+func (l *eventLog) encode(name string, staged bool, evs []sinks.Accepted) (*parquetFile[eventRow], error) {
+	pf, err := createParquet[eventRow](l.dir, name)
+	if err != nil {
+		return nil, err
+	}
+	if staged {
+		var e clickstream.Event
+		err = l.st.each(func(off int64, body string) error {
+			if err := decodeEvent(body, &e); err != nil {
+				return err
+			}
+			return pf.add(toEventRow(l.id.topic, l.id.partition, off, &e))
+		})
+	}
+	if err == nil {
+		err = l.add(pf, evs)
+	}
+	if err != nil {
+		pf.abort()
+		return nil, fmt.Errorf("parquet: write %s: %w", filepath.Join(l.dir, name), err)
+	}
+	return pf, nil
+}
+
+// add adds evs to pf.
+func (l *eventLog) add(pf *parquetFile[eventRow], evs []sinks.Accepted) error {
+	for i := range evs {
+		if err := pf.add(toEventRow(l.id.topic, l.id.partition, evs[i].Offset, &evs[i].Event)); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -298,7 +321,7 @@ func (l *eventLog) startGrowing(evs []sinks.Accepted) {
 		l.s.log.Debug("parquet: no growing events file", "dir", l.dir, "err", err)
 		return
 	}
-	if l.grown(g, l.st.start, evs, l.st.n) {
+	if l.grown(g, evs, l.st.n) {
 		l.growing = g
 	}
 }
@@ -308,23 +331,20 @@ func (l *eventLog) startGrowing(evs []sinks.Accepted) {
 func (l *eventLog) grow(evs []sinks.Accepted) {
 	if g := l.growing; g != nil {
 		l.growing = nil
-		if l.grown(g, l.st.start, evs, l.st.n) {
+		if l.grown(g, evs, l.st.n) {
 			l.growing = g
 		}
 	}
 }
 
-// grown adds evs to g and reports whether g then holds want rows of the
-// staged chunk starting at start; g is aborted when it does not.
-func (l *eventLog) grown(g *parquetFile[eventRow], start int64, evs []sinks.Accepted, want int) bool {
-	ok := l.st != nil && l.st.start == start
-	for i := 0; ok && i < len(evs); i++ {
-		ok = g.add(toEventRow(l.id.topic, l.id.partition, evs[i].Offset, &evs[i].Event)) == nil
+// grown adds evs to g and reports whether g then holds want rows; g is
+// aborted when it does not.
+func (l *eventLog) grown(g *parquetFile[eventRow], evs []sinks.Accepted, want int) bool {
+	if l.add(g, evs) == nil && g.rows == want {
+		return true
 	}
-	if ok = ok && g.rows == want; !ok {
-		g.abort()
-	}
-	return ok
+	g.abort()
+	return false
 }
 
 // dropGrowing removes the growing file.

@@ -59,17 +59,30 @@ type indexer struct {
 
 // all indexes every database file in the directory.
 func (x *indexer) all(ctx context.Context) error {
-	entries, err := os.ReadDir(x.dir)
+	paths, err := databaseFiles(x.dir)
 	if err != nil {
-		return fmt.Errorf("embedmongo: %w", err)
+		return err
 	}
 	var errs []error
-	for _, e := range entries {
-		if e.Type().IsRegular() && strings.HasSuffix(e.Name(), dbExt) {
-			errs = append(errs, x.file(ctx, filepath.Join(x.dir, e.Name())))
-		}
+	for _, path := range paths {
+		errs = append(errs, x.file(ctx, path))
 	}
 	return errors.Join(errs...)
+}
+
+// databaseFiles returns the paths of the database files in dir.
+func databaseFiles(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("embedmongo: %w", err)
+	}
+	var paths []string
+	for _, e := range entries {
+		if e.Type().IsRegular() && strings.HasSuffix(e.Name(), dbExt) {
+			paths = append(paths, filepath.Join(dir, e.Name()))
+		}
+	}
+	return paths, nil
 }
 
 // database indexes the named database's file; a database without one has

@@ -5,9 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
-	"strings"
-	"sync"
 )
 
 // DefaultWALLimit is WithWALLimit's default: 64 MiB.
@@ -23,22 +20,17 @@ type walKeeper struct {
 	dir   string
 	limit int64
 	log   *slog.Logger
-
-	mu   sync.Mutex
-	busy map[string]int // looks in a row that found a file's log in use
+	busy  map[string]int // looks in a row that found a file's log in use
 }
 
-// all truncates every log in the directory that is past the limit.
+// all truncates every log in the directory that is past the limit. The
+// server's loop alone calls it.
 func (w *walKeeper) all(ctx context.Context) error {
-	entries, err := os.ReadDir(w.dir)
+	paths, err := databaseFiles(w.dir)
 	if err != nil {
-		return fmt.Errorf("embedmongo: %w", err)
+		return err
 	}
-	for _, e := range entries {
-		if !e.Type().IsRegular() || !strings.HasSuffix(e.Name(), dbExt) {
-			continue
-		}
-		path := filepath.Join(w.dir, e.Name())
+	for _, path := range paths {
 		if fi, err := os.Stat(path + "-wal"); err != nil || fi.Size() <= w.limit {
 			continue
 		}
@@ -62,8 +54,6 @@ func (w *walKeeper) truncate(ctx context.Context, path string) error {
 	if err := conn.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &frames, &done); err != nil {
 		return fmt.Errorf("embedmongo: %s: checkpoint the WAL: %w", path, err)
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
 	if busy == 0 {
 		delete(w.busy, path)
 		return nil
