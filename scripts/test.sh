@@ -44,3 +44,4 @@ go test -count=1 -timeout 20m ./... ./examples/...
 go test -run '^$' -fuzz '^FuzzDecode$' -fuzztime "$FUZZTIME" .
 go test -run '^$' -fuzz '^FuzzTimes$' -fuzztime 50000x ./sinks/mongo
 go test -run '^$' -fuzz '^FuzzLatencyBins$' -fuzztime 50000x ./sinks/mongo
+go test -run '^$' -fuzz '^FuzzProducts$' -fuzztime 50000x ./sinks/mongo

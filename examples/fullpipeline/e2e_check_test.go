@@ -44,13 +44,7 @@ type e2eKPIDoc struct {
 	RevenueByCurrency map[string]float64 `bson:"revenue_by_currency"`
 	ConversionRate    float64            `bson:"conversion_rate"`
 	AOV               float64            `bson:"aov"`
-	TopProducts       []struct {
-		ProductID string  `bson:"product_id"`
-		Views     int64   `bson:"views"`
-		Carts     int64   `bson:"carts"`
-		Purchases int64   `bson:"purchases"`
-		Revenue   float64 `bson:"revenue"`
-	} `bson:"top_products"`
+	TopProducts       mongosink.Products `bson:"top_products"`
 }
 
 type e2eSessionDoc struct {
@@ -251,7 +245,7 @@ func (r *e2eRun) checkMongo(exp map[int32]*e2ePartExpect, mc *mongo.Client) {
 		assert.Len(t, gotS[part], len(e.Sessions), "partition %d: sessions documents vs sessions of the replay", part)
 		for id, w := range e.Sessions {
 			d, ok := gotS[part][id]
-			ok = ok && d.ID == topicID+"/"+strconv.Itoa(int(part))+"/"+id && d.UserID == w.UserID &&
+			ok = ok && d.ID == topicID+"/"+strconv.Itoa(int(part))+"/"+clickstream.FormatTime(w.Start)+"/"+w.UserID && d.UserID == w.UserID &&
 				int64(d.Start) == w.Start && int64(d.End) == w.End && d.DurationMs == w.DurationMs &&
 				d.Events == w.Events && d.PageViews == w.PageViews && d.AddToCarts == w.AddToCarts &&
 				d.Purchases == w.Purchases && e2eClose(d.Revenue, w.Revenue) && d.Bounced == w.Bounced && d.Converted == w.Converted

@@ -251,7 +251,7 @@ func BenchmarkInsertCommands(b *testing.B) {
 				out := make([]any, size)
 				for i := range out {
 					r := sinktest.SessionRecord(from+i, i%13)
-					out[i] = sessionDoc{ID: docID("clicks", 0, r.SessionID()), SessionID: r.SessionID(), UserID: r.UserID,
+					out[i] = sessionDoc{ID: docID("clicks", 0, sessionKey(&r)), SessionID: r.SessionID(), UserID: r.UserID,
 						Topic: "clicks", Start: bson.DateTime(r.Start), End: bson.DateTime(r.End), Events: r.Events}
 				}
 				return out
@@ -304,7 +304,7 @@ func BenchmarkSessionsAt(b *testing.B) {
 			s := benchSink(b, benchClient(b, stats))
 			fill(b, s.sessions, docs, func(i int) bson.D {
 				r := sinktest.SessionRecord(-1-i, i%13)
-				return bson.D{{Key: "_id", Value: docID("clicks", 0, r.SessionID())}, {Key: "session_id", Value: r.SessionID()},
+				return bson.D{{Key: "_id", Value: docID("clicks", 0, sessionKey(&r))}, {Key: "session_id", Value: r.SessionID()},
 					{Key: "user_id", Value: r.UserID}, {Key: "topic", Value: "clicks"}, {Key: "partition", Value: int32(0)},
 					{Key: "start", Value: bson.DateTime(r.Start)}, {Key: "end", Value: bson.DateTime(r.End)},
 					{Key: "events", Value: r.Events}, {Key: "revenue", Value: r.Revenue}}

@@ -12,8 +12,8 @@
 //   - kpis_minute, key the window start (RFC 3339 UTC millis): minute (date),
 //     topic, partition, final, events, page_views, add_to_carts, purchases,
 //     sessions, revenue, revenue_purchases, revenue_by_currency,
-//     conversion_rate, aov, top_products [{product_id, views, carts,
-//     purchases, revenue}], latency_bins (the sparse latency sketch, so
+//     conversion_rate, aov, top_products (packed in a binary: [Products]),
+//     latency_bins (the sparse latency sketch, so
 //     partials merge, packed in a binary: [LatencyBins]), latency_ms_p95 (null without latency),
 //     updated_at, and running: null. That is a final window, which replaces
 //     the document whole. A window still running is _id, minute, topic,
@@ -29,10 +29,14 @@
 //     earlier versions of the sink, without running, read as before (a
 //     running update of such a final window adds running, which reads
 //     ignore, and leaves its values as they are).
-//   - sessions, key the session_id: session_id, user_id, topic, partition,
-//     start, end (dates), duration_ms, events, page_views, add_to_carts,
-//     purchases, revenue, bounced, converted, updated_at. Final when
-//     written: inserted (see below).
+//   - sessions, key the start (RFC 3339 UTC millis) and the user_id,
+//     "<start>/<user_id>", so that keys follow time and a round's sessions
+//     land together in the server's indexes: session_id, user_id, topic,
+//     partition, start, end (dates), duration_ms, events, page_views,
+//     add_to_carts, purchases, revenue, bounced, converted, updated_at.
+//     Final when written: inserted (see below). Earlier versions of the sink
+//     keyed a session by its session_id; [Sink.Sessions] counts a session
+//     stored under both keys once.
 //   - funnel_minute, key the start minute: minute (date), topic, partition,
 //     final, entered, steps, step_rates, overall_rate,
 //     median_time_to_convert_ms (null when none), times_ms (the sorted

@@ -52,18 +52,10 @@ type kpiValues struct {
 	RevenueByCurrency map[string]float64 `bson:"revenue_by_currency"`
 	ConversionRate    float64            `bson:"conversion_rate"`
 	AOV               float64            `bson:"aov"`
-	TopProducts       []productDoc       `bson:"top_products"`
+	TopProducts       Products           `bson:"top_products"`
 	LatencyBins       LatencyBins        `bson:"latency_bins"`
 	LatencyMsP95      *float64           `bson:"latency_ms_p95"`
 	UpdatedAt         bson.DateTime      `bson:"updated_at"`
-}
-
-type productDoc struct {
-	ProductID string  `bson:"product_id"`
-	Views     int64   `bson:"views"`
-	Carts     int64   `bson:"carts"`
-	Purchases int64   `bson:"purchases"`
-	Revenue   float64 `bson:"revenue"`
 }
 
 func newKPIValues(m *kpi.Minute, now bson.DateTime) kpiValues {
@@ -72,14 +64,11 @@ func newKPIValues(m *kpi.Minute, now bson.DateTime) kpiValues {
 		Sessions: m.Sessions, Revenue: m.Revenue, RevenuePurchases: m.RevenuePurchases,
 		RevenueByCurrency: make(map[string]float64, len(m.RevenueByCurrency)),
 		ConversionRate:    m.ConversionRate(), AOV: m.AOV(),
-		TopProducts: make([]productDoc, 0, len(m.TopProducts)),
+		TopProducts: Products(m.TopProducts),
 		UpdatedAt:   now,
 	}
 	for k, x := range m.RevenueByCurrency {
 		v.RevenueByCurrency[k] = x
-	}
-	for _, p := range m.TopProducts {
-		v.TopProducts = append(v.TopProducts, productDoc(p))
 	}
 	v.LatencyBins = m.Latency.Bins()
 	if p95, ok := m.LatencyP95(); ok {
@@ -102,13 +91,13 @@ func (d *kpiDoc) minute() kpi.Minute {
 	m := kpi.Minute{Minute: int64(d.Minute), Final: d.Final,
 		Counts: kpi.Counts{Events: v.Events, PageViews: v.PageViews, AddToCarts: v.AddToCarts,
 			Purchases: v.Purchases, Sessions: v.Sessions, Revenue: v.Revenue, RevenuePurchases: v.RevenuePurchases},
-		RevenueByCurrency: v.RevenueByCurrency, TopProducts: make([]kpi.Product, 0, len(v.TopProducts)),
+		RevenueByCurrency: v.RevenueByCurrency, TopProducts: v.TopProducts,
 	}
 	if m.RevenueByCurrency == nil {
 		m.RevenueByCurrency = map[string]float64{}
 	}
-	for _, p := range v.TopProducts {
-		m.TopProducts = append(m.TopProducts, kpi.Product(p))
+	if m.TopProducts == nil {
+		m.TopProducts = []kpi.Product{}
 	}
 	m.Latency = kpi.SketchOf(v.LatencyBins)
 	return m
@@ -218,6 +207,14 @@ func (d *sessionDoc) record() session.Record {
 		Purchases: d.Purchases, Revenue: d.Revenue, Bounced: d.Bounced, Converted: d.Converted}
 }
 
+// sessionKey identifies a session within its partition in the _id: its
+// start, then its user. The start leads so that ids follow time: the
+// sessions of a round then land next to each other in the server's _id
+// indexes, instead of one index page per session.
+func sessionKey(r *session.Record) string {
+	return clickstream.FormatTime(r.Start) + "/" + r.UserID
+}
+
 // sessionDocs returns b's sessions as documents, the last of each id.
 func sessionDocs(b *sinks.Batch, now bson.DateTime) []any {
 	last := make(map[string]int, len(b.Sessions))
@@ -232,7 +229,7 @@ func sessionDocs(b *sinks.Batch, now bson.DateTime) []any {
 	docs := make([]any, 0, len(order))
 	for _, id := range order {
 		s := &b.Sessions[last[id]]
-		docs = append(docs, sessionDoc{ID: docID(b.Topic, b.Partition, id), SessionID: s.SessionID(), UserID: s.UserID, Topic: b.Topic, Partition: b.Partition,
+		docs = append(docs, sessionDoc{ID: docID(b.Topic, b.Partition, sessionKey(s)), SessionID: s.SessionID(), UserID: s.UserID, Topic: b.Topic, Partition: b.Partition,
 			Start: bson.DateTime(s.Start), End: bson.DateTime(s.End), DurationMs: s.DurationMs,
 			Events: s.Events, PageViews: s.PageViews, AddToCarts: s.AddToCarts, Purchases: s.Purchases,
 			Revenue: s.Revenue, Bounced: s.Bounced, Converted: s.Converted, UpdatedAt: now})

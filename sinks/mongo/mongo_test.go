@@ -504,6 +504,44 @@ func TestSessions(t *testing.T) {
 	}
 }
 
+// TestSessionsUnderEarlierKeys stores sessions as an earlier version of
+// the sink did, under their session_id, then writes them again (a replay
+// after an upgrade): each is then stored under both keys, and Sessions
+// returns it once. The new key leads with the start.
+func TestSessionsUnderEarlierKeys(t *testing.T) {
+	s := newTestSink(t, testClient(t))
+	var all []session.Record
+	var old []any
+	for u := range 4 {
+		r := sinktest.SessionRecord(u, u+1)
+		all = append(all, r)
+		old = append(old, sessionDoc{ID: docID("clicks", 0, r.SessionID()), SessionID: r.SessionID(), UserID: r.UserID,
+			Topic: "clicks", Start: bson.DateTime(r.Start), End: bson.DateTime(r.End), DurationMs: r.DurationMs,
+			Events: r.Events, PageViews: r.PageViews, Purchases: r.Purchases, Revenue: r.Revenue,
+			Bounced: r.Bounced, Converted: r.Converted})
+	}
+	if _, err := s.sessions.InsertMany(t.Context(), old); err != nil {
+		t.Fatal(err)
+	}
+	write(t, s, &sinks.Batch{Topic: "clicks", Sessions: all})
+	n, err := s.sessions.CountDocuments(t.Context(), bson.D{})
+	if err != nil || n != int64(2*len(all)) {
+		t.Fatalf("documents under the earlier and the new keys: %d, %v; want %d", n, err, 2*len(all))
+	}
+	var doc sessionDoc
+	id := "clicks/0/" + clickstream.FormatTime(all[0].Start) + "/" + all[0].UserID
+	if err := s.sessions.FindOne(t.Context(), bson.D{{Key: "_id", Value: id}}).Decode(&doc); err != nil || doc.SessionID != all[0].SessionID() {
+		t.Fatalf("session under %s: %+v, %v", id, doc, err)
+	}
+	got, err := s.Sessions(t.Context(), time.UnixMilli(all[0].Start), time.UnixMilli(all[len(all)-1].Start+1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, all) {
+		t.Fatalf("Sessions =\n%+v\nwant\n%+v", got, all)
+	}
+}
+
 // anomalyMinute is a window with the given sessions and purchases.
 func anomalyMinute(i int, sessions, purchases int64, final bool) kpi.Minute {
 	return kpi.Minute{Minute: minuteAt(i), Final: final, RevenueByCurrency: map[string]float64{},

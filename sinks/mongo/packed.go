@@ -113,6 +113,77 @@ func (b *LatencyBins) UnmarshalBSONValue(typ byte, data []byte) error {
 	return err
 }
 
+// Products are a window's top products (kpi.Minute.TopProducts) as the sink
+// stores them (top_products): a BSON binary of subtype 0 holding the byte 1
+// and then, per product, the unsigned varint of its id's length, the id, the
+// zigzag varints of its views, carts and purchases, and its revenue as the
+// 8 bytes of its IEEE 754 bits, little endian. Ten products take about 200
+// bytes, where ten documents take about 900 on MongoDB and, on FerretDB, an
+// entry of its type schema per field besides: its update of a running window
+// then takes half the time. Decoding also takes null (nil) and the array of
+// {product_id, views, carts, purchases, revenue} documents that earlier
+// versions of the sink wrote.
+type Products []kpi.Product
+
+// MarshalBSONValue encodes p packed.
+func (p Products) MarshalBSONValue() (byte, []byte, error) {
+	buf := make([]byte, 1, 1+24*len(p))
+	buf[0] = packFormat
+	for _, x := range p {
+		buf = binary.AppendUvarint(buf, uint64(len(x.ProductID)))
+		buf = append(buf, x.ProductID...)
+		buf = binary.AppendVarint(buf, x.Views)
+		buf = binary.AppendVarint(buf, x.Carts)
+		buf = binary.AppendVarint(buf, x.Purchases)
+		buf = binary.LittleEndian.AppendUint64(buf, math.Float64bits(x.Revenue))
+	}
+	return marshalBinary(buf)
+}
+
+// UnmarshalBSONValue decodes p from a packed binary, an array of documents
+// or null.
+func (p *Products) UnmarshalBSONValue(typ byte, data []byte) error {
+	out, err := unpack(typ, data, "top products", 24,
+		func(i int, e bson.RawValue) (kpi.Product, bool, error) {
+			var d struct {
+				ProductID string  `bson:"product_id"`
+				Views     int64   `bson:"views"`
+				Carts     int64   `bson:"carts"`
+				Purchases int64   `bson:"purchases"`
+				Revenue   float64 `bson:"revenue"`
+			}
+			if err := e.Unmarshal(&d); err != nil {
+				return kpi.Product{}, false, fmt.Errorf("product %d: %w", i, err)
+			}
+			return kpi.Product(d), true, nil
+		},
+		func(r *reader, _ *int64) (kpi.Product, error) {
+			var x kpi.Product
+			n, err := r.uvarint()
+			if err != nil {
+				return x, err
+			}
+			id, err := r.bytes(n)
+			if err != nil {
+				return x, err
+			}
+			x.ProductID = string(id)
+			for _, v := range []*int64{&x.Views, &x.Carts, &x.Purchases} {
+				if *v, err = r.varint(); err != nil {
+					return x, err
+				}
+			}
+			bits, err := r.bytes(8)
+			if err != nil {
+				return x, err
+			}
+			x.Revenue = math.Float64frombits(binary.LittleEndian.Uint64(bits))
+			return x, nil
+		})
+	*p = out
+	return err
+}
+
 // unpack decodes a packed field named name: null as nil; an array of an
 // earlier version element by element with elem, which says whether to keep
 // each; a packed binary with next, value by value, from prev 0 (about size
@@ -198,6 +269,16 @@ func (r *reader) varint() (int64, error) {
 	}
 	r.rest = r.rest[n:]
 	return v, nil
+}
+
+// bytes returns the next n bytes.
+func (r *reader) bytes(n uint64) ([]byte, error) {
+	if n > uint64(len(r.rest)) {
+		return nil, fmt.Errorf("%d bytes wanted at byte %d, %d left", n, r.at(), len(r.rest))
+	}
+	b := r.rest[:n]
+	r.rest = r.rest[n:]
+	return b, nil
 }
 
 func (r *reader) uvarint() (uint64, error) {

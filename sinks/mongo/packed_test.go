@@ -90,6 +90,32 @@ func TestLatencyBinsRoundTrip(t *testing.T) {
 	}
 }
 
+func TestProductsRoundTrip(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		in   Products
+	}{
+		{"nil", nil},
+		{"top", Products{{ProductID: "sku_00001", Views: 1146, Carts: 200, Purchases: 152, Revenue: 10856.34},
+			{ProductID: "sku_00000", Views: 1094, Carts: 207, Purchases: 152, Revenue: 10476.89}}},
+		{"odd ids", Products{{ProductID: ""}, {ProductID: "ünïcode/é", Views: 1}, {ProductID: string(make([]byte, 300))}}},
+		{"extremes", Products{{ProductID: "x", Views: math.MaxInt64, Carts: math.MinInt64, Purchases: -1,
+			Revenue: math.Inf(-1)}, {ProductID: "y", Revenue: math.SmallestNonzeroFloat64}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { roundTrip(t, tc.in) })
+	}
+}
+
+func TestProductsPackedSize(t *testing.T) {
+	ps := make(Products, 10)
+	for i := range ps {
+		ps[i] = kpi.Product{ProductID: "sku_0000" + string(rune('0'+i)), Views: 1_100, Carts: 200, Purchases: 150, Revenue: 10_856.34}
+	}
+	packed, array := field(t, ps), field(t, []kpi.Product(ps))
+	assert.Less(t, len(packed.Value), 24*len(ps)+16, "24 bytes a product")
+	assert.Less(t, 3*len(packed.Value), len(array.Value), "a third of the array or less")
+}
+
 // TestPackedReadsEarlierDocuments decodes the arrays that earlier versions of
 // the sink wrote, and null.
 func TestPackedReadsEarlierDocuments(t *testing.T) {
@@ -104,15 +130,30 @@ func TestPackedReadsEarlierDocuments(t *testing.T) {
 	require.NoError(t, bins.UnmarshalBSONValue(byte(v.Type), v.Value))
 	assert.Equal(t, LatencyBins{{Index: -1, Count: 2}, {Index: 9, Count: 4}}, bins, "bins of count 0 left out")
 
+	v = field(t, bson.A{bson.D{{Key: "product_id", Value: "sku_1"}, {Key: "views", Value: int64(3)}, {Key: "carts", Value: int64(2)},
+		{Key: "purchases", Value: int64(1)}, {Key: "revenue", Value: 9.5}}})
+	var ps Products
+	require.NoError(t, ps.UnmarshalBSONValue(byte(v.Type), v.Value))
+	assert.Equal(t, Products{{ProductID: "sku_1", Views: 3, Carts: 2, Purchases: 1, Revenue: 9.5}}, ps)
+
 	v = field(t, nil)
-	ts, bins = Times{1}, LatencyBins{{}}
+	ts, bins, ps = Times{1}, LatencyBins{{}}, Products{{}}
 	require.NoError(t, ts.UnmarshalBSONValue(byte(v.Type), v.Value))
 	require.NoError(t, bins.UnmarshalBSONValue(byte(v.Type), v.Value))
+	require.NoError(t, ps.UnmarshalBSONValue(byte(v.Type), v.Value))
 	assert.Nil(t, ts)
 	assert.Nil(t, bins)
+	assert.Nil(t, ps)
+
+	var k kpiDoc // a window as earlier versions wrote it: top products as documents
+	raw, err := bson.Marshal(bson.D{{Key: "_id", Value: "t/0/x"}, {Key: "final", Value: true}, {Key: "events", Value: int64(4)},
+		{Key: "top_products", Value: bson.A{bson.D{{Key: "product_id", Value: "sku_2"}, {Key: "views", Value: int64(4)}}}}})
+	require.NoError(t, err)
+	require.NoError(t, bson.Unmarshal(raw, &k))
+	assert.Equal(t, []kpi.Product{{ProductID: "sku_2", Views: 4}}, k.minute().TopProducts)
 
 	var d funnelDoc
-	raw, err := bson.Marshal(bson.D{{Key: "_id", Value: "t/0/x"}, {Key: "final", Value: true},
+	raw, err = bson.Marshal(bson.D{{Key: "_id", Value: "t/0/x"}, {Key: "final", Value: true},
 		{Key: "steps", Value: bson.A{int64(2), int64(1)}}, {Key: "times_ms", Value: bson.A{int64(10), int64(20)}},
 		{Key: "by", Value: bson.A{bson.D{{Key: "value", Value: "google"}, {Key: "steps", Value: bson.A{int64(2), int64(1)}}, {Key: "times_ms", Value: bson.A{int64(20)}}}}}})
 	require.NoError(t, err)
@@ -151,6 +192,22 @@ func TestPackedErrors(t *testing.T) {
 	assert.ErrorContains(t, bins.UnmarshalBSONValue(byte(v.Type), v.Value), "index 2147483648 out of range")
 	v = field(t, bson.A{"x"})
 	assert.ErrorContains(t, bins.UnmarshalBSONValue(byte(v.Type), v.Value), "bin 0")
+
+	var ps Products
+	for _, tc := range []struct {
+		name string
+		v    bson.RawValue
+		want string
+	}{
+		{"id past the end", bin(0, packFormat, 3, 'a', 'b'), "3 bytes wanted at byte 2, 2 left"},
+		{"no counts", bin(0, packFormat, 1, 'a'), "bad varint at byte 3"},
+		{"short revenue", bin(0, packFormat, 1, 'a', 2, 2, 2, 0, 0, 0), "8 bytes wanted at byte 6, 3 left"},
+		{"array of strings", field(t, bson.A{"x"}), "product 0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.ErrorContains(t, ps.UnmarshalBSONValue(byte(tc.v.Type), tc.v.Value), tc.want)
+		})
+	}
 }
 
 // FuzzTimes decodes arbitrary packed bytes (fuzzPacked).
@@ -178,14 +235,27 @@ func FuzzLatencyBins(f *testing.F) {
 	f.Fuzz(fuzzPacked[LatencyBins])
 }
 
+// FuzzProducts is FuzzTimes for Products.
+func FuzzProducts(f *testing.F) {
+	for _, p := range []Products{nil, {{ProductID: "sku_1", Views: 3, Carts: 2, Purchases: 1, Revenue: 9.5}},
+		{{ProductID: "", Views: math.MinInt64, Revenue: math.NaN()}, {ProductID: "é"}}} {
+		v := field(f, p)
+		_, data, _ := v.BinaryOK()
+		f.Add(data)
+	}
+	f.Fuzz(fuzzPacked[Products])
+}
+
 // fuzzPacked decodes data as a packed binary: no panic, and what decodes
-// encodes back to a value that decodes the same.
+// encodes back to a value that decodes and encodes the same (bytes are
+// compared, since a revenue may be NaN).
 func fuzzPacked[T any, P unmarshaler[T]](t *testing.T, data []byte) {
 	x, err := decode[T, P](field(t, bson.Binary{Data: data}))
 	if err != nil {
 		return
 	}
-	again, err := decode[T, P](field(t, x))
+	enc := field(t, x)
+	again, err := decode[T, P](enc)
 	require.NoError(t, err)
-	require.Equal(t, x, again)
+	require.Equal(t, enc.Value, field(t, again).Value)
 }

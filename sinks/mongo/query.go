@@ -137,16 +137,20 @@ func (s *Sink) ReadView(ctx context.Context, from, to time.Time) (*sinks.View, e
 
 // Sessions returns the sessions that start in [from, to), by start and user
 // id (then topic and partition, should two partitions hold a session of the
-// same id).
+// same id), each once.
 func (s *Sink) Sessions(ctx context.Context, from, to time.Time) ([]session.Record, error) {
 	docs, err := findAll[sessionDoc](ctx, s.sessions, timeRange("start", from, to))
 	if err != nil {
 		return nil, err
 	}
-	slices.SortFunc(docs, func(a, b sessionDoc) int {
+	order := func(a, b sessionDoc) int {
 		return cmp.Or(cmp.Compare(a.Start, b.Start), strings.Compare(a.UserID, b.UserID),
 			strings.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
-	})
+	}
+	slices.SortFunc(docs, order)
+	// a session written by an earlier version of the sink, under its
+	// session_id, and again since, under its start and user, counts once
+	docs = slices.CompactFunc(docs, func(a, b sessionDoc) bool { return order(a, b) == 0 })
 	out := make([]session.Record, len(docs))
 	for i := range docs {
 		out[i] = docs[i].record()
