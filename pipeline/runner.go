@@ -203,8 +203,10 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 		r.workers.Wait()
 	}()
-	batches := make(chan readResult, 2)
-	r.free = make(chan []Decoded, 8)
+	// The reader reads ahead while a write runs, so that what arrives during
+	// a write is decoded and waiting when it ends.
+	batches := make(chan readResult, readAhead)
+	r.free = make(chan []Decoded, readAhead+2)
 	free := r.free
 	dec := r.dec
 	wg.Go(func() {
@@ -240,6 +242,20 @@ func (r *Runner) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return r.shutdown(ctx)
 		case <-tick.C:
+			// What was read while the last write ran goes into this
+			// round, not the next: a round then covers everything that
+			// arrived before it started.
+		drain:
+			for range readAhead {
+				select {
+				case rr := <-batches:
+					if done, err := r.handle(ctx, rr); done {
+						return err
+					}
+				default:
+					break drain
+				}
+			}
 			err := r.flushAll(ctx, true, false)
 			if err == nil {
 				err = r.idle(ctx)
@@ -248,17 +264,30 @@ func (r *Runner) Run(ctx context.Context) error {
 				return r.stopped(ctx, err)
 			}
 		case rr := <-batches:
-			if ctx.Err() != nil { // the reader saw it first
-				return r.shutdown(ctx)
-			}
-			if err := r.take(ctx, rr); err != nil {
-				if errors.Is(err, sources.ErrEndOfInput) {
-					return nil
-				}
-				return r.stopped(ctx, err)
+			if done, err := r.handle(ctx, rr); done {
+				return err
 			}
 		}
 	}
+}
+
+// readAhead is how many reads the reader may hold decoded while the
+// runner processes or writes.
+const readAhead = 16
+
+// handle takes one read in Run's loop, and reports whether Run returns, with
+// what.
+func (r *Runner) handle(ctx context.Context, rr readResult) (bool, error) {
+	if ctx.Err() != nil { // the reader saw it first
+		return true, r.shutdown(ctx)
+	}
+	if err := r.take(ctx, rr); err != nil {
+		if errors.Is(err, sources.ErrEndOfInput) {
+			return true, nil
+		}
+		return true, r.stopped(ctx, err)
+	}
+	return false, nil
 }
 
 // stopped returns err, or when ctx ended during the call that failed (a

@@ -605,3 +605,49 @@ func TestRunnerCancelDuringWrite(t *testing.T) {
 		assert.Equal(t, int64(1), cp.Next)
 	})
 }
+
+// slowSink's writes each take took; it notes when each began and the offset
+// after the last message it covered.
+type slowSink struct {
+	durableSink
+	took   time.Duration
+	starts []time.Duration // since epoch
+	next   []int64
+	epoch  time.Time
+}
+
+func (s *slowSink) Write(ctx context.Context, bs ...*sinks.Batch) error {
+	s.starts = append(s.starts, time.Since(s.epoch))
+	var next int64
+	for _, b := range bs {
+		next = max(next, b.NextOffset)
+	}
+	s.next = append(s.next, next)
+	time.Sleep(s.took)
+	return s.durableSink.Write(ctx, bs...)
+}
+
+// What arrives while a write runs goes into the round that starts when it
+// ends, whole: the runner reads ahead during the write and takes every read
+// waiting before it writes again, so that nothing waits a round more.
+func TestRunnerRoundAfterASlowWriteTakesWhatArrived(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		q := newQueue()
+		sink := &slowSink{took: 1500 * time.Millisecond, epoch: time.Now()}
+		r, err := pipeline.NewRunner(q, sink, newDir(t), testConfig()) // update_interval 1s
+		require.NoError(t, err)
+		stop, _ := start(r)
+		q.send(0, 0, view("a", "u", t0))
+		time.Sleep(1200 * time.Millisecond) // the first write runs from 1s to 2.5s
+		for i := range int64(6) {
+			q.send(0, 1+i, view(fmt.Sprint("b", i), "u", t0+1+i))
+		}
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		require.ErrorIs(t, stop(), context.Canceled)
+		require.GreaterOrEqual(t, len(sink.starts), 2)
+		assert.Equal(t, []time.Duration{time.Second, 2500 * time.Millisecond}, sink.starts[:2],
+			"the second round starts as the first write ends (the tick of 2s waited)")
+		assert.Equal(t, []int64{1, 7}, sink.next[:2], "the second round covers every message that arrived during the first write")
+	})
+}
