@@ -186,7 +186,9 @@ type readResult struct {
 // Run processes until the source ends (it returns nil after the last write)
 // or ctx ends (it writes and checkpoints what was processed, then returns
 // ctx.Err()), or an error is permanent. It neither closes the source nor the
-// sink.
+// sink. A goroutine reads and decodes up to 16 reads ahead while the runner
+// processes and writes; each update tick first takes every read waiting, so
+// that what arrived during a slow write goes into the next round.
 func (r *Runner) Run(ctx context.Context) error {
 	if !r.commit {
 		r.log.Warn("input offsets are not committed: the sink or the checkpoint store is not durable",
