@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,12 +32,14 @@ type crashAfter struct {
 	sinks.Sink
 	n      int
 	cancel context.CancelFunc
+	writes int // made
 }
 
 func (c *crashAfter) Write(ctx context.Context, bs ...*sinks.Batch) error {
 	if c.n <= 0 {
 		return errCrash
 	}
+	c.writes++
 	if c.n--; c.n > 0 {
 		return c.Sink.Write(ctx, bs...)
 	}
@@ -65,7 +68,8 @@ func TestPipelineCrashAndReplay(t *testing.T) {
 	now := gc.Start.Add(24 * time.Hour) // after every event: none is in the future
 	cfg.Clock = func() time.Time { return now }
 
-	run := func(dir string, readBatch int, store checkpoint.Store, crashAt int) (pipeline.Stats, error) {
+	// run returns the runner's stats and how many writes it made.
+	run := func(dir string, readBatch int, store checkpoint.Store, crashAt int) (pipeline.Stats, int, error) {
 		t.Helper()
 		ps, err := parquet.New(dir, parquet.WithChunkSize(500))
 		if err != nil {
@@ -74,20 +78,20 @@ func TestPipelineCrashAndReplay(t *testing.T) {
 		defer ps.Close(context.Background())
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		var sink sinks.Sink = ps
+		sink := &crashAfter{Sink: ps, n: math.MaxInt, cancel: cancel}
 		if crashAt > 0 {
-			sink = &crashAfter{Sink: ps, n: crashAt, cancel: cancel}
+			sink.n = crashAt
 		}
 		r, err := pipeline.NewRunner(sources.NewMemory(readBatch, values...), sink, store, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
 		err = r.Run(ctx)
-		return r.Stats(), err
+		return r.Stats(), sink.writes, err
 	}
 
 	clean := t.TempDir()
-	stats, err := run(clean, 64, &checkpoint.Memory{}, 0)
+	stats, _, err := run(clean, 64, &checkpoint.Memory{}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,13 +107,24 @@ func TestPipelineCrashAndReplay(t *testing.T) {
 		t.Fatalf("archived %d final minutes (%v), want about 67", len(kpis), err)
 	}
 
-	for _, crashAt := range []int{3, 9, 17} {
+	// Crash early, a third and two thirds of the way through: how many
+	// writes a run makes depends on how reads and update ticks fall, so the
+	// points come from a run like the crashing ones.
+	_, writes, err := run(t.TempDir(), 101, &checkpoint.Memory{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("a run makes %d writes", writes)
+	if writes < 9 {
+		t.Fatalf("a run made %d writes, too few to crash in", writes)
+	}
+	for _, crashAt := range []int{3, writes / 3, 2 * writes / 3} {
 		dir := t.TempDir()
 		store := &checkpoint.Memory{}
-		if _, err := run(dir, 101, store, crashAt); err == nil {
+		if _, _, err := run(dir, 101, store, crashAt); err == nil {
 			t.Fatalf("crash after %d writes: the run did not stop", crashAt)
 		}
-		if _, err := run(dir, 37, store, 0); err != nil {
+		if _, _, err := run(dir, 37, store, 0); err != nil {
 			t.Fatal(err)
 		}
 		want, got := parquetFiles(t, clean), parquetFiles(t, dir)
