@@ -25,8 +25,11 @@ type latencyTracker struct {
 
 	mu      sync.Mutex
 	pending map[partKey][]stamp // by partition, in offset order
-	recent  kpi.Sketch          // since the last reset, for /stats
-	resetAt time.Time
+	// The latencies of the current minute and of the one before, for
+	// /stats, the progress line and /metrics alike: reading them changes
+	// nothing, so one reader does not empty the window of another.
+	recent, previous kpi.Sketch
+	since            time.Time // the current minute's start
 }
 
 type partKey struct {
@@ -51,7 +54,7 @@ func newLatencyTracker() *latencyTracker {
 		wait:    hist("clickstream_e2e_wait_seconds", "From the source handing a message over to the start of the write that covers it."),
 		write: prometheus.NewHistogramVec(opts("clickstream_sink_write_seconds",
 			"How long each write of a round of batches takes, by sink (all: every sink and the read API's view)."), []string{"sink"}),
-		resetAt: time.Now(),
+		since: time.Now(),
 	}
 }
 
@@ -137,6 +140,7 @@ func (s *stampSink) Write(ctx context.Context, bs ...*sinks.Batch) error {
 			d := now.Sub(ps[n].ts)
 			s.l.hist.Observe(d.Seconds())
 			s.l.wait.Observe(start.Sub(ps[n].read).Seconds())
+			s.l.rotate(now)
 			s.l.recent.Add(float64(d) / float64(time.Millisecond))
 			n++
 		}
@@ -145,13 +149,27 @@ func (s *stampSink) Write(ctx context.Context, bs ...*sinks.Batch) error {
 	return nil
 }
 
-// p95 returns the p95 in milliseconds over the last minute or so.
+// p95 returns the p95 in milliseconds over the current minute and the one
+// before it (one to two minutes), whoever else reads it.
 func (l *latencyTracker) p95() float64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	v := l.recent.Quantile(0.95)
-	if time.Since(l.resetAt) > time.Minute {
-		l.recent, l.resetAt = kpi.Sketch{}, time.Now()
+	l.rotate(time.Now())
+	var both kpi.Sketch
+	both.Merge(&l.previous)
+	both.Merge(&l.recent)
+	return both.Quantile(0.95)
+}
+
+// rotate starts a new minute once the current one is over; l.mu is held.
+func (l *latencyTracker) rotate(now time.Time) {
+	switch d := now.Sub(l.since); {
+	case d < time.Minute:
+		return
+	case d < 2*time.Minute:
+		l.previous, l.recent = l.recent, kpi.Sketch{}
+	default: // nothing written for a minute or more
+		l.previous, l.recent = kpi.Sketch{}, kpi.Sketch{}
 	}
-	return v
+	l.since = now
 }

@@ -25,7 +25,7 @@ type progress struct {
 	start   time.Time
 
 	mu      sync.Mutex
-	samples []sample  // one per interval over the last rateWindow, oldest first
+	samples []sample  // one per interval over the last rateWindow and the one before it, oldest first
 	readAt  time.Time // the newest sample that saw reads grow, or start
 	reading bool      // whether the newest interval saw reads grow (true before the first)
 }
@@ -43,8 +43,8 @@ func newProgress(runner func() pipeline.Stats, lag func() int64, dead *deadLette
 }
 
 // tick takes a sample: the rate is averaged over the samples of the last
-// rateWindow, and reads that grew since the previous sample mean the
-// pipeline is reading.
+// rateWindow, and over the last interval when that is longer, and reads
+// that grew since the previous sample mean the pipeline is reading.
 func (p *progress) tick() {
 	read := p.runner().Read
 	now := p.now()
@@ -56,7 +56,7 @@ func (p *progress) tick() {
 	}
 	p.samples = append(p.samples, sample{at: now, read: read})
 	n := 0
-	for n < len(p.samples)-1 && now.Sub(p.samples[n].at) > rateWindow {
+	for n < len(p.samples)-1 && now.Sub(p.samples[n+1].at) >= rateWindow {
 		n++
 	}
 	p.samples = p.samples[n:]

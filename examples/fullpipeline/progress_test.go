@@ -65,6 +65,14 @@ func TestProgressRateAndStall(t *testing.T) {
 		{name: "a gap shorter than an interval", intervals: repeat(12, steady), after: 4 * time.Second, rate: 100},
 		{name: "nothing read since the start", intervals: []interval{stall}, after: time.Second, stalled: 6},
 		{name: "nothing to read", intervals: repeat(3, idle), after: time.Second},
+		// -progress of a minute or more: the rate is over the last interval
+		{name: "an interval of a minute", intervals: repeat(5, interval{time.Minute, 6000, 0}), rate: 100},
+		{name: "an interval of a minute, read between", intervals: repeat(5, interval{time.Minute, 6000, 0}),
+			after: 20 * time.Second, rate: 100},
+		{name: "ticks of a minute a little late", intervals: repeat(5, interval{time.Minute + time.Second, 6100, 0}),
+			after: 20 * time.Second, rate: 100},
+		{name: "an interval longer than the window", intervals: repeat(4, interval{90 * time.Second, 9000, 0}),
+			after: 30 * time.Second, rate: 100},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			clock := time.UnixMilli(1_741_953_600_000).UTC() // 2025-03-14T12:00:00Z

@@ -49,16 +49,19 @@ type Store interface {
 type Stats struct {
 	// Now is the processing clock when answered: event times may run ahead
 	// of it, by up to max_future_skew.
-	Now             string  `json:"now"`
-	EventsPerSec    float64 `json:"events_per_sec"`
-	StalledS        float64 `json:"stalled_s"`
-	Read            int64   `json:"read"`
-	Accepted        int64   `json:"accepted"`
-	Invalid         int64   `json:"invalid"`
-	Late            int64   `json:"late"`
-	Duplicates      int64   `json:"duplicates"`
-	DeadLetters     int64   `json:"dead_letters"`
-	Lag             int64   `json:"lag"`
+	Now string `json:"now"`
+	// EventsPerSec is averaged over the last minute, or over the last
+	// progress interval when that is longer.
+	EventsPerSec float64 `json:"events_per_sec"`
+	StalledS     float64 `json:"stalled_s"`
+	Read         int64   `json:"read"`
+	Accepted     int64   `json:"accepted"`
+	Invalid      int64   `json:"invalid"`
+	Late         int64   `json:"late"`
+	Duplicates   int64   `json:"duplicates"`
+	DeadLetters  int64   `json:"dead_letters"`
+	Lag          int64   `json:"lag"`
+	// E2ELatencyP95 is over the current minute and the one before it.
 	E2ELatencyP95   float64 `json:"e2e_latency_ms_p95"`
 	LastFinalMinute *string `json:"last_final_minute"`
 	UptimeS         float64 `json:"uptime_s"`
