@@ -132,6 +132,7 @@ func (s *stampSink) Write(ctx context.Context, bs ...*sinks.Batch) error {
 	s.took.Observe(now.Sub(start).Seconds())
 	s.l.mu.Lock()
 	defer s.l.mu.Unlock()
+	s.l.rotate(now)
 	for _, b := range bs {
 		k := partKey{b.Topic, b.Partition}
 		ps := s.l.pending[k]
@@ -140,7 +141,6 @@ func (s *stampSink) Write(ctx context.Context, bs ...*sinks.Batch) error {
 			d := now.Sub(ps[n].ts)
 			s.l.hist.Observe(d.Seconds())
 			s.l.wait.Observe(start.Sub(ps[n].read).Seconds())
-			s.l.rotate(now)
 			s.l.recent.Add(float64(d) / float64(time.Millisecond))
 			n++
 		}

@@ -25,7 +25,7 @@ type progress struct {
 	start   time.Time
 
 	mu      sync.Mutex
-	samples []sample  // one per interval over the last rateWindow and the one before it, oldest first
+	samples []sample  // one per interval: those of the last rateWindow and the newest older one, oldest first
 	readAt  time.Time // the newest sample that saw reads grow, or start
 	reading bool      // whether the newest interval saw reads grow (true before the first)
 }
