@@ -6,8 +6,10 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"math"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -30,6 +32,7 @@ type e2eProc struct {
 	started time.Time
 	done    chan struct{}
 	waitErr error
+	quitted bool // quit made it dump its goroutines: the cleanup logs all of its output
 }
 
 // e2eBuffer is a goroutine-safe buffer.
@@ -52,10 +55,25 @@ func (b *e2eBuffer) String() string {
 
 func e2eStart(t *testing.T, name string, args ...string) *e2eProc {
 	t.Helper()
-	p := &e2eProc{t: t, name: name, out: &e2eBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(e2eBinary(t), args...)
+	return e2eStartCmd(t, name, exec.Command(e2eBinary(t), args...))
+}
+
+// e2eStartCmd starts cmd, a command that runs the binary, as e2eStart does.
+func e2eStartCmd(t *testing.T, name string, cmd *exec.Cmd) *e2eProc {
+	t.Helper()
+	p := &e2eProc{t: t, name: name, cmd: cmd, out: &e2eBuffer{}, done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	require.NoError(t, p.cmd.Start(), "start %s", name)
+	// Started with SIGHUP ignored (as by nohup), this process would hand the
+	// ignore down; a signal it handles is reset to the default in the child
+	// instead, so it handles SIGHUP while the child forks. (Always: once
+	// Notify ran, signal.Ignored reports false though the ignore is back.)
+	start := func() error {
+		c := make(chan os.Signal, 1)
+		signal.Notify(c, syscall.SIGHUP)
+		defer signal.Stop(c)
+		return p.cmd.Start()
+	}
+	require.NoError(t, start(), "start %s", name)
 	p.started = time.Now()
 	go func() {
 		p.waitErr = p.cmd.Wait()
@@ -66,7 +84,10 @@ func e2eStart(t *testing.T, name string, args ...string) *e2eProc {
 			_ = p.cmd.Process.Kill()
 			<-p.done
 		}
-		if t.Failed() || os.Getenv("E2E_VERBOSE") != "" {
+		switch {
+		case p.quitted:
+			p.dump(math.MaxInt)
+		case t.Failed() || os.Getenv("E2E_VERBOSE") != "":
 			p.dump(200)
 		}
 		if dir := os.Getenv("E2E_LOGDIR"); dir != "" {
@@ -129,6 +150,7 @@ func (p *e2eProc) quit() {
 	if p.exited() {
 		return
 	}
+	p.quitted = true
 	_ = p.cmd.Process.Signal(syscall.SIGQUIT)
 	select {
 	case <-p.done:

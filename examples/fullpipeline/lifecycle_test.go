@@ -82,6 +82,8 @@ var runningLines = []*regexp.Regexp{
 // and MongoDB-wire server, Parquet, the read API on a free port) until it
 // reads events, stops it with SIGINT (Ctrl-C), SIGTERM or SIGHUP, and checks that it
 // shut down cleanly with exit status 0: what `make run` reports after Ctrl-C.
+// The demo gets SIGHUP at its default even when this test runs under nohup
+// (e2eStartCmd).
 func TestCleanStopExitsZero(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the demo binary")
@@ -107,6 +109,43 @@ func TestCleanStopExitsZero(t *testing.T) {
 				t.Errorf("the shutdown retried a write: %s", p.lastLine("msg=retrying"))
 			}
 		})
+	}
+}
+
+// TestHangupIgnoredUnderNohup starts the demo under nohup, that is with
+// SIGHUP ignored: a hangup leaves it running (it goes on reading and
+// reporting progress), and SIGINT still stops it cleanly.
+func TestHangupIgnoredUnderNohup(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the demo binary")
+	}
+	nohup, err := exec.LookPath("nohup")
+	if err != nil {
+		t.Skip("no nohup here")
+	}
+	ctx := lifecycleCtx(t, 2*time.Minute)
+	p := e2eStartCmd(t, "demo", exec.Command(nohup, e2eBinary(t), "-data", t.TempDir(), "-http", "127.0.0.1:0", "-rate", "2000", "-progress", "100ms"))
+	waitLines(ctx, p, "the demo to run", runningLines...)
+	p.signal(syscall.SIGHUP)
+	after := p.countLines("msg=progress ")
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for p.countLines("msg=progress ") < after+3 { // three more reports: it did not stop
+		if p.exited() || p.contains(`msg="stopping: writing what was processed"`) {
+			t.Fatalf("the demo stopped on SIGHUP under nohup (%v)", p.waitErr)
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			t.Fatalf("%v waiting for progress after SIGHUP", ctx.Err())
+		}
+	}
+	p.signal(syscall.SIGINT)
+	if code := waitExit(ctx, p); code != 0 {
+		t.Fatalf("exit status %d after SIGINT, want 0 (%v)", code, p.waitErr)
+	}
+	if !p.contains("msg=done") {
+		t.Errorf("no msg=done in the output: not a clean shutdown")
 	}
 }
 
