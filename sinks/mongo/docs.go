@@ -2,7 +2,9 @@ package mongo
 
 import (
 	"fmt"
+	"maps"
 	"net/url"
+	"slices"
 	"strconv"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -22,14 +24,12 @@ func docID(topic string, partition int32, rest string) string {
 	return url.PathEscape(topic) + "/" + strconv.FormatInt(int64(partition), 10) + "/" + rest
 }
 
-// kpiDoc is a document of the KPI collection: one partition's partial of one
-// window, in the KPI record shape of SEMANTICS §6 plus what merging needs.
-// A final window has its values at the top level and Running nil (null in
-// the document); a window still running has them in Running, where a
-// running update sets them field by field ("running.events", ...): in a
-// final document that path cannot be created under null, so a stale
-// running update fails on it and changes nothing. Documents of earlier
-// versions of the sink have no running field and their values at the top.
+// kpiDoc is a document of the KPI collection: one partition's final partial
+// of one window, in the KPI record shape of SEMANTICS §6 plus what merging
+// needs. Running values live in the partition's progress document
+// (runningKPI). Documents of earlier versions of the sink may hold a running
+// window: final false, and its values in Running (or at the top level, in
+// older ones still).
 type kpiDoc struct {
 	ID        string        `bson:"_id,omitempty"`
 	Minute    bson.DateTime `bson:"minute"`
@@ -37,7 +37,7 @@ type kpiDoc struct {
 	Partition int32         `bson:"partition"`
 	Final     bool          `bson:"final"`
 	Values    kpiValues     `bson:",inline"`
-	Running   *kpiValues    `bson:"running"`
+	Running   *kpiValues    `bson:"running,omitempty"`
 }
 
 // kpiValues are the values of a window's partial.
@@ -86,9 +86,11 @@ func (d *kpiDoc) values() *kpiValues {
 	return &d.Values
 }
 
-func (d *kpiDoc) minute() kpi.Minute {
-	v := d.values()
-	m := kpi.Minute{Minute: int64(d.Minute), Final: d.Final,
+func (d *kpiDoc) minute() kpi.Minute { return d.values().minute(int64(d.Minute), d.Final) }
+
+// minute returns the window starting at start with values v.
+func (v *kpiValues) minute(start int64, final bool) kpi.Minute {
+	m := kpi.Minute{Minute: start, Final: final,
 		Counts: kpi.Counts{Events: v.Events, PageViews: v.PageViews, AddToCarts: v.AddToCarts,
 			Purchases: v.Purchases, Sessions: v.Sessions, Revenue: v.Revenue, RevenuePurchases: v.RevenuePurchases},
 		RevenueByCurrency: v.RevenueByCurrency, TopProducts: v.TopProducts,
@@ -103,8 +105,8 @@ func (d *kpiDoc) minute() kpi.Minute {
 	return m
 }
 
-// update is an update statement of a window or funnel minute; running
-// marks a running update, which the server refuses on a final document.
+// update is an update statement of a funnel minute; running marks a
+// running update, which the server refuses on a final document.
 type update struct {
 	model   mongo.WriteModel
 	running bool
@@ -155,29 +157,17 @@ func runningUpdate(id string, values any, minute int64, b *sinks.Batch) (update,
 	return update{running: true, model: mongo.NewUpdateOneModel().SetFilter(bson.D{{Key: "_id", Value: id}}).SetUpdate(u).SetUpsert(true)}, nil
 }
 
-// kpiWrites returns the writes of b's windows, each an update filtered on
-// the _id alone. Per window the last value wins, a final one over running
-// ones. A final window replaces the document whole; a running update is a
-// runningUpdate.
-func kpiWrites(b *sinks.Batch, now bson.DateTime) ([]update, error) {
-	picked := lastOf(len(b.KPIs), func(i int) int64 { return b.KPIs[i].Minute }, func(i int) bool { return b.KPIs[i].Final })
-	ws := make([]update, 0, len(picked))
-	for _, i := range picked {
-		m := &b.KPIs[i]
-		id := docID(b.Topic, b.Partition, clickstream.FormatTime(m.Minute))
-		values := newKPIValues(m, now)
-		if m.Final {
-			doc := kpiDoc{ID: id, Minute: bson.DateTime(m.Minute), Topic: b.Topic, Partition: b.Partition, Final: true, Values: values}
-			ws = append(ws, update{model: mongo.NewReplaceOneModel().SetFilter(bson.D{{Key: "_id", Value: id}}).SetReplacement(doc).SetUpsert(true)})
-			continue
+// kpiFinals returns b's final windows as documents to insert, the last of
+// each window.
+func kpiFinals(b *sinks.Batch, now bson.DateTime) []any {
+	var docs []any
+	for _, i := range lastOf(len(b.KPIs), func(i int) int64 { return b.KPIs[i].Minute }, func(i int) bool { return b.KPIs[i].Final }) {
+		if m := &b.KPIs[i]; m.Final {
+			docs = append(docs, kpiDoc{ID: docID(b.Topic, b.Partition, clickstream.FormatTime(m.Minute)), Minute: bson.DateTime(m.Minute),
+				Topic: b.Topic, Partition: b.Partition, Final: true, Values: newKPIValues(m, now)})
 		}
-		w, err := runningUpdate(id, values, m.Minute, b)
-		if err != nil {
-			return nil, fmt.Errorf("window: %w", err)
-		}
-		ws = append(ws, w)
 	}
-	return ws, nil
+	return docs
 }
 
 // sessionDoc is a document of the sessions collection: a final session (the
@@ -239,8 +229,11 @@ func sessionDocs(b *sinks.Batch, now bson.DateTime) []any {
 
 // funnelDoc is a document of the funnel collection: one partition's funnel of
 // a start minute (SEMANTICS §7) with the conversion times, so that merged
-// medians are exact. As in kpiDoc, a final record has its values at the
-// top level and Running nil; a running one has them in Running.
+// medians are exact. A final record has its values at the top level and
+// Running nil (null in the document); a record still running has them in
+// Running, where a running update sets them field by field ("running.entered",
+// ...): in a final document that path cannot be created under null, so a
+// stale running update fails on it and changes nothing.
 type funnelDoc struct {
 	ID        string        `bson:"_id,omitempty"`
 	Minute    bson.DateTime `bson:"minute"`
@@ -337,28 +330,81 @@ func progressID(topic string, partition int32) string {
 
 // progressDoc is a document of the progress collection: how far one
 // partition has got (sinks.Progress), times as Unix millis with
-// math.MinInt64 and math.MaxInt64 for -inf and +inf.
+// math.MinInt64 and math.MaxInt64 for -inf and +inf, and the partition's
+// running windows, by runningKey.
 type progressDoc struct {
-	ID           string        `bson:"_id,omitempty"`
-	Topic        string        `bson:"topic"`
-	Partition    int32         `bson:"partition"`
-	Partitions   int32         `bson:"partitions"`
-	Watermark    int64         `bson:"watermark"`
-	FunnelBefore int64         `bson:"funnel_before"`
-	UpdatedAt    bson.DateTime `bson:"updated_at"`
+	ID           string                `bson:"_id,omitempty"`
+	Topic        string                `bson:"topic"`
+	Partition    int32                 `bson:"partition"`
+	Partitions   int32                 `bson:"partitions"`
+	Watermark    int64                 `bson:"watermark"`
+	FunnelBefore int64                 `bson:"funnel_before"`
+	UpdatedAt    bson.DateTime         `bson:"updated_at"`
+	RunningKPIs  map[string]runningKPI `bson:"running_kpis,omitempty"`
 }
 
 func (d *progressDoc) progress() sinks.Progress {
 	return sinks.Progress{Partitions: d.Partitions, Watermark: d.Watermark, FunnelBefore: d.FunnelBefore}
 }
 
-// progressUpdate publishes b's progress: $max keeps each field's largest
-// value, so a replay's older progress leaves the document as it is.
-func progressUpdate(b *sinks.Batch, now bson.DateTime) bson.D {
-	return bson.D{
-		{Key: "$set", Value: bson.D{{Key: "topic", Value: b.Topic}, {Key: "partition", Value: b.Partition},
-			{Key: "updated_at", Value: now}}},
-		{Key: "$max", Value: bson.D{{Key: "partitions", Value: b.Progress.Partitions},
-			{Key: "watermark", Value: b.Progress.Watermark}, {Key: "funnel_before", Value: b.Progress.FunnelBefore}}},
+// runningKPI is a running window in a progress document.
+type runningKPI struct {
+	Minute bson.DateTime `bson:"minute"`
+	Values kpiValues     `bson:",inline"`
+}
+
+// runningKey is the field of a running window in a progress document's
+// running_kpis: the start in Unix millis behind a letter (a number in a
+// dotted path may name an array element).
+func runningKey(start int64) string { return "m" + strconv.FormatInt(start, 10) }
+
+// held is what a partition's progress document holds of what this sink set
+// there: the starts of its running windows, by runningKey.
+type held map[string]int64
+
+// progressUpdate returns the update of b's progress document and what the
+// document holds after it, given what it held before (h) and the progress
+// last published (last, if had). The update sets the batch's running
+// windows (the last of each, none that is final in the batch), unsets its
+// final ones (inserted before, in the KPI collection) and those of h that
+// the watermark has passed (a running window there is stale: its final
+// went to the KPI collection), and raises the progress with $max, so a
+// replay's older progress leaves it as it is. send is false when it would
+// change nothing: no window and no progress beyond last.
+func progressUpdate(b *sinks.Batch, last sinks.Progress, had bool, h held, window int64, now bson.DateTime) (u bson.D, next held, send bool) {
+	p := b.Progress
+	if had {
+		p = p.Max(last)
 	}
+	set := bson.D{{Key: "topic", Value: b.Topic}, {Key: "partition", Value: b.Partition}, {Key: "updated_at", Value: now}}
+	var unset bson.D
+	next = maps.Clone(h)
+	if next == nil {
+		next = held{}
+	}
+	written := map[string]bool{}
+	for _, i := range lastOf(len(b.KPIs), func(i int) int64 { return b.KPIs[i].Minute }, func(i int) bool { return b.KPIs[i].Final }) {
+		m := &b.KPIs[i]
+		k := runningKey(m.Minute)
+		if m.Final {
+			unset = append(unset, bson.E{Key: "running_kpis." + k, Value: ""})
+			delete(next, k)
+			continue
+		}
+		set = append(set, bson.E{Key: "running_kpis." + k, Value: runningKPI{Minute: bson.DateTime(m.Minute), Values: newKPIValues(m, now)}})
+		next[k], written[k] = m.Minute, true
+	}
+	for _, k := range slices.Sorted(maps.Keys(next)) {
+		if p.Watermark >= next[k]+window && !written[k] {
+			unset = append(unset, bson.E{Key: "running_kpis." + k, Value: ""})
+			delete(next, k)
+		}
+	}
+	u = bson.D{{Key: "$set", Value: set}, {Key: "$max", Value: bson.D{{Key: "partitions", Value: b.Progress.Partitions},
+		{Key: "watermark", Value: b.Progress.Watermark}, {Key: "funnel_before", Value: b.Progress.FunnelBefore}}}}
+	if len(unset) > 0 {
+		u = append(u, bson.E{Key: "$unset", Value: unset})
+	}
+	send = !had || p != last || len(b.KPIs) > 0 || len(unset) > 0
+	return u, next, send
 }

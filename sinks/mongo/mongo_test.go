@@ -76,8 +76,25 @@ func (s *Sink) readBack(ctx context.Context) (sinktest.Snapshot, error) {
 	if err != nil {
 		return snap, err
 	}
+	progress, err := findAll[progressDoc](ctx, s.progress, bson.D{})
+	if err != nil {
+		return snap, err
+	}
+	// a running record of the progress documents stands where no final
+	// document of its key is (over a running one of an earlier version)
+	type key struct {
+		part
+		minute int64
+	}
+	finalKPIs := map[key]bool{}
 	for i := range kpis {
-		snap.KPIs = append(snap.KPIs, sinktest.KPI{Topic: kpis[i].Topic, Partition: kpis[i].Partition, Minute: kpis[i].minute()})
+		d := &kpis[i]
+		if k := (key{part{d.Topic, d.Partition}, int64(d.Minute)}); d.Final {
+			finalKPIs[k] = true
+		} else if runningKPIOf(progress, k.part, k.minute) {
+			continue
+		}
+		snap.KPIs = append(snap.KPIs, sinktest.KPI{Topic: d.Topic, Partition: d.Partition, Minute: d.minute()})
 	}
 	sess, err := findAll[sessionDoc](ctx, s.sessions, bson.D{})
 	if err != nil {
@@ -93,7 +110,28 @@ func (s *Sink) readBack(ctx context.Context) (sinktest.Snapshot, error) {
 	for i := range fun {
 		snap.Funnel = append(snap.Funnel, sinktest.Funnel{Topic: fun[i].Topic, Partition: fun[i].Partition, Record: fun[i].record()})
 	}
+	for i := range progress {
+		d := &progress[i]
+		p := part{d.Topic, d.Partition}
+		for _, w := range d.RunningKPIs {
+			if !finalKPIs[key{p, int64(w.Minute)}] {
+				snap.KPIs = append(snap.KPIs, sinktest.KPI{Topic: d.Topic, Partition: d.Partition, Minute: w.Values.minute(int64(w.Minute), false)})
+			}
+		}
+	}
 	return snap, nil
+}
+
+// runningKPIOf reports whether a progress document holds a running window
+// of p starting at minute.
+func runningKPIOf(progress []progressDoc, p part, minute int64) bool {
+	for i := range progress {
+		if d := &progress[i]; d.Topic == p.topic && d.Partition == p.partition {
+			_, ok := d.RunningKPIs[runningKey(minute)]
+			return ok
+		}
+	}
+	return false
 }
 
 func TestConformance(t *testing.T) {
@@ -448,9 +486,15 @@ func TestFinalNeverOverwritten(t *testing.T) {
 	if !reflect.DeepEqual(after, before) {
 		t.Fatalf("final document touched:\n was %v\n now %v", before, after)
 	}
-	if n, err := s.kpis.CountDocuments(t.Context(), bson.D{}); err != nil || n != 2 {
-		t.Fatalf("documents = %d, %v; want 2 (the other window's update landed)", n, err)
+	if n, err := s.kpis.CountDocuments(t.Context(), bson.D{}); err != nil || n != 1 {
+		t.Fatalf("documents = %d, %v; want the final one alone", n, err)
 	}
+	got, err = s2.Minutes(t.Context(), t0, t0.Add(2*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectMinutes(t, "the other window's running update", got, []sinks.MergedMinute{merged(1, 1, final),
+		merged(0, 1, sinktest.Window(minuteAt(1), 9, false))})
 }
 
 func TestFunnelMerged(t *testing.T) {
@@ -663,7 +707,7 @@ func TestDocumentsAndIndexes(t *testing.T) {
 	for coll, fields := range map[*mongo.Collection][]string{
 		s.kpis: {"_id", "minute", "topic", "partition", "final", "events", "page_views", "add_to_carts", "purchases",
 			"sessions", "revenue", "revenue_purchases", "revenue_by_currency", "conversion_rate", "aov",
-			"top_products", "latency_bins", "latency_ms_p95", "updated_at", "running"},
+			"top_products", "latency_bins", "latency_ms_p95", "updated_at"},
 		s.sessions: {"_id", "session_id", "user_id", "topic", "partition", "start", "end", "duration_ms", "events",
 			"page_views", "add_to_carts", "purchases", "revenue", "bounced", "converted", "updated_at"},
 		s.funnel: {"_id", "minute", "topic", "partition", "final", "entered", "steps", "step_rates", "overall_rate",
@@ -785,34 +829,60 @@ func kpiRaw(t *testing.T, s *Sink, minute int64) bson.M {
 	return d
 }
 
-// A running window keeps its values under running, set field by field, and
-// a final one at the top with running null.
+// A running window lives in its partition's progress document, under
+// running_kpis.m<start millis>, and leaves it when final: the final one is a
+// document of its own, its values at the top.
 func TestKPIDocumentShapes(t *testing.T) {
 	s := newTestSink(t, testClient(t))
 	m0, m1 := minuteAt(0), minuteAt(1)
-	write(t, s, &sinks.Batch{Topic: "clicks", KPIs: []kpi.Minute{sinktest.Window(m0, 1, false), sinktest.Window(m1, 2, false)}},
-		&sinks.Batch{Topic: "clicks", KPIs: []kpi.Minute{sinktest.Window(m0, 3, true), sinktest.Window(m1, 4, false)}})
-	keys := func(d bson.M) []string { return slices.Sorted(maps.Keys(d)) }
-	running := kpiRaw(t, s, m1)
-	if want := []string{"_id", "final", "minute", "partition", "running", "topic"}; !slices.Equal(keys(running), want) {
-		t.Errorf("running document fields = %v, want %v", keys(running), want)
-	}
-	var values bson.M
-	if d, ok := running["running"].(bson.D); ok {
-		values = bson.M{}
-		for _, e := range d {
-			values[e.Key] = e.Value
+	write(t, s, &sinks.Batch{Topic: "clicks", KPIs: []kpi.Minute{sinktest.Window(m0, 1, false), sinktest.Window(m1, 2, false)}})
+	progress := func() bson.M {
+		t.Helper()
+		var d bson.M
+		if err := s.progress.FindOne(t.Context(), bson.D{{Key: "_id", Value: progressID("clicks", 0)}}).Decode(&d); err != nil {
+			t.Fatal(err)
 		}
+		return d
 	}
-	if values["events"] != sinktest.Window(m1, 4, false).Events {
-		t.Errorf("running values = %v, want those of the second update", running["running"])
+	runningOf := func(d bson.M) map[string]bson.M {
+		out := map[string]bson.M{}
+		rk, _ := d["running_kpis"].(bson.D)
+		for _, e := range rk {
+			w := bson.M{}
+			for _, f := range e.Value.(bson.D) {
+				w[f.Key] = f.Value
+			}
+			out[e.Key] = w
+		}
+		return out
 	}
-	if _, ok := values["updated_at"].(bson.DateTime); !ok {
-		t.Errorf("running.updated_at is %T, want a BSON date", values["updated_at"])
+	k0, k1 := runningKey(m0), runningKey(m1)
+	if k0 != fmt.Sprintf("m%d", m0) {
+		t.Fatalf("running key %q, want m and the start in Unix millis", k0)
+	}
+	r := runningOf(progress())
+	if len(r) != 2 || r[k0]["events"] != sinktest.Window(m0, 1, false).Events || r[k1]["minute"] != bson.DateTime(m1) {
+		t.Fatalf("running windows = %v, want both", r)
+	}
+	if _, ok := r[k1]["updated_at"].(bson.DateTime); !ok {
+		t.Errorf("running updated_at is %T, want a BSON date", r[k1]["updated_at"])
+	}
+	if n, err := s.kpis.CountDocuments(t.Context(), bson.D{}); err != nil || n != 0 {
+		t.Fatalf("%d KPI documents, %v; want none while every window runs", n, err)
+	}
+	write(t, s, &sinks.Batch{Topic: "clicks", KPIs: []kpi.Minute{sinktest.Window(m0, 3, true), sinktest.Window(m1, 4, false)}})
+	if r := runningOf(progress()); len(r) != 1 || r[k1]["events"] != sinktest.Window(m1, 4, false).Events {
+		t.Fatalf("running windows after the final = %v, want the second update of minute 1 alone", r)
 	}
 	final := kpiRaw(t, s, m0)
-	if v, ok := final["running"]; !ok || v != nil || final["final"] != true || final["events"] != sinktest.Window(m0, 3, true).Events {
-		t.Errorf("final document = %v, want its values at the top and running null", final)
+	if _, ok := final["running"]; ok || final["final"] != true || final["events"] != sinktest.Window(m0, 3, true).Events {
+		t.Errorf("final document = %v, want its values at the top and no running", final)
+	}
+	// the watermark past minute 1's end: its running record is stale, and
+	// goes with the next write of the partition
+	write(t, s, &sinks.Batch{Topic: "clicks", Progress: at(1, minuteAt(2))})
+	if r := runningOf(progress()); len(r) != 0 {
+		t.Fatalf("running windows after the watermark passed them = %v, want none", r)
 	}
 }
 
@@ -868,36 +938,31 @@ func TestEarlierDocuments(t *testing.T) {
 	}
 }
 
-// A stale running update (a replay's, or a zombie writer's) is refused by
-// the server without touching the final window, wherever it sits in the
-// command; the other statements are applied. MongoDB goes on after the
-// refused statement; FerretDB stops there, and the rest is sent again.
+// A stale running update (a replay's, or a zombie writer's, from a sink
+// that knows nothing of what is final) leaves the final window's document
+// as it is and does not show through the merged view; the batch's other
+// records land.
 func TestStaleRunningAmongOthers(t *testing.T) {
-	for _, at := range []int{0, 1, 3} {
-		t.Run(fmt.Sprint("stale at ", at), func(t *testing.T) {
-			c := testClient(t)
-			s := newTestSink(t, c)
-			final := sinktest.Window(minuteAt(0), 1, true)
-			write(t, s, &sinks.Batch{Topic: "clicks", KPIs: []kpi.Minute{final, sinktest.Window(minuteAt(1), 2, false)}, Progress: done(1)})
-			before := kpiRaw(t, s, minuteAt(0))
-			others := []kpi.Minute{sinktest.Window(minuteAt(1), 8, false), sinktest.Window(minuteAt(2), 9, true), sinktest.Window(minuteAt(3), 10, false)}
-			ms := slices.Insert(slices.Clone(others), at, sinktest.Window(minuteAt(0), 7, false))
-			fresh, err := New(c, s.kpis.Database().Name()) // knows nothing of what is final
-			if err != nil {
-				t.Fatal(err)
-			}
-			write(t, fresh, &sinks.Batch{Topic: "clicks", KPIs: ms})
-			if after := kpiRaw(t, s, minuteAt(0)); !reflect.DeepEqual(after, before) {
-				t.Fatalf("final document touched:\n was %v\n now %v", before, after)
-			}
-			got, err := s.Minutes(t.Context(), t0, t0.Add(time.Hour))
-			if err != nil {
-				t.Fatal(err)
-			}
-			expectMinutes(t, "after the batch", got, []sinks.MergedMinute{merged(1, 1, final), merged(1, 1, others[0]),
-				merged(1, 1, others[1]), merged(1, 1, others[2])})
-		})
+	c := testClient(t)
+	s := newTestSink(t, c)
+	final := sinktest.Window(minuteAt(0), 1, true)
+	write(t, s, &sinks.Batch{Topic: "clicks", KPIs: []kpi.Minute{final, sinktest.Window(minuteAt(1), 2, false)}, Progress: done(1)})
+	before := kpiRaw(t, s, minuteAt(0))
+	others := []kpi.Minute{sinktest.Window(minuteAt(1), 8, false), sinktest.Window(minuteAt(2), 9, true), sinktest.Window(minuteAt(3), 10, false)}
+	fresh, err := New(c, s.kpis.Database().Name())
+	if err != nil {
+		t.Fatal(err)
 	}
+	write(t, fresh, &sinks.Batch{Topic: "clicks", KPIs: slices.Insert(slices.Clone(others), 1, sinktest.Window(minuteAt(0), 7, false))})
+	if after := kpiRaw(t, s, minuteAt(0)); !reflect.DeepEqual(after, before) {
+		t.Fatalf("final document touched:\n was %v\n now %v", before, after)
+	}
+	got, err := s.Minutes(t.Context(), t0, t0.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectMinutes(t, "after the batch", got, []sinks.MergedMinute{merged(1, 1, final), merged(1, 1, others[0]),
+		merged(1, 1, others[1]), merged(1, 1, others[2])})
 }
 
 // Sessions and funnel minutes are inserted; on a replay, only the documents
@@ -1077,4 +1142,31 @@ func mergedFunnel(c sinks.Completeness, parts ...funnel.Record) sinks.MergedFunn
 	r := funnel.Merge(parts...)
 	r.Final = c.Complete()
 	return sinks.MergedFunnel{Record: r, Completeness: c}
+}
+
+// Two batches of a partition in one Write reach its progress document in
+// order: the later running window wins, and the later batch's final
+// removes what the earlier one set.
+func TestProgressDocumentInOrder(t *testing.T) {
+	s := newTestSink(t, testClient(t))
+	m0, m1 := minuteAt(0), minuteAt(1)
+	if err := s.Write(t.Context(),
+		&sinks.Batch{Topic: "clicks", KPIs: []kpi.Minute{sinktest.Window(m0, 1, false), sinktest.Window(m1, 2, false)}},
+		&sinks.Batch{Topic: "clicks", KPIs: []kpi.Minute{sinktest.Window(m0, 3, true), sinktest.Window(m1, 4, false)}, Progress: at(1, m1)},
+	); err != nil {
+		t.Fatal(err)
+	}
+	var d progressDoc
+	if err := s.progress.FindOne(t.Context(), bson.D{{Key: "_id", Value: progressID("clicks", 0)}}).Decode(&d); err != nil {
+		t.Fatal(err)
+	}
+	if len(d.RunningKPIs) != 1 || d.RunningKPIs[runningKey(m1)].Values.Events != sinktest.Window(m1, 4, false).Events {
+		t.Fatalf("running windows %+v, want minute 1 of the second batch alone", d.RunningKPIs)
+	}
+	got, err := s.Minutes(t.Context(), t0, t0.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectMinutes(t, "after both batches", got, []sinks.MergedMinute{merged(1, 1, sinktest.Window(m0, 3, true)),
+		merged(0, 1, sinktest.Window(m1, 4, false))})
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -21,9 +22,12 @@ import (
 // The queries below read what Write wrote and merge the partitions' partials
 // per minute in (topic, partition) order, as the JSON-lines sink does, so
 // that float sums do not depend on the order documents come back in. Each
-// reads the progress documents first, then the results: Write publishes a
-// progress only once the results it covers are durable, so results read
-// later are at least as new as the progress that calls them final.
+// reads the progress documents first, then the final results: Write
+// publishes a progress only once the results it covers are durable, so
+// results read later are at least as new as the progress that calls them
+// final. The running records of the progress documents go in last, where
+// no final record of their key was read (and over running documents of
+// earlier versions of the sink).
 
 // Progress is a partition's progress as published by Write.
 type Progress struct {
@@ -56,7 +60,7 @@ func (s *Sink) Progress(ctx context.Context) ([]Progress, error) {
 // merged over the partitions that wrote it with kpi.Merge and final only
 // when every partition of the topic has passed it.
 func (s *Sink) Minutes(ctx context.Context, from, to time.Time) ([]sinks.MergedMinute, error) {
-	v, err := s.minutesView(ctx, timeRange("minute", from, to))
+	v, err := s.minutesView(ctx, from, to)
 	if err != nil {
 		return nil, err
 	}
@@ -69,7 +73,7 @@ func (s *Sink) LatestMinutes(ctx context.Context, n int) ([]sinks.MergedMinute, 
 	if n <= 0 {
 		return nil, nil
 	}
-	v, err := s.view(ctx)
+	v, progress, err := s.view(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -99,12 +103,12 @@ func (s *Sink) LatestMinutes(ctx context.Context, n int) ([]sinks.MergedMinute, 
 	if err := cur.Err(); err != nil {
 		return nil, fmt.Errorf("mongo sink: find in %s: %w", s.kpis.Name(), err)
 	}
-	if seen == 0 {
-		return nil, nil
+	if seen > 0 {
+		if err := s.addMinutes(ctx, v, bson.D{{Key: "minute", Value: bson.D{{Key: "$gte", Value: oldest}}}}); err != nil {
+			return nil, err
+		}
 	}
-	if err := s.addMinutes(ctx, v, bson.D{{Key: "minute", Value: bson.D{{Key: "$gte", Value: oldest}}}}); err != nil {
-		return nil, err
-	}
+	addRunningMinutes(v, progress, math.MinInt64, math.MaxInt64)
 	return v.Latest(n), nil // windows written since the walk left out
 }
 
@@ -113,11 +117,11 @@ func (s *Sink) LatestMinutes(ctx context.Context, n int) ([]sinks.MergedMinute, 
 // documents keep the conversion times) and final only when every partition
 // of the topic has its records of the minute final.
 func (s *Sink) Funnel(ctx context.Context, from, to time.Time) ([]sinks.MergedFunnel, error) {
-	v, err := s.view(ctx)
+	v, _, err := s.view(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.addFunnel(ctx, v, timeRange("minute", from, to)); err != nil {
+	if err := s.addFunnel(ctx, v, from, to); err != nil {
 		return nil, err
 	}
 	return v.Funnel(from.UnixMilli(), to.UnixMilli()), nil
@@ -128,11 +132,15 @@ func (s *Sink) Funnel(ctx context.Context, from, to time.Time) ([]sinks.MergedFu
 // reader that keeps the global view up to date itself from there (feeding it
 // the batches written since; see sinks.View).
 func (s *Sink) ReadView(ctx context.Context, from, to time.Time) (*sinks.View, error) {
-	v, err := s.minutesView(ctx, timeRange("minute", from, to))
+	v, progress, err := s.view(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return v, s.addFunnel(ctx, v, timeRange("minute", from, to))
+	if err := s.addMinutes(ctx, v, timeRange("minute", from, to)); err != nil {
+		return nil, err
+	}
+	addRunningMinutes(v, progress, from.UnixMilli(), to.UnixMilli())
+	return v, s.addFunnel(ctx, v, from, to)
 }
 
 // Sessions returns the sessions that start in [from, to), by start and user
@@ -172,7 +180,7 @@ func (s *Sink) Anomalies(ctx context.Context, from, to time.Time, d *kpi.Detecto
 	if d == nil {
 		return nil, from, errors.New("mongo sink: nil detector")
 	}
-	v, err := s.minutesView(ctx, timeRange("minute", from, to))
+	v, err := s.minutesView(ctx, from, to)
 	if err != nil {
 		return nil, from, err
 	}
@@ -180,32 +188,36 @@ func (s *Sink) Anomalies(ctx context.Context, from, to time.Time, d *kpi.Detecto
 	return found, time.UnixMilli(until).UTC(), nil
 }
 
-// view reads the progress documents into a View: queries read them before
-// the results they judge.
-func (s *Sink) view(ctx context.Context) (*sinks.View, error) {
+// view reads the progress documents into a View, and returns them for
+// their running records: queries read them before the results they judge.
+func (s *Sink) view(ctx context.Context) (*sinks.View, []progressDoc, error) {
 	docs, err := findAll[progressDoc](ctx, s.progress, bson.D{})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	v := sinks.NewView(time.Duration(s.window) * time.Millisecond)
 	for i := range docs {
 		v.SetProgress(docs[i].Topic, docs[i].Partition, docs[i].progress())
 	}
-	return v, nil
+	return v, docs, nil
 }
 
-// minutesView reads the progress, then the KPI documents filter matches.
-func (s *Sink) minutesView(ctx context.Context, filter bson.D) (*sinks.View, error) {
-	v, err := s.view(ctx)
+// minutesView reads the progress, then the windows of [from, to).
+func (s *Sink) minutesView(ctx context.Context, from, to time.Time) (*sinks.View, error) {
+	v, progress, err := s.view(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return v, s.addMinutes(ctx, v, filter)
+	if err := s.addMinutes(ctx, v, timeRange("minute", from, to)); err != nil {
+		return nil, err
+	}
+	addRunningMinutes(v, progress, from.UnixMilli(), to.UnixMilli())
+	return v, nil
 }
 
-// addFunnel adds the funnel documents filter matches to v.
-func (s *Sink) addFunnel(ctx context.Context, v *sinks.View, filter bson.D) error {
-	return forEach(ctx, s.funnel, filter, func(d *funnelDoc) {
+// addFunnel adds the funnel documents of [from, to) to v.
+func (s *Sink) addFunnel(ctx context.Context, v *sinks.View, from, to time.Time) error {
+	return forEach(ctx, s.funnel, timeRange("minute", from, to), func(d *funnelDoc) {
 		r := d.record()
 		v.AddFunnel(d.Topic, d.Partition, &r)
 	})
@@ -217,6 +229,20 @@ func (s *Sink) addMinutes(ctx context.Context, v *sinks.View, filter bson.D) err
 		m := d.minute()
 		v.AddMinute(d.Topic, d.Partition, &m)
 	})
+}
+
+// addRunningMinutes adds the running windows of progress that start in
+// [from, to) to v.
+func addRunningMinutes(v *sinks.View, progress []progressDoc, from, to int64) {
+	for i := range progress {
+		d := &progress[i]
+		for _, w := range d.RunningKPIs {
+			if start := int64(w.Minute); start >= from && start < to {
+				m := w.Values.minute(start, false)
+				v.AddMinute(d.Topic, d.Partition, &m)
+			}
+		}
+	}
 }
 
 // forEach calls f with each document of coll that filter matches.

@@ -38,13 +38,13 @@ const DefaultMaxBulk = 1000
 var ErrClosed = errors.New("mongo sink: closed")
 
 // Sink writes the pipeline's results to MongoDB (SEMANTICS §6, §7, §10): one
-// document per (minute, topic, partition) in the KPI and funnel collections,
-// one per (session, topic, partition) in the sessions collection. Sessions
-// and final funnel minutes are inserted; a replayed batch's duplicates are
-// replaced on their _id. KPI windows and running funnel minutes are updated
-// on their _id alone, and a running update never replaces a final record.
-// After the results, it publishes the partition's progress, one document per
-// (topic, partition) that never moves backwards. Queries merge the
+// document per final (minute, topic, partition) in the KPI and funnel
+// collections, one per (session, topic, partition) in the sessions
+// collection, all inserted; a replayed batch's duplicates are replaced on
+// their _id. After them, it publishes the partition's progress, one
+// document per (topic, partition) that never moves backwards and holds the
+// partition's running windows and funnel minutes, updated on its _id alone:
+// a running record never replaces a final one. Queries merge the
 // partitions' partials into the global view, final only where every
 // partition's progress has passed it (SEMANTICS §11).
 //
@@ -67,6 +67,9 @@ type Sink struct {
 	// published is, per partition, the progress this sink has made durable:
 	// the stored one is at least as far.
 	published map[partKey]sinks.Progress
+	// held is, per partition, what this sink set in its progress document
+	// and has not removed since.
+	held map[partKey]held
 }
 
 // partKey names a source partition.
@@ -115,11 +118,11 @@ func WithWindowSize(d time.Duration) Option { return func(c *config) { c.window 
 // timeout (see the package documentation).
 func WithWriteTimeout(d time.Duration) Option { return func(c *config) { c.timeout = d } }
 
-// WithMaxBulk sets the most statements sent in one update command (the KPI
-// windows, and the rewrites of documents a replay inserts again); insert
-// commands (sessions, funnel minutes) carry up to max(n, DefaultMaxBulk)
-// documents. Default 1,000, for MongoDB; the driver splits commands further
-// where the server's limits require.
+// WithMaxBulk sets the most statements sent in one update command (the
+// progress documents, and the rewrites of documents a replay inserts again);
+// insert commands (final windows, sessions, funnel minutes) carry up to
+// max(n, DefaultMaxBulk) documents. Default 1,000, for MongoDB; the driver
+// splits commands further where the server's limits require.
 //
 // FerretDB v1 on SQLite needs a small value, 32: within one update command
 // it keeps one pooled SQLite connection per statement that matched a
@@ -170,7 +173,7 @@ func New(client *mongo.Client, database string, opts ...Option) (*Sink, error) {
 		kpis: db.Collection(c.kpis, wc), sessions: db.Collection(c.sessions, wc), funnel: db.Collection(c.funnel, wc),
 		progress: db.Collection(c.progress, wc),
 		log:      c.log, timeout: c.timeout, window: c.window.Milliseconds(), now: c.now, maxBulk: c.maxBulk,
-		published: map[partKey]sinks.Progress{},
+		published: map[partKey]sinks.Progress{}, held: map[partKey]held{},
 	}, nil
 }
 
@@ -206,68 +209,94 @@ func (s *Sink) ensureIndexes(ctx context.Context) error {
 	return nil
 }
 
-// Write writes the batches' KPI windows, sessions and funnel records
-// together, in as few commands as maxBulk allows, and returns nil once they
-// are durable (write concern majority); then it publishes each batch's
-// Progress, unless this sink already published a progress of the partition
-// at least as far in every field (so a batch without results but with new
-// progress writes only that). A stored progress never moves backwards: each
-// field keeps its maximum, so a replay's older watermark changes nothing.
-// Dead letters, events and counters are not written: other sinks keep them.
-// Within a batch, the last value of a key wins, except that a final window
-// beats running updates; a running update of a window already final in the
-// database changes nothing.
+// Write writes the batches' final windows, sessions and final funnel
+// records, as inserts, in as few commands as maxBulk allows; then, once those
+// are durable (write concern majority), each partition's progress document
+// in one update statement: the batch's running windows and funnel minutes
+// set in it, its final ones (and running ones the progress has passed)
+// removed from it, its Progress raised. A batch with no window or funnel
+// record and no progress beyond what this sink already published writes no
+// progress. A stored progress never moves backwards: each field keeps its
+// maximum, so a replay's older watermark changes nothing. Dead letters,
+// events and counters are not written: other sinks keep them. Within a
+// batch, the last value of a key wins, except that a final record beats
+// running ones; a running record never replaces a final one, in the
+// database or in what the queries read.
 func (s *Sink) Write(ctx context.Context, bs ...*sinks.Batch) error {
-	var results, moved []*sinks.Batch
+	now := bson.NewDateTimeFromTime(s.now())
+	type progressWrite struct {
+		b    *sinks.Batch
+		u    bson.D
+		next held
+	}
+	var results []*sinks.Batch
+	var writes []progressWrite
 	s.mu.Lock()
 	closed, indexed := s.closed, s.indexed
+	published := map[partKey]sinks.Progress{}
+	holds := map[partKey]held{}
 	for _, b := range bs {
 		if len(b.KPIs) > 0 || len(b.Sessions) > 0 || len(b.Funnel) > 0 {
 			results = append(results, b)
 		}
-		if last, ok := s.published[partKey{b.Topic, b.Partition}]; !ok || b.Progress.Max(last) != last {
-			moved = append(moved, b)
+		key := partKey{b.Topic, b.Partition}
+		if _, ok := holds[key]; !ok { // a partition's later batches follow its earlier ones
+			holds[key] = s.held[key]
+			if p, ok := s.published[key]; ok {
+				published[key] = p
+			}
+		}
+		last, had := published[key]
+		u, next, send := progressUpdate(b, last, had, holds[key], s.window, now)
+		if send {
+			writes = append(writes, progressWrite{b, u, next})
+			holds[key], published[key] = next, b.Progress.Max(last)
+			if !had {
+				published[key] = b.Progress
+			}
 		}
 	}
 	s.mu.Unlock()
 	if closed {
 		return ErrClosed
 	}
-	if len(results) == 0 && len(moved) == 0 {
+	if len(results) == 0 && len(writes) == 0 {
 		return nil
 	}
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	now := bson.NewDateTimeFromTime(s.now())
-	if len(results) > 0 {
-		if err := s.writeResults(ctx, results, indexed, now); err != nil {
+	if !indexed {
+		if err := s.ensureIndexes(ctx); err != nil {
 			return err
 		}
 	}
-	if len(moved) == 0 {
-		return nil
+	if err := s.writeResults(ctx, results, now); err != nil {
+		return err
 	}
 	// Only now: a reader that sees this progress must find the results it
-	// covers durable.
-	models := make([]mongo.WriteModel, len(moved))
-	for i, b := range moved {
-		models[i] = mongo.NewUpdateOneModel().SetFilter(bson.D{{Key: "_id", Value: progressID(b.Topic, b.Partition)}}).
-			SetUpdate(progressUpdate(b, now)).SetUpsert(true)
+	// covers durable. In order: a partition's later batch follows its
+	// earlier one.
+	models := make([]mongo.WriteModel, len(writes))
+	moved := make([]*sinks.Batch, len(writes))
+	for i, w := range writes {
+		models[i] = mongo.NewUpdateOneModel().SetFilter(bson.D{{Key: "_id", Value: progressID(w.b.Topic, w.b.Partition)}}).
+			SetUpdate(w.u).SetUpsert(true)
+		moved[i] = w.b
 	}
 	for start := 0; start < len(models); start += s.maxBulk {
-		if _, err := bulk(ctx, s.progress, models[start:min(start+s.maxBulk, len(models))], nil); err != nil {
+		if _, err := s.progress.BulkWrite(ctx, models[start:min(start+s.maxBulk, len(models))], options.BulkWrite().SetOrdered(true)); err != nil {
 			return fmt.Errorf("mongo sink: write %s of %s: %w", s.progress.Name(), where(moved), err)
 		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, b := range moved {
-		key := partKey{b.Topic, b.Partition}
-		p := b.Progress
+	for _, w := range writes {
+		key := partKey{w.b.Topic, w.b.Partition}
+		p := w.b.Progress
 		if q, ok := s.published[key]; ok {
 			p = p.Max(q)
 		}
-		s.published[key] = p
+		s.published[key], s.held[key] = p, w.next
 	}
 	return nil
 }
@@ -281,22 +310,13 @@ func where(bs []*sinks.Batch) string {
 	return strings.Join(parts, ", ")
 }
 
-// writeResults writes the batches' windows, then their sessions and funnel
-// records.
-func (s *Sink) writeResults(ctx context.Context, bs []*sinks.Batch, indexed bool, now bson.DateTime) error {
-	if !indexed {
-		if err := s.ensureIndexes(ctx); err != nil {
-			return err
-		}
-	}
-	var kpis, runningFunnel []update
-	var sessions, funnels []any
+// writeResults inserts the batches' final windows and sessions, then
+// writes their funnel minutes: running updates, then finals inserted.
+func (s *Sink) writeResults(ctx context.Context, bs []*sinks.Batch, now bson.DateTime) error {
+	var kpis, sessions, funnels []any
+	var runningFunnel []update
 	for _, b := range bs {
-		w, err := kpiWrites(b, now)
-		if err != nil {
-			return fmt.Errorf("mongo sink: %s: %w", where(bs), err)
-		}
-		kpis = append(kpis, w...)
+		kpis = append(kpis, kpiFinals(b, now)...)
 		sessions = append(sessions, sessionDocs(b, now)...)
 		finals, running, err := funnelWrites(b, now)
 		if err != nil {
@@ -304,23 +324,25 @@ func (s *Sink) writeResults(ctx context.Context, bs []*sinks.Batch, indexed bool
 		}
 		funnels, runningFunnel = append(funnels, finals...), append(runningFunnel, running...)
 	}
-	refused, err := s.update(ctx, s.kpis, kpis)
-	if err != nil {
-		return fmt.Errorf("mongo sink: write %s of %s: %w", s.kpis.Name(), where(bs), err)
-	}
-	if len(sessions) > 0 {
-		if err := s.insert(ctx, s.sessions, sessions); err != nil {
-			return fmt.Errorf("mongo sink: write %s of %s: %w", s.sessions.Name(), where(bs), err)
+	for _, w := range []struct {
+		coll *mongo.Collection
+		docs []any
+	}{{s.kpis, kpis}, {s.sessions, sessions}} {
+		if len(w.docs) == 0 {
+			continue
+		}
+		if err := s.insert(ctx, w.coll, w.docs); err != nil {
+			return fmt.Errorf("mongo sink: write %s of %s: %w", w.coll.Name(), where(bs), err)
 		}
 	}
 	// running updates before the finals: a final of the same minute in the
 	// same round then replaces its running update
-	n, err := s.update(ctx, s.funnel, runningFunnel)
+	refused, err := s.update(ctx, s.funnel, runningFunnel)
 	if err != nil {
 		return fmt.Errorf("mongo sink: write %s of %s: %w", s.funnel.Name(), where(bs), err)
 	}
-	if refused += n; refused > 0 {
-		s.log.Debug("running updates of final windows or funnel minutes refused", "n", refused)
+	if refused > 0 {
+		s.log.Debug("running updates of final funnel minutes refused", "n", refused)
 	}
 	if len(funnels) > 0 {
 		if err := s.insert(ctx, s.funnel, funnels); err != nil {
@@ -387,9 +409,12 @@ func (s *Sink) insert(ctx context.Context, coll *mongo.Collection, docs []any) e
 	return nil
 }
 
-// idOf returns the _id of a document of sessionDocs or funnelDocs.
+// idOf returns the _id of a document of kpiFinals, sessionDocs or
+// funnelWrites.
 func idOf(d any) string {
 	switch d := d.(type) {
+	case kpiDoc:
+		return d.ID
 	case sessionDoc:
 		return d.ID
 	case funnelDoc:
