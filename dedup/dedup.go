@@ -31,7 +31,10 @@ type Deduper struct {
 	used  int     // occupied slots, expired ones included
 	wm    int64   // the newest watermark Seen was given
 	track bool    // keep fresh, for AppendFresh
-	fresh []entry // accepted since the last AppendFresh, in order
+	fresh []entry // accepted since the last AppendFresh, in order, from written on
+	// written counts the entries of fresh already in a segment of this
+	// checkpoint: the array is reused by the next interval
+	written int
 }
 
 type entry struct {
@@ -54,13 +57,7 @@ func NewSeeded(seed uint64) *Deduper {
 }
 
 func (d *Deduper) hash(id string) (uint64, uint64) {
-	return fphash.String(id, d.seed) | 1, fphash.String(id, ^d.seed*0x9e3779b97f4a7c15)
-}
-
-// home maps a hash onto [0, len(slots)) without a power-of-two size.
-func home(h uint64, n int) int {
-	hi, _ := bits.Mul64(h, uint64(n))
-	return int(hi)
+	return fphash.Fingerprint(id, d.seed)
 }
 
 // Seen reports whether an event with this id is a duplicate, given the
@@ -84,7 +81,7 @@ func (d *Deduper) SeenWith(id string, n, ts, wm int64) bool {
 func (d *Deduper) seen(h1, h2 uint64, ts, wm int64) bool {
 	d.wm = max(d.wm, wm)
 	n := len(d.slots)
-	for i := home(h1, n); ; {
+	for i := fphash.Slot(h1, n); ; {
 		s := &d.slots[i]
 		if s.h1 == 0 {
 			if float64(d.used+1) > maxLoad*float64(n) {
@@ -187,22 +184,22 @@ const segmentVersion = 1
 func (d *Deduper) Incremental() { d.track = true }
 
 // AppendFresh appends to dst a segment of the ids accepted since the last
-// call (at most max of them, oldest first) that are not expired at wm, and
+// call (at most limit of them, oldest first) that are not expired at wm, and
 // returns it with the newest event_ts among them and whether ids remain for
 // another segment. It appends nothing when none are left. Restore rebuilds
 // a Deduper from the segments whose newest event_ts is still >= wm.
 func (d *Deduper) AppendFresh(dst []byte, wm int64, limit int) (seg []byte, newest int64, more bool) {
-	kept := d.fresh[:0]
-	for _, e := range d.fresh {
+	kept := d.fresh[:d.written]
+	for _, e := range d.fresh[d.written:] {
 		if e.ts >= wm {
 			kept = append(kept, e)
 		}
 	}
-	if len(kept) == 0 {
-		d.fresh = nil // let the interval's array go
+	if len(kept) == d.written { // nothing left (an idle interval): let the array go
+		d.fresh, d.written = nil, 0
 		return dst, math.MinInt64, false
 	}
-	take := kept[:min(max(limit, 1), len(kept))]
+	take := kept[d.written:min(d.written+max(limit, 1), len(kept))]
 	newest, base := take[0].ts, take[0].ts
 	for _, e := range take[1:] {
 		newest, base = max(newest, e.ts), min(base, e.ts)
@@ -214,8 +211,12 @@ func (d *Deduper) AppendFresh(dst []byte, wm int64, limit int) (seg []byte, newe
 	for _, e := range take {
 		dst = appendEntry(dst, e, base)
 	}
-	d.fresh = kept[len(take):]
-	return dst, newest, len(d.fresh) > 0
+	d.fresh, d.written = kept, d.written+len(take)
+	if d.written == len(d.fresh) { // all written: the next interval starts over
+		d.fresh, d.written = d.fresh[:0], 0
+		return dst, newest, false
+	}
+	return dst, newest, true
 }
 
 // Restore replaces the state with the ids of segments (made by AppendFresh
@@ -285,7 +286,7 @@ func build(seed uint64, wm int64, es []entry) *Deduper {
 // put inserts e, or replaces the entry of its fingerprint.
 func (d *Deduper) put(e entry) {
 	n := len(d.slots)
-	i := home(e.h1, n)
+	i := fphash.Slot(e.h1, n)
 	for d.slots[i].h1 != 0 {
 		if d.slots[i].h1 == e.h1 && d.slots[i].h2 == e.h2 {
 			d.slots[i].ts = e.ts

@@ -62,6 +62,12 @@ func BenchmarkOperators(b *testing.B) {
 			p.Updates()
 			p.Reset()
 		}
+		if i%(1<<20) == 0 { // a checkpoint, as the runner's every 5 s
+			if _, err := p.Checkpoint(); err != nil {
+				b.Fatal(err)
+			}
+			p.Saved()
+		}
 	}
 	for i := range len(events) { // warm up: one full pass
 		run(i)

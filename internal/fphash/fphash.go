@@ -45,3 +45,15 @@ func String(s string, seed uint64) uint64 {
 	}
 	return mix(p1^uint64(n), mix(a^p1, b^seed^p3)^p2)
 }
+
+// Fingerprint returns a 128-bit keyed fingerprint of s, two independent
+// 64-bit hashes; h1 is never 0, so that 0 can mark an empty slot.
+func Fingerprint(s string, seed uint64) (h1, h2 uint64) {
+	return String(s, seed) | 1, String(s, ^seed*0x9e3779b97f4a7c15)
+}
+
+// Slot maps a hash onto [0, n) without a power-of-two n.
+func Slot(h uint64, n int) int {
+	hi, _ := bits.Mul64(h, uint64(n))
+	return int(hi)
+}
