@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 
 	"github.com/clickstreamkit/clickstream/internal/fphash"
+	"github.com/clickstreamkit/clickstream/internal/fptable"
 	"github.com/clickstreamkit/clickstream/internal/snap"
 )
 
@@ -16,8 +17,9 @@ import (
 //
 // Ids are held as 128-bit keyed fingerprints (two independent 64-bit hashes
 // with a random seed kept in snapshots), 24 bytes a slot, in an
-// open-addressing table that is rebuilt without the expired ids whenever it
-// fills: memory follows the ids within the watermark horizon. Two different
+// open-addressing table that drops the expired ids in place whenever it
+// fills, and is resized when what is left makes it too full or too empty:
+// memory follows the ids within the watermark horizon. Two different
 // ids are taken for one only on a 128-bit collision (below 1e-19 for a
 // billion ids held at once).
 //
@@ -27,25 +29,25 @@ import (
 // Either leaves out expired ids.
 type Deduper struct {
 	seed  uint64
-	slots []entry // linear probing; h1 == 0 marks an empty slot
-	used  int     // occupied slots, expired ones included
-	wm    int64   // the newest watermark Seen was given
-	track bool    // keep fresh, for AppendFresh
-	fresh []entry // accepted since the last AppendFresh, in order, from written on
+	t     fptable.Table[int64] // fingerprint -> event_ts
+	wm    int64                // the newest watermark Seen was given
+	track bool                 // keep fresh, for AppendFresh
+	fresh []entry              // accepted since the last AppendFresh, in order, from written on
 	// written counts the entries of fresh already in a segment of this
 	// checkpoint: the array is reused by the next interval
 	written int
 }
 
-type entry struct {
-	h1, h2 uint64
-	ts     int64
-}
+// entry is an id's fingerprint and its event_ts (V).
+type entry = fptable.Slot[int64]
 
 const (
 	minSlots = 64
-	maxLoad  = 0.80 // rebuild when this full
-	rebuilt  = 0.55 // load right after a rebuild
+	maxLoad  = 0.80 // drop the expired ids when this full
+	resized  = 0.55 // the load a resize leaves
+	// after dropping the expired ids, the table is resized unless its load
+	// is within [minKept, maxKept]
+	minKept, maxKept = 0.45, 0.65
 )
 
 // New returns an empty Deduper with a random seed.
@@ -53,7 +55,7 @@ func New() *Deduper { return NewSeeded(rand.Uint64()) }
 
 // NewSeeded returns an empty Deduper whose fingerprints use seed.
 func NewSeeded(seed uint64) *Deduper {
-	return &Deduper{seed: seed, slots: make([]entry, minSlots), wm: math.MinInt64}
+	return &Deduper{seed: seed, t: fptable.New[int64](minSlots), wm: math.MinInt64}
 }
 
 func (d *Deduper) hash(id string) (uint64, uint64) {
@@ -80,60 +82,39 @@ func (d *Deduper) SeenWith(id string, n, ts, wm int64) bool {
 
 func (d *Deduper) seen(h1, h2 uint64, ts, wm int64) bool {
 	d.wm = max(d.wm, wm)
-	n := len(d.slots)
-	for i := fphash.Slot(h1, n); ; {
-		s := &d.slots[i]
-		if s.h1 == 0 {
-			if float64(d.used+1) > maxLoad*float64(n) {
-				d.rebuild(wm)
-				return d.seen(h1, h2, ts, wm)
-			}
-			*s = entry{h1, h2, ts}
-			d.used++
-			if d.track {
-				d.fresh = append(d.fresh, *s)
-			}
-			return false
+	s, ok := d.t.Find(h1, h2)
+	switch {
+	case ok && s.V >= wm:
+		return true
+	case ok:
+		s.V = ts // forgotten id seen again: reuse its slot
+	default:
+		if float64(d.t.Len()+1) > maxLoad*float64(d.t.Slots()) {
+			d.expire(wm)
+			s, _ = d.t.Find(h1, h2)
 		}
-		if s.h1 == h1 && s.h2 == h2 {
-			if s.ts >= wm {
-				return true
-			}
-			s.ts = ts // forgotten id seen again: reuse its slot
-			if d.track {
-				d.fresh = append(d.fresh, *s)
-			}
-			return false
-		}
-		if i++; i == n {
-			i = 0
-		}
+		d.t.Insert(s, h1, h2, ts)
 	}
+	if d.track {
+		d.fresh = append(d.fresh, *s)
+	}
+	return false
 }
 
-// rebuild drops the ids whose ts < wm and resizes to the live count.
-func (d *Deduper) rebuild(wm int64) {
-	live := 0
-	for _, s := range d.slots {
-		if s.h1 != 0 && s.ts >= wm {
-			live++
-		}
-	}
-	n := max(minSlots, int(float64(live+1)/rebuilt))
-	old := d.slots
-	d.slots, d.used = make([]entry, n), 0
-	for _, s := range old {
-		if s.h1 != 0 && s.ts >= wm {
-			d.put(s)
-		}
+// expire drops the ids whose ts < wm, and resizes the table if that leaves
+// it too full or too empty.
+func (d *Deduper) expire(wm int64) {
+	d.t.DeleteFunc(func(s *entry) bool { return s.V < wm })
+	if load := float64(d.t.Len()+1) / float64(d.t.Slots()); load > maxKept || (load < minKept && d.t.Slots() > minSlots) {
+		d.t.Resize(max(minSlots, int(float64(d.t.Len()+1)/resized)))
 	}
 }
 
 // Len returns the number of ids held, expired ones not yet dropped included.
-func (d *Deduper) Len() int { return d.used }
+func (d *Deduper) Len() int { return d.t.Len() }
 
 // Bytes returns the memory the table holds, in bytes.
-func (d *Deduper) Bytes() int { return cap(d.slots) * 24 }
+func (d *Deduper) Bytes() int { return d.t.Slots() * 24 }
 
 const version = 2
 
@@ -144,17 +125,19 @@ func (d *Deduper) AppendBinary(dst []byte) ([]byte, error) {
 	dst = snap.AppendUint(dst, d.seed)
 	dst = snap.AppendInt(dst, d.wm)
 	live := 0
-	for _, s := range d.slots {
-		if s.h1 != 0 && s.ts >= d.wm {
+	d.t.All(func(s *entry) bool {
+		if s.V >= d.wm {
 			live++
 		}
-	}
+		return true
+	})
 	dst = snap.AppendUint(dst, uint64(live))
-	for _, s := range d.slots {
-		if s.h1 != 0 && s.ts >= d.wm {
-			dst = appendEntry(dst, s, 0)
+	d.t.All(func(s *entry) bool {
+		if s.V >= d.wm {
+			dst = appendEntry(dst, *s, 0)
 		}
-	}
+		return true
+	})
 	return dst, nil
 }
 
@@ -191,7 +174,7 @@ func (d *Deduper) Incremental() { d.track = true }
 func (d *Deduper) AppendFresh(dst []byte, wm int64, limit int) (seg []byte, newest int64, more bool) {
 	kept := d.fresh[:d.written]
 	for _, e := range d.fresh[d.written:] {
-		if e.ts >= wm {
+		if e.V >= wm {
 			kept = append(kept, e)
 		}
 	}
@@ -200,9 +183,9 @@ func (d *Deduper) AppendFresh(dst []byte, wm int64, limit int) (seg []byte, newe
 		return dst, math.MinInt64, false
 	}
 	take := kept[d.written:min(d.written+max(limit, 1), len(kept))]
-	newest, base := take[0].ts, take[0].ts
+	newest, base := take[0].V, take[0].V
 	for _, e := range take[1:] {
-		newest, base = max(newest, e.ts), min(base, e.ts)
+		newest, base = max(newest, e.V), min(base, e.V)
 	}
 	dst = snap.AppendHeader(dst, "dedup-segment", segmentVersion)
 	dst = snap.AppendUint(dst, d.seed)
@@ -240,7 +223,7 @@ func (d *Deduper) Restore(wm int64, segments ...[]byte) error {
 			return err
 		}
 		for _, e := range part {
-			if e.ts >= wm {
+			if e.V >= wm {
 				es = append(es, e)
 			}
 		}
@@ -252,20 +235,20 @@ func (d *Deduper) Restore(wm int64, segments ...[]byte) error {
 }
 
 func appendEntry(dst []byte, e entry, base int64) []byte {
-	dst = binary.LittleEndian.AppendUint64(dst, e.h1)
-	dst = binary.LittleEndian.AppendUint64(dst, e.h2)
-	return snap.AppendInt(dst, e.ts-base)
+	dst = binary.LittleEndian.AppendUint64(dst, e.H1)
+	dst = binary.LittleEndian.AppendUint64(dst, e.H2)
+	return snap.AppendInt(dst, e.V-base)
 }
 
 func readEntries(r *snap.Reader, base int64) ([]entry, error) {
 	n := r.Len()
 	es := make([]entry, 0, n)
 	for range n {
-		e := entry{h1: r.Fixed64(), h2: r.Fixed64(), ts: base + r.Int()}
+		e := entry{H1: r.Fixed64(), H2: r.Fixed64(), V: base + r.Int()}
 		if r.Err() != nil {
 			return nil, r.Err()
 		}
-		if e.h1 == 0 {
+		if e.H1 == 0 {
 			return nil, fmt.Errorf("dedup: %w: empty fingerprint", snap.ErrCorrupt)
 		}
 		es = append(es, e)
@@ -276,26 +259,9 @@ func readEntries(r *snap.Reader, base int64) ([]entry, error) {
 // build returns a Deduper holding es, the later entry of a fingerprint
 // winning (a forgotten id accepted again).
 func build(seed uint64, wm int64, es []entry) *Deduper {
-	d := &Deduper{seed: seed, slots: make([]entry, max(minSlots, int(float64(len(es)+1)/rebuilt))), wm: wm}
+	d := &Deduper{seed: seed, t: fptable.New[int64](max(minSlots, int(float64(len(es)+1)/resized))), wm: wm}
 	for _, e := range es {
-		d.put(e)
+		d.t.Put(e.H1, e.H2, e.V)
 	}
 	return d
-}
-
-// put inserts e, or replaces the entry of its fingerprint.
-func (d *Deduper) put(e entry) {
-	n := len(d.slots)
-	i := fphash.Slot(e.h1, n)
-	for d.slots[i].h1 != 0 {
-		if d.slots[i].h1 == e.h1 && d.slots[i].h2 == e.h2 {
-			d.slots[i].ts = e.ts
-			return
-		}
-		if i++; i == n {
-			i = 0
-		}
-	}
-	d.slots[i] = e
-	d.used++
 }

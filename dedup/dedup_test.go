@@ -106,6 +106,7 @@ func TestDeduperRebuildsWithHorizon(t *testing.T) {
 		}
 	}
 	assert.Less(t, d.Len(), 3*horizon, "state bounded by the horizon, not the stream")
+	assert.Less(t, d.Bytes(), 24*3*horizon, "memory bounded by the horizon")
 
 	b, err := d.AppendBinary(nil)
 	require.NoError(t, err)
@@ -113,6 +114,21 @@ func TestDeduperRebuildsWithHorizon(t *testing.T) {
 	require.NoError(t, back.UnmarshalBinary(b))
 	assert.True(t, back.Seen("e199999", 199_999, 199_000))
 	assert.False(t, back.Seen("e-new", 199_999, 199_000))
+}
+
+// After a burst within a wide horizon, the table shrinks back once the
+// watermark expires the burst.
+func TestDeduperShrinksAfterBurst(t *testing.T) {
+	d := dedup.NewSeeded(5)
+	for i := range 50_000 {
+		require.False(t, d.Seen(fmt.Sprint("burst", i), 1_000_000, 0))
+	}
+	burst := d.Bytes()
+	for ts := int64(2_000_000); ts < 2_030_000; ts++ { // until the table fills
+		require.False(t, d.Seen(fmt.Sprint("calm", ts), ts, ts-100))
+	}
+	assert.Less(t, d.Bytes(), burst/20, "the burst's table shrank")
+	assert.Less(t, d.Len(), 1000)
 }
 
 // A whole snapshot leaves out the ids the watermark expired (issue: the

@@ -75,7 +75,7 @@ type Sessionizer struct {
 	ufree    []int32
 	sslab    []sess
 	sfree    []int32
-	heap     []int32         // session indexes, min end first
+	heap     []heapItem      // open sessions, min (end, start, user id) first
 	byMinute map[int64]int32 // open sessions by start minute
 	idle     []idleUser      // users without open sessions, by idleSince
 	rec      Record
@@ -90,6 +90,15 @@ type user struct {
 	idleSince int64   // when the last session closed, while open is empty
 	seg       uint64  // the segment holding the user's open sessions, 0 none
 	dirty     bool    // changed since the last AppendSegments
+}
+
+// heapItem is an open session in the heap, under the end and start it had
+// when last placed: the end may have grown since (the heap is fixed lazily,
+// when the session could be final by its old end), the start is kept up to
+// date.
+type heapItem struct {
+	end, start int64
+	si         int32
 }
 
 type idleUser struct {
@@ -203,10 +212,7 @@ func (s *Sessionizer) Add(e *clickstream.Event) {
 	if earliest && s.labeler != nil {
 		ss.label = s.label(e)
 	}
-	if e.TS > ss.end {
-		ss.end = e.TS
-		s.down(int(ss.heapAt))
-	}
+	ss.end = max(ss.end, e.TS) // the heap catches up in Advance
 	if earliest {
 		s.touch(target) // a new start (and label) to report
 	}
@@ -268,10 +274,13 @@ func minuteOf(ts int64) int64 {
 	return q * m
 }
 
+// moveStart moves an open session's start earlier.
 func (s *Sessionizer) moveStart(ss *sess, start int64) {
 	s.countMinute(ss.start, -1)
 	ss.start = start
 	s.countMinute(start, 1)
+	s.heap[ss.heapAt].start = start
+	s.up(int(ss.heapAt))
 }
 
 func (s *Sessionizer) countMinute(start int64, d int32) {
@@ -370,7 +379,7 @@ func (s *Sessionizer) newSession(ui int32, ts int64) int32 {
 	ss := &s.sslab[si]
 	*ss = sess{user: ui, start: ts, end: ts, marks: ss.marks[:0], heapAt: int32(len(s.heap)), open: true, changed: ss.changed, reported: -1}
 	s.touch(si)
-	s.heap = append(s.heap, si)
+	s.heap = append(s.heap, heapItem{end: ts, start: ts, si: si})
 	s.up(len(s.heap) - 1)
 	s.countMinute(ts, 1)
 	return si
@@ -383,10 +392,7 @@ func (s *Sessionizer) merge(a, b int32) {
 		s.moveStart(sa, sb.start)
 		sa.label = sb.label
 	}
-	if sb.end > sa.end {
-		sa.end = sb.end
-		s.down(int(sa.heapAt))
-	}
+	sa.end = max(sa.end, sb.end)
 	sa.events += sb.events
 	sa.pv += sb.pv
 	sa.atc += sb.atc
@@ -409,10 +415,16 @@ func (s *Sessionizer) merge(a, b int32) {
 func (s *Sessionizer) Advance(wm int64, emit func(*Record)) {
 	s.advanced = wm
 	for len(s.heap) > 0 {
-		si := s.heap[0]
-		ss := &s.sslab[si]
-		if ss.end+s.gap > wm {
+		top := &s.heap[0]
+		if top.end+s.gap > wm { // no session is final: each end is at least its place's
 			break
+		}
+		si := top.si
+		ss := &s.sslab[si]
+		if top.end != ss.end { // grown since placed: place it anew
+			top.end = ss.end
+			s.down(0)
+			continue
 		}
 		s.removeHeap(0)
 		s.countMinute(ss.start, -1)
@@ -485,22 +497,24 @@ func (s *Sessionizer) fill(r *Record, uid string, ss *sess) {
 func (s *Sessionizer) Open() int { return len(s.heap) }
 
 // The heap orders sessions by (end, start, user id) so that the order of
-// emission follows from the state alone, also after a restore.
+// emission follows from the state alone, also after a restore: Advance
+// emits a session once its place holds its end, and every other place is
+// at most its session's (end, start).
 func (s *Sessionizer) less(i, j int) bool {
-	a, b := &s.sslab[s.heap[i]], &s.sslab[s.heap[j]]
+	a, b := &s.heap[i], &s.heap[j]
 	if a.end != b.end {
 		return a.end < b.end
 	}
 	if a.start != b.start {
 		return a.start < b.start
 	}
-	return s.uslab[a.user].id < s.uslab[b.user].id
+	return s.uslab[s.sslab[a.si].user].id < s.uslab[s.sslab[b.si].user].id
 }
 
 func (s *Sessionizer) swap(i, j int) {
 	s.heap[i], s.heap[j] = s.heap[j], s.heap[i]
-	s.sslab[s.heap[i]].heapAt = int32(i)
-	s.sslab[s.heap[j]].heapAt = int32(j)
+	s.sslab[s.heap[i].si].heapAt = int32(i)
+	s.sslab[s.heap[j].si].heapAt = int32(j)
 }
 
 func (s *Sessionizer) up(j int) {
@@ -615,6 +629,7 @@ func (s *Sessionizer) readUser(r *snap.Reader) int32 {
 		for range n {
 			ss.addMark(Mark{TS: r.Int(), Tag: uint8(r.Uint())})
 		}
+		s.heap[ss.heapAt].end = end
 		s.down(int(ss.heapAt))
 		s.uslab[ui].open = append(s.uslab[ui].open, si)
 	}
