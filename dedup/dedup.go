@@ -32,9 +32,10 @@ type Deduper struct {
 	t     fptable.Table[int64] // fingerprint -> event_ts
 	wm    int64                // the newest watermark Seen was given
 	track bool                 // keep fresh, for AppendFresh
-	fresh []entry              // accepted since the last AppendFresh, in order, from written on
-	// written counts the entries of fresh already in a segment of this
-	// checkpoint: the array is reused by the next interval
+	// fresh holds the ids accepted since the last checkpoint, in order;
+	// the first written of them are in its segments already. Its array
+	// serves the next interval too.
+	fresh   []entry
 	written int
 }
 

@@ -118,7 +118,7 @@ type sess struct {
 	heapAt               int32
 	open                 bool    // not final, not merged into another
 	changed              bool    // listed in changes
-	_                    [8]byte // 128 bytes: an Add touches one aligned pair of cache lines
+	_                    [8]byte // 128 bytes: in a slab of whole pages, one aligned pair of cache lines
 }
 
 // config is what the options set.
