@@ -17,6 +17,7 @@ type Slot[V any] struct {
 type Table[V any] struct {
 	slots []Slot[V]
 	used  int
+	run   []Slot[V] // DeleteFunc's kept keys of a run, reused
 }
 
 // New returns an empty table of n slots (at least one).
@@ -77,9 +78,8 @@ func (t *Table[V]) Delete(h1, h2 uint64) {
 	}
 }
 
-// deleteAt empties slot i, shifting back the slots that probed past it,
-// and returns whether a slot moved into i.
-func (t *Table[V]) deleteAt(i int) bool {
+// deleteAt empties slot i, shifting back the slots that probed past it.
+func (t *Table[V]) deleteAt(i int) {
 	n, hole := len(t.slots), i
 	for j := i; ; {
 		if j++; j == n {
@@ -97,26 +97,39 @@ func (t *Table[V]) deleteAt(i int) bool {
 	}
 	t.slots[hole] = Slot[V]{}
 	t.used--
-	return hole != i
 }
 
 // DeleteFunc removes every key whose slot drop reports true, in place: one
-// pass over the slots from an empty one, which no deletion fills, so that a
-// slot shifted back is always one the pass has yet to reach. The table must
-// have an empty slot.
+// pass over the runs of full slots, each emptied and its kept keys put
+// back in their order, which places each at or before where it was. The
+// pass starts at an empty slot, which no run reaches, so that every slot is
+// seen once. The table must have an empty slot.
 func (t *Table[V]) DeleteFunc(drop func(*Slot[V]) bool) {
 	n := len(t.slots)
 	start := 0
 	for t.slots[start].H1 != 0 {
 		start++
 	}
-	for k := 1; k <= n; k++ {
+	for k := 1; k < n; k++ {
 		i := (start + k) % n
-		for t.slots[i].H1 != 0 && drop(&t.slots[i]) {
-			if !t.deleteAt(i) {
-				break
-			}
+		if t.slots[i].H1 == 0 {
+			continue
 		}
+		kept, r := t.run[:0], 0
+		for ; t.slots[i].H1 != 0; i = (i + 1) % n {
+			if s := &t.slots[i]; !drop(s) {
+				kept = append(kept, *s)
+			}
+			t.slots[i] = Slot[V]{}
+			r++
+		}
+		k += r // the run and the empty slot after it
+		t.used -= r - len(kept)
+		for _, s := range kept {
+			e, _ := t.Find(s.H1, s.H2)
+			*e = s
+		}
+		t.run = kept[:0]
 	}
 }
 
