@@ -3,6 +3,7 @@ package session
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -36,6 +37,32 @@ func TestUserIndexAgainstMap(t *testing.T) {
 			if got, ok := x.get(id); !ok || got != want {
 				t.Fatalf("round %d: get(%s) = %d, %v at the end; want %d", round, id, got, ok, want)
 			}
+		}
+	}
+}
+
+// TestUserOpenList inserts and deletes open sessions at random places
+// against a slice.
+func TestUserOpenList(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	var u user
+	var ref []int32
+	for step := range 20_000 {
+		if k := rng.IntN(len(ref) + 1); len(ref) == 0 || rng.IntN(2) == 0 {
+			si := int32(rng.IntN(1000))
+			u.insertOpen(k, si)
+			ref = slices.Insert(ref, k, si)
+		} else {
+			k = rng.IntN(len(ref))
+			u.deleteOpen(k)
+			ref = slices.Delete(ref, k, k+1)
+		}
+		got := make([]int32, u.openLen())
+		for k := range got {
+			got[k] = u.openAt(k)
+		}
+		if !slices.Equal(got, ref) {
+			t.Fatalf("step %d: open %v, want %v", step, got, ref)
 		}
 	}
 }

@@ -97,7 +97,7 @@ func (s *Sessionizer) writeUsers(fresh []Segment, uis []int32, dirty bool, next 
 			continue
 		}
 		u.dirty = false
-		if len(u.open) == 0 {
+		if u.openLen() == 0 {
 			continue
 		}
 		if cur == nil {

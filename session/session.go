@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -85,11 +86,56 @@ type Sessionizer struct {
 }
 
 type user struct {
-	id        string
-	open      []int32 // open sessions, by start
-	idleSince int64   // when the last session closed, while open is empty
-	seg       uint64  // the segment holding the user's open sessions, 0 none
-	dirty     bool    // changed since the last AppendSegments
+	id string
+	// the open sessions, by start: the first (+1, 0 none) inline, as most
+	// users have one, then the rest
+	first     int32
+	dirty     bool // changed since the last AppendSegments
+	rest      []int32
+	idleSince int64  // when the last session closed, while none is open
+	seg       uint64 // the segment holding the user's open sessions, 0 none
+}
+
+// openLen returns the number of the user's open sessions.
+func (u *user) openLen() int {
+	if u.first == 0 {
+		return 0
+	}
+	return 1 + len(u.rest)
+}
+
+// openAt returns the user's k-th open session by start.
+func (u *user) openAt(k int) int32 {
+	if k == 0 {
+		return u.first - 1
+	}
+	return u.rest[k-1]
+}
+
+// insertOpen puts session si at place k of the open sessions.
+func (u *user) insertOpen(k int, si int32) {
+	switch {
+	case u.first == 0:
+		u.first = si + 1
+	case k == 0:
+		u.rest = slices.Insert(u.rest, 0, u.first-1)
+		u.first = si + 1
+	default:
+		u.rest = slices.Insert(u.rest, k-1, si)
+	}
+}
+
+// deleteOpen removes the k-th open session.
+func (u *user) deleteOpen(k int) {
+	switch {
+	case k > 0:
+		u.rest = slices.Delete(u.rest, k-1, k)
+	case len(u.rest) == 0:
+		u.first = 0
+	default:
+		u.first = u.rest[0] + 1
+		u.rest = slices.Delete(u.rest, 0, 1)
+	}
 }
 
 // heapItem is an open session in the heap, under the end and start it had
@@ -183,8 +229,8 @@ func (s *Sessionizer) Add(e *clickstream.Event) {
 		s.inc.dirty = append(s.inc.dirty, ui)
 	}
 	target := int32(-1)
-	for k := 0; k < len(u.open); {
-		si := u.open[k]
+	for k := 0; k < u.openLen(); {
+		si := u.openAt(k)
 		ss := &s.sslab[si]
 		if e.TS <= ss.start-s.gap || e.TS >= ss.end+s.gap {
 			k++
@@ -196,13 +242,12 @@ func (s *Sessionizer) Add(e *clickstream.Event) {
 			continue
 		}
 		s.merge(target, si) // the event bridges two sessions
-		u.open = slices.Delete(u.open, k, k+1)
+		u.deleteOpen(k)
 	}
 	fresh := target < 0
 	if fresh {
 		target = s.newSession(ui, e.TS)
-		i, _ := slices.BinarySearchFunc(u.open, e.TS, func(si int32, ts int64) int { return cmp.Compare(s.sslab[si].start, ts) })
-		u.open = slices.Insert(u.open, i, target)
+		u.insertOpen(sort.Search(u.openLen(), func(k int) bool { return s.sslab[u.openAt(k)].start >= e.TS }), target)
 	}
 	ss := &s.sslab[target]
 	earliest := fresh || e.TS < ss.start
@@ -433,8 +478,13 @@ func (s *Sessionizer) Advance(wm int64, emit func(*Record)) {
 		u := &s.uslab[ss.user]
 		s.fill(&s.rec, u.id, ss)
 		emit(&s.rec)
-		u.open = slices.DeleteFunc(u.open, func(x int32) bool { return x == si })
-		if len(u.open) == 0 { // kept a while: a returning user costs nothing
+		for k := range u.openLen() {
+			if u.openAt(k) == si {
+				u.deleteOpen(k)
+				break
+			}
+		}
+		if u.openLen() == 0 { // kept a while: a returning user costs nothing
 			s.leave(u)
 			u.idleSince = ss.end + s.gap
 			s.idle = append(s.idle, idleUser{ss.user, u.idleSince})
@@ -454,11 +504,11 @@ func (s *Sessionizer) forget(wm int64) {
 			break
 		}
 		u := &s.uslab[it.user]
-		if len(u.open) > 0 || u.idleSince != it.since {
+		if u.openLen() > 0 || u.idleSince != it.since {
 			continue // back in the meantime
 		}
 		s.users.del(u.id)
-		*u = user{open: u.open[:0]}
+		*u = user{rest: u.rest[:0]}
 		s.ufree = append(s.ufree, it.user)
 	}
 	s.idle = s.idle[:copy(s.idle, s.idle[n:])]
@@ -582,9 +632,9 @@ func (s *Sessionizer) AppendBinary(dst []byte) ([]byte, error) {
 func (s *Sessionizer) appendUser(dst []byte, ui int32) []byte {
 	u := &s.uslab[ui]
 	dst = snap.AppendString(dst, u.id)
-	dst = snap.AppendUint(dst, uint64(len(u.open)))
-	for _, si := range u.open {
-		ss := &s.sslab[si]
+	dst = snap.AppendUint(dst, uint64(u.openLen()))
+	for k := range u.openLen() {
+		ss := &s.sslab[u.openAt(k)]
 		for _, v := range [...]int64{ss.start, ss.end, ss.events, ss.pv, ss.atc, ss.pur} {
 			dst = snap.AppendInt(dst, v)
 		}
@@ -631,7 +681,8 @@ func (s *Sessionizer) readUser(r *snap.Reader) int32 {
 		}
 		s.heap[ss.heapAt].end = end
 		s.down(int(ss.heapAt))
-		s.uslab[ui].open = append(s.uslab[ui].open, si)
+		u := &s.uslab[ui]
+		u.insertOpen(u.openLen(), si)
 	}
 	return ui
 }
@@ -639,7 +690,7 @@ func (s *Sessionizer) readUser(r *snap.Reader) int32 {
 func (s *Sessionizer) sortedUsers() []int32 {
 	ids := make([]int32, 0, s.users.len())
 	for ui := range s.uslab {
-		if len(s.uslab[ui].open) > 0 {
+		if s.uslab[ui].openLen() > 0 {
 			ids = append(ids, int32(ui))
 		}
 	}
