@@ -78,7 +78,8 @@ type Sessionizer struct {
 	sfree    []int32
 	heap     []heapItem      // open sessions, min (end, start, user id) first
 	byMinute map[int64]int32 // open sessions by start minute
-	idle     []idleUser      // users without open sessions, by idleSince
+	idle     []idleUser      // users without open sessions, by idleSince, from idleAt on
+	idleAt   int
 	rec      Record
 	advanced int64 // the watermark of the last Advance
 	inc      *increments
@@ -497,9 +498,8 @@ func (s *Sessionizer) Advance(wm int64, emit func(*Record)) {
 // forget drops the users idle since before wm - gap, oldest first, so that
 // state follows the watermark horizon.
 func (s *Sessionizer) forget(wm int64) {
-	n := 0
-	for ; n < len(s.idle); n++ {
-		it := s.idle[n]
+	for ; s.idleAt < len(s.idle); s.idleAt++ {
+		it := s.idle[s.idleAt]
 		if wm != window.PosInf && it.since+s.gap > wm {
 			break
 		}
@@ -511,7 +511,10 @@ func (s *Sessionizer) forget(wm int64) {
 		*u = user{rest: u.rest[:0]}
 		s.ufree = append(s.ufree, it.user)
 	}
-	s.idle = s.idle[:copy(s.idle, s.idle[n:])]
+	if s.idleAt > len(s.idle)/2 { // the queue moves up once half of it is done
+		s.idle = s.idle[:copy(s.idle, s.idle[s.idleAt:])]
+		s.idleAt = 0
+	}
 }
 
 // sortMarks sorts marks by time, ties in arrival order; they mostly come
