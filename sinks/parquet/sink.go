@@ -48,13 +48,14 @@ const (
 
 // Sink archives a pipeline's accepted events and final minute KPIs as
 // Parquet files (see the package documentation for the layout and
-// guarantees). Create it with New. It is safe for concurrent use; writes are
-// serialized.
+// guarantees). Create it with New. It is safe for concurrent use: the
+// writes of one partition are serialized, those of different partitions run
+// in parallel.
 type Sink struct {
 	dir string
 	config
 
-	mu     sync.Mutex
+	mu     sync.Mutex // guards parts and closed; taken before a partition's
 	parts  map[partKey]*partition
 	closed bool
 
@@ -69,6 +70,8 @@ type partKey struct {
 }
 
 type partition struct {
+	mu     sync.Mutex // serializes the partition's writes
+	closed bool       // its files released: a write must take the partition anew
 	events *eventLog
 	kpis   *kpiLog
 }
@@ -120,37 +123,69 @@ func New(dir string, opts ...Option) (*Sink, error) {
 // periods the batch completes. Running updates (Final false) and b's other results are
 // ignored. A batch covering offsets written before replaces what they
 // produced.
+//
+// The partitions' files are independent: the batches of different
+// partitions are written in parallel, those of one partition in turn. A
+// failed batch stops the later ones of its partition, not the others'.
 func (s *Sink) Write(ctx context.Context, bs ...*sinks.Batch) error {
-	return sinks.WriteEach(ctx, bs, s.write)
+	var keys []partKey
+	byPart := map[partKey][]*sinks.Batch{}
+	for _, b := range bs {
+		k := partKey{b.Topic, b.Partition}
+		if _, ok := byPart[k]; !ok {
+			keys = append(keys, k)
+		}
+		byPart[k] = append(byPart[k], b)
+	}
+	if len(keys) <= 1 {
+		return sinks.WriteEach(ctx, bs, s.write)
+	}
+	errs := make([]error, len(keys))
+	var wg sync.WaitGroup
+	for i, k := range keys {
+		wg.Go(func() { errs[i] = sinks.WriteEach(ctx, byPart[k], s.write) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 func (s *Sink) write(ctx context.Context, b *sinks.Batch) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return ErrClosed
-	}
 	if b.NextOffset < b.FirstOffset {
 		return fmt.Errorf("%w: %s/%d: offsets [%d, %d)", ErrBadBatch, b.Topic, b.Partition, b.FirstOffset, b.NextOffset)
 	}
 	k := partKey{b.Topic, b.Partition}
-	p, err := s.partition(k)
-	if err != nil {
+	for {
+		p, err := s.partition(k)
+		if err != nil {
+			return err
+		}
+		p.mu.Lock()
+		if p.closed { // released meanwhile (a reload by a concurrent write): take it anew
+			p.mu.Unlock()
+			continue
+		}
+		if err = p.events.write(b); err == nil {
+			err = p.kpis.write(b)
+		}
+		failed := err != nil && !errors.Is(err, ErrBadBatch)
+		if failed {
+			// The files may be ahead of the state in memory: reload them on
+			// the retry.
+			p.close()
+		}
+		p.mu.Unlock()
+		if failed {
+			s.mu.Lock()
+			if s.parts[k] == p {
+				delete(s.parts, k)
+			}
+			s.mu.Unlock()
+		}
 		return err
 	}
-	if err = p.events.write(b); err == nil {
-		err = p.kpis.write(b)
-	}
-	if err != nil && !errors.Is(err, ErrBadBatch) {
-		// The files may be ahead of the state in memory: reload them on the
-		// retry.
-		p.close()
-		delete(s.parts, k)
-	}
-	return err
 }
 
 // Durable reports true: Write returns once the staged rows are fsynced.
@@ -168,21 +203,37 @@ func (s *Sink) Close(context.Context) error {
 	s.closed = true
 	var errs []error
 	for k, p := range s.parts {
-		errs = append(errs, p.close())
+		p.mu.Lock()
+		if !p.closed {
+			errs = append(errs, p.close())
+		}
+		p.mu.Unlock()
 		delete(s.parts, k)
 	}
 	return errors.Join(errs...)
 }
 
+// partition returns the partition's open files, loading them on its first
+// write, or anew when another process wrote them meanwhile.
 func (s *Sink) partition(k partKey) (*partition, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
 	if p, ok := s.parts[k]; ok {
-		if !p.events.moved() && !p.kpis.moved() {
+		p.mu.Lock()
+		current := !p.closed && !p.events.moved() && !p.kpis.moved()
+		if !current && !p.closed {
+			// Another process owned the partition meanwhile (a rebalance)
+			// and wrote here: what this one knows is out of date.
+			s.log.Info("parquet: partition changed on disk, reloading", "topic", k.topic, "partition", k.partition)
+			p.close()
+		}
+		p.mu.Unlock()
+		if current {
 			return p, nil
 		}
-		// Another process owned the partition meanwhile (a rebalance) and
-		// wrote here: what this one knows is out of date.
-		s.log.Info("parquet: partition changed on disk, reloading", "topic", k.topic, "partition", k.partition)
-		p.close()
 		delete(s.parts, k)
 	}
 	ev := &eventLog{stagedLog: stagedLog{s: s, id: stagingID{"events", k.topic, k.partition}, dir: s.partDir(DirEvents, k)}}
@@ -199,7 +250,9 @@ func (s *Sink) partition(k partKey) (*partition, error) {
 	return p, nil
 }
 
+// close releases the partition's files; p.mu must be held.
 func (p *partition) close() error {
+	p.closed = true
 	p.events.dropGrowing()
 	return errors.Join(p.events.st.close(), p.kpis.st.close())
 }

@@ -298,6 +298,41 @@ func TestWriteReadBack(t *testing.T) {
 	}
 }
 
+// One Write of several partitions' rounds writes them in parallel, each
+// partition's batches in order; a bad batch of one partition fails the
+// call, and the other partitions' batches of the call are written.
+func TestWriteRoundsOfPartitions(t *testing.T) {
+	dir := t.TempDir()
+	sink := newSink(t, dir, WithChunkSize(100))
+	streams := []*stream{genStream(11, "clicks", 0, 600), genStream(12, "clicks", 1, 450), genStream(13, "clicks", 2, 510)}
+	cuts := []int64{0, 90, 230, 231, 400}
+	for r := 1; r < len(cuts); r++ {
+		var round []*sinks.Batch
+		for _, s := range streams {
+			half := cuts[r-1] + (cuts[r]-cuts[r-1])/2 // two batches of a partition in one call
+			round = append(round, s.batch(cuts[r-1], half, false), s.batch(half, cuts[r], false))
+		}
+		if err := sink.Write(context.Background(), round...); err != nil {
+			t.Fatalf("round %d: %v", r, err)
+		}
+	}
+	bad := &sinks.Batch{Topic: "clicks", Partition: 1, FirstOffset: 5, NextOffset: 4}
+	round := []*sinks.Batch{bad, streams[1].batch(400, 450, true)}
+	for _, s := range []*stream{streams[0], streams[2]} {
+		round = append(round, s.batch(400, s.total, true))
+	}
+	if err := sink.Write(context.Background(), round...); !errors.Is(err, ErrBadBatch) {
+		t.Fatalf("a round with a bad batch: %v, want ErrBadBatch", err)
+	}
+	if err := sink.Write(context.Background(), streams[1].batch(400, 450, true)); err != nil {
+		t.Fatal(err)
+	}
+	if err := sink.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	checkArchive(t, dir, streams...)
+}
+
 func TestWriteAfterClose(t *testing.T) {
 	sink := newSink(t, t.TempDir())
 	if err := sink.Close(context.Background()); err != nil {
