@@ -97,6 +97,7 @@
 // Completing a chunk converts its events to Parquet in one Write: with the
 // default chunk, on the order of half a second.
 //
-// A Sink is safe for concurrent use; its writes are serialized. ReadEvents
+// A Sink is safe for concurrent use; the writes of one partition are
+// serialized, those of different partitions run in parallel. ReadEvents
 // and ReadKPIs read a directory back.
 package parquet
