@@ -31,7 +31,9 @@ type Partial struct {
 	byCur      map[string]float64
 	products   map[string]*Product
 	pool       []*Product
-	latency    Sketch
+	names      map[string]string // product ids of the windows served so far, interned
+
+	latency Sketch
 }
 
 // Counts are the additive counters of a window.
@@ -66,7 +68,7 @@ type Product struct {
 
 // NewPartial returns an empty partial that values purchases with money.
 func NewPartial(money clickstream.Currencies) *Partial {
-	return &Partial{money: money, byCur: map[string]float64{}, products: map[string]*Product{}}
+	return &Partial{money: money, byCur: map[string]float64{}, products: map[string]*Product{}, names: map[string]string{}}
 }
 
 // Reset empties p for the window [start, end).
@@ -128,6 +130,22 @@ func (p *Partial) addCurrency(cur string, price float64) {
 	p.byCur[cur] += price
 }
 
+// maxNames bounds a partial's interned product ids.
+const maxNames = 1 << 14
+
+// intern returns a copy of id, the same for each window: the event's
+// strings pin its whole message.
+func (p *Partial) intern(id string) string {
+	if v, ok := p.names[id]; ok {
+		return v
+	}
+	id = strings.Clone(id)
+	if len(p.names) < maxNames {
+		p.names[id] = id
+	}
+	return id
+}
+
 func (p *Partial) product(id string) *Product {
 	if pr, ok := p.products[id]; ok {
 		return pr
@@ -138,7 +156,7 @@ func (p *Partial) product(id string) *Product {
 	} else {
 		pr = new(Product)
 	}
-	*pr = Product{ProductID: strings.Clone(id)} // keys must not pin the event's message
+	*pr = Product{ProductID: p.intern(id)}
 	p.products[pr.ProductID] = pr
 	return pr
 }
